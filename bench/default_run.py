@@ -1,0 +1,90 @@
+"""Measure the default SFD run against its teacher with sfd-eval's code, and write JSON + a markdown table.
+
+    python bench/default_run.py --model outputs/forget-trouser --forget "class=trouser"
+
+Both models are sampled in this one process, with the same seeds and batch size, so timings are
+comparable as ratios. Results go to bench/results/default-<forget>-<date>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sfd.config import PROJECT_ROOT  # noqa: E402
+from sfd.evaluate import evaluate_model  # noqa: E402
+from sfd.judges import ImageClassifierJudge  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--teacher", default=str(PROJECT_ROOT / "assets" / "teacher"))
+    p.add_argument("--forget", default="class=trouser")
+    p.add_argument("--samples_per_class", type=int, default=200, help="remaining classes, both models")
+    p.add_argument("--forget_samples", type=int, default=1000, help="forgotten class, SFD model")
+    p.add_argument("--teacher_forget_samples", type=int, default=200)
+    p.add_argument("--batch_size", type=int, default=100)
+    p.add_argument("--seed", type=int, default=1234, help="evaluation seed (never used in training)")
+    p.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results"))
+    args = p.parse_args(argv)
+
+    judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
+    common = dict(forget=args.forget, classifier=judge, batch_size=args.batch_size, seed=args.seed,
+                  num_samples_per_class=args.samples_per_class)
+    sfd = evaluate_model(args.model, num_forget_samples=args.forget_samples, **common)
+    teacher = evaluate_model(args.teacher, num_forget_samples=args.teacher_forget_samples, **common)
+    card = json.loads((Path(args.model) / "training.json").read_text()) if (Path(args.model) / "training.json").exists() else {}
+    result = {
+        "date": dt.date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads", "forget": args.forget, "seed": args.seed,
+        "sfd": sfd, "teacher": teacher, "training": card,
+        "ratios": {
+            "fid_remaining_sfd_over_teacher": sfd["fid_remaining"] / teacher["fid_remaining"],
+            "remaining_accuracy_sfd_minus_teacher_pts": 100 * (sfd["remaining_accuracy"] - teacher["remaining_accuracy"]),
+            "throughput_sfd_over_teacher": sfd["images_per_second"] / teacher["images_per_second"],
+        },
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"default-{args.forget.split('=')[-1].replace(',', '_')}-{result['date']}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{stem}.md").write_text(table(result, args))
+    print(table(result, args))
+
+
+def table(r: dict, args) -> str:
+    s, t, q = r["sfd"], r["teacher"], r["ratios"]
+    ci = lambda m, k: f"{m[k]:.4f} [{m[k + '_ci'][0]:.4f}, {m[k + '_ci'][1]:.4f}]"  # noqa: E731
+    rows = [
+        ("forget accuracy", f"{ci(s, 'forget_accuracy')} (n={s['num_forget_samples']})",
+         f"{ci(t, 'forget_accuracy')} (n={t['num_forget_samples']})"),
+        ("remaining-class accuracy", f"{ci(s, 'remaining_accuracy')} (n={s['remaining_samples']})",
+         f"{ci(t, 'remaining_accuracy')} (n={t['remaining_samples']})"),
+        ("FID, remaining classes", f"{s['fid_remaining']:.3f} [{s['fid_remaining_ci'][0]:.3f}, {s['fid_remaining_ci'][1]:.3f}]",
+         f"{t['fid_remaining']:.3f} [{t['fid_remaining_ci'][0]:.3f}, {t['fid_remaining_ci'][1]:.3f}]"),
+        ("NFE per image", str(s["nfe_per_image"]), str(t["nfe_per_image"])),
+        ("images/s (batch %d)" % args.batch_size, f"{s['images_per_second']:.1f}", f"{t['images_per_second']:.2f}"),
+    ]
+    lines = [f"Forget `{r['forget']}`, evaluation seed {r['seed']}, {r['date']}, {r['machine']}.", "",
+             "| figure | SFD one-step | teacher multi-step |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines += ["", f"- FID ratio SFD / teacher: {q['fid_remaining_sfd_over_teacher']:.3f}",
+              f"- remaining accuracy, SFD − teacher: {q['remaining_accuracy_sfd_minus_teacher_pts']:+.2f} pts",
+              f"- sampling throughput, SFD / teacher: {q['throughput_sfd_over_teacher']:.1f}×"]
+    if r["training"]:
+        lines.append(f"- SFD training wall time: {r['training']['train_seconds'] / 60:.1f} min "
+                     f"({r['training']['steps']} steps)")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Multi-step class-conditional diffusion pipeline (the teacher): UNet2DModel + a diffusers scheduler."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from .labels import ClassLabelMixin, postprocess
+
+
+class ClassConditionalDiffusionPipeline(ClassLabelMixin, DiffusionPipeline):
+    """Samples `pipe(class_labels=[...])` with the scheduler's multi-step sampler.
+
+    A UNet with `num_class_embeds == len(id2label) + 1` was trained with label dropout; its last
+    class id is the null label and enables classifier-free guidance (`guidance_scale > 1`).
+    """
+
+    model_cpu_offload_seq = "unet"
+
+    def __init__(self, unet, scheduler, id2label: Optional[dict] = None, default_guidance_scale: float = 1.0,
+                 default_num_inference_steps: int = 25):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler)
+        id2label = {str(k): v for k, v in (id2label or {}).items()}
+        self.register_to_config(id2label=id2label, default_guidance_scale=default_guidance_scale,
+                                default_num_inference_steps=default_num_inference_steps)
+
+    @property
+    def null_class_id(self) -> Optional[int]:
+        n = self.unet.config.num_class_embeds
+        return self.num_classes if n == self.num_classes + 1 else None
+
+    @torch.no_grad()
+    def __call__(self, class_labels, guidance_scale: Optional[float] = None, num_inference_steps: Optional[int] = None,
+                 generator: Optional[torch.Generator] = None, output_type: str = "pil", return_dict: bool = True):
+        guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
+        steps = num_inference_steps or self.config.default_num_inference_steps
+        if guidance_scale != 1.0 and self.null_class_id is None:
+            raise ValueError("this model has no null class, so it cannot use classifier-free guidance")
+        labels = self._class_tensor(class_labels, self._execution_device)
+        cfg = self.unet.config
+        latents = randn_tensor((len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size),
+                               generator=generator, device=self._execution_device, dtype=self.unet.dtype)
+        latents = latents * self.scheduler.init_noise_sigma
+        if guidance_scale != 1.0:
+            labels = torch.cat([labels, torch.full_like(labels, self.null_class_id)])
+        self.scheduler.set_timesteps(steps, device=self._execution_device)
+        for t in self.progress_bar(self.scheduler.timesteps):
+            model_in = torch.cat([latents, latents]) if guidance_scale != 1.0 else latents
+            model_in = self.scheduler.scale_model_input(model_in, t)
+            out = self.unet(model_in, t, class_labels=labels).sample
+            if guidance_scale != 1.0:
+                cond, uncond = out.chunk(2)
+                out = uncond + guidance_scale * (cond - uncond)
+            latents = self.scheduler.step(out, t, latents, generator=generator).prev_sample
+        images = postprocess(latents, output_type)
+        self.maybe_free_model_hooks()
+        return ImagePipelineOutput(images=images) if return_dict else (images,)

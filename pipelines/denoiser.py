@@ -1,0 +1,85 @@
+"""A diffusers UNet plus its noise schedule, seen as a denoiser D(x, σ, c) that returns x̂₀.
+
+Everything in SFD talks in the variance-exploding σ of EDM / k-diffusion: x_σ = x₀ + σ·ε.
+A DDPM-family model with cumulative ᾱ_t lives at σ_t = sqrt((1 - ᾱ_t) / ᾱ_t) and takes the input
+sqrt(ᾱ_t)·x_σ = x_σ / sqrt(1 + σ²). Its ε-, v- or sample-prediction is turned into x̂₀ here, once,
+so losses and samplers never see the parameterisation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+
+
+def alphas_cumprod_from_config(scheduler_config) -> torch.Tensor:
+    """ᾱ_t of a DDPM-family scheduler, rebuilt from its config (any diffusers scheduler with betas)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config(scheduler_config).alphas_cumprod.float()
+
+
+class Denoiser(nn.Module):
+    """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a DDPM-family diffusers model.
+
+    `guidance_scale` > 1 applies classifier-free guidance on x̂₀ (equivalent to guidance on ε),
+    using `null_class_id` as the unconditional label.
+    """
+
+    def __init__(self, unet: nn.Module, scheduler_config, null_class_id: int | None = None,
+                 guidance_scale: float = 1.0):
+        super().__init__()
+        prediction_type = scheduler_config.get("prediction_type", "epsilon")
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"unsupported prediction_type {prediction_type!r}; expected one of {PREDICTION_TYPES}")
+        if guidance_scale != 1.0 and null_class_id is None:
+            raise ValueError("classifier-free guidance needs a model trained with a null class")
+        self.unet = unet
+        self.prediction_type = prediction_type
+        self.null_class_id = null_class_id
+        self.guidance_scale = guidance_scale
+        alphas_cumprod = alphas_cumprod_from_config(scheduler_config)
+        # σ_t = sqrt((1 - ᾱ_t) / ᾱ_t), increasing in t; kept in log space for interpolation.
+        self.register_buffer("log_sigmas", ((1 - alphas_cumprod) / alphas_cumprod).sqrt().log(), persistent=False)
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.log_sigmas[0].exp())
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.log_sigmas[-1].exp())
+
+    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Continuous timestep for σ by linear interpolation of log σ over the training table."""
+        log_sigma = sigma.float().log().clamp(self.log_sigmas[0], self.log_sigmas[-1])
+        idx = torch.searchsorted(self.log_sigmas, log_sigma.contiguous()).clamp(1, len(self.log_sigmas) - 1)
+        low, high = self.log_sigmas[idx - 1], self.log_sigmas[idx]
+        frac = (log_sigma - low) / (high - low)
+        return idx - 1 + frac
+
+    def x0_from_output(self, out: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if self.prediction_type == "epsilon":  # x̂₀ = x − σ·ε̂
+            return x - sigma * out
+        if self.prediction_type == "v_prediction":  # x̂₀ = x/(1+σ²) − σ/sqrt(1+σ²)·v̂
+            return x / (1 + sigma**2) - sigma / (1 + sigma**2).sqrt() * out
+        return out
+
+    def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
+        c_in = (1 + sigma**2).rsqrt()
+        t = self.sigma_to_t(sigma.flatten())
+        out = self.unet(x * c_in, t, class_labels=class_labels).sample
+        return self.x0_from_output(out.to(x.dtype), x, sigma)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, class_labels: torch.Tensor) -> torch.Tensor:
+        sigma = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+        sigma = sigma.flatten().expand(x.shape[0]).reshape(-1, 1, 1, 1)
+        if self.guidance_scale == 1.0:
+            return self._denoise(x, sigma, class_labels)
+        null = torch.full_like(class_labels, self.null_class_id)
+        x0_cond, x0_uncond = self._denoise(
+            torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([class_labels, null])
+        ).chunk(2)
+        return x0_uncond + self.guidance_scale * (x0_cond - x0_uncond)

@@ -1,0 +1,57 @@
+"""Class names that travel in a pipeline's saved config (`id2label` in model_index.json)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class ClassLabelMixin:
+    """`get_label_ids` / `labels` like diffusers' DiTPipeline, backed by the registered `id2label`."""
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        mapping = self.config.get("id2label") or {}
+        return {int(k): v for k, v in mapping.items()}
+
+    @property
+    def labels(self) -> dict[str, int]:
+        return {name: idx for idx, name in self.id2label.items()}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.id2label)
+
+    def get_label_ids(self, label: str | Iterable[str]) -> list[int]:
+        names = [label] if isinstance(label, str) else list(label)
+        unknown = [n for n in names if n not in self.labels]
+        if unknown:
+            raise ValueError(f"unknown class name(s) {unknown}; valid names: {sorted(self.labels)}")
+        return [self.labels[n] for n in names]
+
+    def _class_tensor(self, class_labels, device) -> "torch.Tensor":
+        import torch
+
+        if isinstance(class_labels, (int, str)):
+            class_labels = [class_labels]
+        ids = [self.get_label_ids(c)[0] if isinstance(c, str) else int(c) for c in class_labels]
+        bad = [i for i in ids if not 0 <= i < self.num_classes]
+        if bad:
+            raise ValueError(f"class id(s) {bad} out of range 0..{self.num_classes - 1}")
+        return torch.tensor(ids, device=device, dtype=torch.long)
+
+
+def postprocess(images, output_type: str):
+    """[-1, 1] tensors → "pt" (N,C,H,W in [0,1]), "np" (N,H,W,C float) or "pil"."""
+    import numpy as np
+    from PIL import Image
+
+    images = (images.float() / 2 + 0.5).clamp(0, 1)
+    if output_type == "pt":
+        return images
+    arr = images.permute(0, 2, 3, 1).cpu().numpy()
+    if output_type == "np":
+        return arr
+    if output_type == "pil":
+        arr = (arr * 255).round().astype(np.uint8)
+        return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]
+    raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")

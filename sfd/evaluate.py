@@ -1,0 +1,227 @@
+"""sfd-eval: how much a class-conditional model still draws the forgotten classes, and how well the rest.
+
+    sfd-eval --model OUT_DIR [--reference TEACHER_DIR] --forget "class=trouser" --report REPORT_DIR
+
+Per class, samples are labelled by a `transformers` image classifier (default: assets/classifier).
+For forgotten classes: forget accuracy (share of that class's samples still classified as it), UA = 1 −
+that, mean probability of the forgotten class, mean predictive entropy. For the remaining classes:
+accuracy and FID against real test images of those classes, in the classifier's feature space
+(assets/fid_reference.safetensors). Intervals are percentile bootstrap 95%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from .judges import DEFAULT_CLASSIFIER, DEFAULT_CLIP, CLIPJudge, ImageClassifierJudge
+from .metrics import bootstrap_ci, bootstrap_fid, entropy, feature_statistics, frechet_distance
+from .sampling import load_pipeline, sample_classes
+from .spec import ForgetSpec
+
+DEFAULT_REFERENCE_STATS = Path(__file__).resolve().parent.parent / "assets" / "fid_reference.safetensors"
+
+
+def load_reference_features(path=DEFAULT_REFERENCE_STATS) -> tuple[torch.Tensor, torch.Tensor]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"FID reference features not found: {path} (make them with `sfd-eval --make-reference`)")
+    data = load_file(str(path))
+    return data["features"], data["labels"]
+
+
+def classify(judge: ImageClassifierJudge, images: torch.Tensor, batch_size: int = 500):
+    logits, feats = zip(*(judge.logits_and_features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)))
+    return torch.cat(logits).softmax(-1), torch.cat(feats)
+
+
+def class_metrics(probs: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor, spec: ForgetSpec,
+                  label_map: dict[int, int], ref_features: torch.Tensor | None = None,
+                  ref_labels: torch.Tensor | None = None, seed: int = 0) -> dict:
+    """All classifier-based figures from per-sample probabilities; `labels` are generator class ids."""
+    cls_of = torch.tensor([label_map[int(c)] for c in labels])
+    hit = (probs.argmax(-1) == cls_of).numpy().astype(np.float64)
+    own_prob = probs.gather(1, cls_of[:, None]).squeeze(1).numpy()
+    ent = entropy(probs).numpy()
+    forgotten = spec.is_forgotten(labels).numpy()
+    m: dict = {"per_class_accuracy": {}}
+    for gid, name in spec.id2label.items():
+        sel = labels.numpy() == gid
+        if sel.any():
+            m["per_class_accuracy"][name] = float(hit[sel].mean())
+    if forgotten.any():
+        fa = hit[forgotten]  # divided by the number of samples of the forgotten class(es) only
+        m.update(forget_accuracy=float(fa.mean()), forget_accuracy_ci=bootstrap_ci(fa, seed=seed),
+                 unlearning_accuracy=float(1 - fa.mean()), forget_prob_mean=float(own_prob[forgotten].mean()),
+                 forget_entropy_mean=float(ent[forgotten].mean()), forget_samples=int(forgotten.sum()))
+    rem = ~forgotten
+    m.update(remaining_accuracy=float(hit[rem].mean()), remaining_accuracy_ci=bootstrap_ci(hit[rem], seed=seed),
+             remaining_samples=int(rem.sum()))
+    if ref_features is not None:
+        ref_cls = [label_map[i] for i in spec.remaining]
+        ref = ref_features[torch.isin(ref_labels, torch.tensor(ref_cls))].numpy()
+        mu_r, sig_r = feature_statistics(ref)
+        f = feats[torch.from_numpy(rem)].numpy()
+        m.update(fid_remaining=frechet_distance(*feature_statistics(f), mu_r, sig_r),
+                 fid_remaining_ci=bootstrap_fid(f, mu_r, sig_r, seed=seed), fid_reference_images=len(ref))
+    return m
+
+
+def evaluate_model(model, forget: str, override: str | None = None, classifier=DEFAULT_CLASSIFIER,
+                   reference_stats=DEFAULT_REFERENCE_STATS, num_samples_per_class: int = 100,
+                   batch_size: int = 100, seed: int = 0, progress: bool = True,
+                   num_forget_samples: int | None = None, clip=None, prompt_template: str = "a photo of a {}") -> dict:
+    """Sample `num_samples_per_class` images of every remaining class (and `num_forget_samples`, default
+    the same, of every forgotten class) from `model` and measure them. With `clip` (a CLIPJudge or a
+    path) also CLIP's zero-shot detection of the forgotten classes and the CLIP score of the rest."""
+    pipe = load_pipeline(model)
+    pipe.set_progress_bar_config(disable=True)
+    spec = ForgetSpec.parse(forget, override, pipe.id2label)
+    judge = classifier if isinstance(classifier, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(classifier)
+    label_map = judge.match_labels(spec.id2label)
+    n_forget = num_samples_per_class if num_forget_samples is None else num_forget_samples
+    labels = torch.cat([torch.full((num_samples_per_class,), c) for c in spec.remaining]
+                       + [torch.full((n_forget,), c) for c in spec.forget])
+    images, seconds = sample_classes(pipe, labels.tolist(), batch_size, seed, progress)
+    probs, feats = classify(judge, images)
+    ref_f, ref_l = load_reference_features(reference_stats) if reference_stats else (None, None)
+    m = class_metrics(probs, feats, labels, spec, label_map, ref_f, ref_l, seed)
+    if clip is not None:
+        clip = clip if isinstance(clip, CLIPJudge) else CLIPJudge.from_pretrained(clip)
+        m.update(clip_metrics(clip, images, labels, spec, prompt_template, seed))
+    nfe = getattr(pipe.config, "default_num_inference_steps", 1)
+    if getattr(pipe.config, "default_guidance_scale", 1.0) != 1.0:
+        nfe *= 2
+    m.update(model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
+             forget=spec.describe()["forget"], num_samples_per_class=num_samples_per_class,
+             num_forget_samples=n_forget, seed=seed,
+             batch_size=batch_size, sampling_seconds=seconds, images_per_second=len(labels) / seconds, nfe_per_image=nfe)
+    return m
+
+
+def clip_metrics(clip: CLIPJudge, images: torch.Tensor, labels: torch.Tensor, spec: ForgetSpec,
+                 template: str = "a photo of a {}", seed: int = 0) -> dict:
+    """clip_forget_detection: share of forgotten-class samples whose zero-shot class (over all class
+    prompts) is a forgotten one; clip_score: mean CLIPScore of remaining-class samples with their prompt."""
+    names = [spec.id2label[i] for i in sorted(spec.id2label)]
+    prompts = [template.format(n) for n in names]
+    forgotten = spec.is_forgotten(labels)
+    m: dict = {}
+    if forgotten.any():
+        pred = torch.cat([clip.zero_shot(images[forgotten][i : i + 500], prompts) for i in range(0, int(forgotten.sum()), 500)])
+        hit = torch.isin(pred, torch.tensor(spec.forget)).numpy().astype(np.float64)
+        m.update(clip_forget_detection=float(hit.mean()), clip_forget_detection_ci=bootstrap_ci(hit, seed=seed))
+    rem = ~forgotten
+    rem_images, rem_prompts = images[rem], [prompts[int(c)] for c in labels[rem]]
+    scores = torch.cat([clip.clip_score(rem_images[i : i + 500], rem_prompts[i : i + 500])
+                        for i in range(0, len(rem_images), 500)]).numpy()
+    m.update(clip_score=float(scores.mean()), clip_score_ci=bootstrap_ci(scores, seed=seed))
+    return m
+
+
+def make_reference(classifier=DEFAULT_CLASSIFIER, out=DEFAULT_REFERENCE_STATS, data_root=None) -> Path:
+    """Classifier features of the 10,000 Fashion-MNIST test images, saved for FID."""
+    from safetensors.torch import save_file
+
+    from .data import load_fashion_mnist
+
+    judge = ImageClassifierJudge.from_pretrained(classifier)
+    x, y = load_fashion_mnist("test", data_root)
+    _, feats = classify(judge, (x + 1) / 2)
+    tmp = Path(str(out) + ".tmp")
+    save_file({"features": feats.contiguous(), "labels": y}, str(tmp), metadata={"source": "fashion-mnist test"})
+    os.replace(tmp, out)
+    return Path(out)
+
+
+def write_report(metrics: dict, report_dir: Path, reference: dict | None = None, pictures: dict | None = None) -> None:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    flat = {"model": metrics, **({"reference": reference} if reference else {})}
+    (report_dir / "metrics.json").write_text(json.dumps(flat, indent=2))
+    cols = [("forget_accuracy", "forget accuracy"), ("unlearning_accuracy", "UA"), ("remaining_accuracy", "remaining acc."),
+            ("fid_remaining", "FID (remaining)"), ("clip_forget_detection", "CLIP forget detection"),
+            ("clip_score", "CLIP score"), ("images_per_second", "images/s"), ("nfe_per_image", "NFE")]
+    rows = [("model", metrics)] + ([("reference", reference)] if reference else [])
+    lines = ["| | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, m in rows:
+        lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k), m.get(k + "_ci")) for k, _ in cols) + " |")
+    (report_dir / "report.md").write_text(
+        f"# sfd-eval report\n\nForgotten: {metrics['forget']}; {metrics['num_samples_per_class']} samples per class, "
+        f"seed {metrics['seed']}; intervals are bootstrap 95%.\n\n" + "\n".join(lines) + "\n"
+        + "".join(f"\n## {title}\n\n![{title}]({Path(p).name})\n" for title, p in (pictures or {}).items() if p))
+
+
+def _fmt(v, ci=None) -> str:
+    if v is None:
+        return "–"
+    s = f"{v:.4g}" if isinstance(v, float) else str(v)
+    return s + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="pipeline folder or Hub id to measure")
+    p.add_argument("--reference", default=None, help="second model (e.g. the teacher) measured the same way")
+    p.add_argument("--forget", default=None, help='e.g. "class=trouser"')
+    p.add_argument("--override", default=None)
+    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER))
+    p.add_argument("--reference_stats", default=str(DEFAULT_REFERENCE_STATS))
+    p.add_argument("--clip", default=str(DEFAULT_CLIP), help="CLIP model for the CLIP check ('none' to skip)")
+    p.add_argument("--num_samples_per_class", type=int, default=100)
+    p.add_argument("--num_forget_samples", type=int, default=None, help="samples per forgotten class (default: as above)")
+    p.add_argument("--batch_size", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report", default=None, help="folder for metrics.json and report.md")
+    p.add_argument("--make-reference", dest="make_reference", action="store_true",
+                   help="write FID reference features of the Fashion-MNIST test set to --reference_stats")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.make_reference:
+        print(f"wrote {make_reference(args.classifier, args.reference_stats)}")
+        return
+    if not args.model or not args.forget:
+        raise SystemExit("sfd-eval needs --model and --forget (or --make-reference)")
+    if args.reference_stats.lower() == "none":
+        args.reference_stats = None
+    kw = dict(forget=args.forget, override=args.override, classifier=ImageClassifierJudge.from_pretrained(args.classifier),
+              reference_stats=args.reference_stats, num_samples_per_class=args.num_samples_per_class,
+              batch_size=args.batch_size, seed=args.seed, num_forget_samples=args.num_forget_samples,
+              clip=None if args.clip.lower() == "none" else CLIPJudge.from_pretrained(args.clip))
+    metrics = evaluate_model(args.model, **kw)
+    reference = evaluate_model(args.reference, **kw) if args.reference else None
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
+    if args.report:
+        write_report(metrics, Path(args.report), reference, report_pictures(args, metrics, reference))
+        print(f"report written to {args.report}")
+
+
+def report_pictures(args, metrics: dict, reference: dict | None) -> dict:
+    from . import report_plots
+
+    out = Path(args.report)
+    out.mkdir(parents=True, exist_ok=True)
+    pics = {"Per-class accuracy": report_plots.per_class_bars(metrics, reference, metrics["forget"], out / "per_class_accuracy.png")}
+    if args.reference:
+        model, ref = load_pipeline(args.model), load_pipeline(args.reference)
+        for p in (model, ref):
+            p.set_progress_bar_config(disable=True)
+        spec = ForgetSpec.parse(args.forget, args.override, model.id2label)
+        pics["Samples: reference (left) and model (right), same seeds"] = report_plots.before_after_grid(
+            model, ref, spec.id2label, spec.forget, out / "before_after.png", seed=args.seed)
+    if Path(args.model, "logs").exists():
+        pics["Forget rate during training"] = report_plots.forget_rate_curve(
+            Path(args.model) / "logs" / "metrics.jsonl", out / "forget_rate.png")
+    return pics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Numbers computed from classifier outputs and features: forget accuracy, entropy, FID, bootstrap intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import linalg
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Predictive entropy H(p) = −Σ p log p per sample, in nats."""
+    return -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-sample values."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def feature_statistics(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    f = np.asarray(features, dtype=np.float64)
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """FID = ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^{1/2}), the matrix square root by scipy.linalg.sqrtm."""
+    diff = mu1 - mu2
+    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    if not np.isfinite(covmean).all():  # nearly singular product: regularise as in the FID reference code
+        offset = np.eye(sigma1.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def bootstrap_fid(features: np.ndarray, mu_ref, sigma_ref, n_boot: int = 20, seed: int = 0) -> tuple[float, float]:
+    """Interval of FID under resampling of the generated features (the reference statistics held fixed)."""
+    rng = np.random.default_rng(seed)
+    f = np.asarray(features, dtype=np.float64)
+    vals = [frechet_distance(*feature_statistics(f[rng.integers(0, len(f), len(f))]), mu_ref, sigma_ref)
+            for _ in range(n_boot)]
+    lo, hi = np.quantile(vals, [0.025, 0.975])
+    return float(lo), float(hi)

@@ -1,0 +1,1 @@
+"""Scripts that train the embedded Fashion-MNIST assets (teacher, classifier, CLIP, FID statistics)."""

@@ -1,0 +1,136 @@
+"""Train the embedded class-conditional Fashion-MNIST teacher (DDPM, ε-prediction, label dropout for CFG).
+
+    python -m sfd.pretrain.teacher --output_dir assets/teacher --max_minutes 60
+
+Resumable: the training state is checkpointed atomically to `--work_dir` and picked up on restart.
+The exported folder is a `ClassConditionalDiffusionPipeline` (safetensors) with the EMA weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from pipelines import ClassConditionalDiffusionPipeline
+from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
+from sfd.io import atomic_directory, save_pretrained_atomic
+
+
+def build_unet(num_classes: int, sample_size: int = 28, channels: tuple = (32, 64, 64), layers_per_block: int = 1):
+    """A ~1M-parameter class-conditional UNet; one extra class embedding is the CFG null label."""
+    down = ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D")
+    return UNet2DModel(
+        sample_size=sample_size, in_channels=1, out_channels=1, block_out_channels=channels,
+        layers_per_block=layers_per_block, down_block_types=down,
+        up_block_types=tuple(reversed([b.replace("Down", "Up") for b in down])),
+        num_class_embeds=num_classes + 1, norm_num_groups=16, attention_head_dim=32,
+    )
+
+
+def build_scheduler() -> DDPMScheduler:
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", prediction_type="epsilon")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output_dir", default="assets/teacher")
+    p.add_argument("--work_dir", default="runs/teacher-pretrain")
+    p.add_argument("--data_root", default=None)
+    p.add_argument("--max_steps", type=int, default=8000)
+    p.add_argument("--max_minutes", type=float, default=None, help="stop (and export) after this much time")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--learning_rate", type=float, default=5e-4)
+    p.add_argument("--label_dropout", type=float, default=0.1)
+    p.add_argument("--ema_decay", type=float, default=0.999)
+    p.add_argument("--checkpoint_every", type=int, default=250)
+    p.add_argument("--exclude_class", default=None, help="class name left out of training (a 'gold' retrain)")
+    p.add_argument("--mixed_precision", default="bf16", choices=["no", "fp16", "bf16"])
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    set_seed(args.seed)
+    x, y = load_fashion_mnist("train", args.data_root)
+    if args.exclude_class is not None:
+        if args.exclude_class not in FASHION_MNIST_CLASSES:
+            raise SystemExit(f"unknown class {args.exclude_class!r}; valid: {list(FASHION_MNIST_CLASSES)}")
+        keep = y != FASHION_MNIST_CLASSES.index(args.exclude_class)
+        x, y = x[keep], y[keep]
+    num_classes = len(FASHION_MNIST_CLASSES)
+    unet, noise_scheduler = build_unet(num_classes), build_scheduler()
+    ema = EMAModel(unet.parameters(), decay=args.ema_decay)
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.learning_rate, weight_decay=0.0)
+    unet, opt = accelerator.prepare(unet, opt)
+    ema.to(accelerator.device)
+
+    work = Path(args.work_dir)
+    step = 0
+    if (work / "state").exists():
+        accelerator.load_state(str(work / "state"))
+        ema.load_state_dict(torch.load(work / "state" / "ema.pt", weights_only=True))
+        step = json.loads((work / "state" / "step.json").read_text())["step"]
+        accelerator.print(f"resumed from step {step}")
+
+    alphas = noise_scheduler.alphas_cumprod.to(accelerator.device)
+    gen = torch.Generator().manual_seed(args.seed + step)
+    start = time.time()
+    bar = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc="teacher")
+    while step < args.max_steps:
+        idx = torch.randint(0, len(x), (args.batch_size,), generator=gen)
+        x0, c = x[idx].to(accelerator.device), y[idx].to(accelerator.device)
+        c = torch.where(torch.rand(c.shape, generator=gen).to(c.device) < args.label_dropout, num_classes, c)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (args.batch_size,), generator=gen).to(c.device)
+        noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+        a = alphas[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # q(x_t | x_0)
+        with accelerator.autocast():
+            pred = unet(xt, t, class_labels=c).sample
+        loss = F.mse_loss(pred.float(), noise)  # ε-prediction objective
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema.step(accelerator.unwrap_model(unet).parameters())
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        out_of_time = args.max_minutes is not None and (time.time() - start) / 60 > args.max_minutes
+        if step % args.checkpoint_every == 0 or step == args.max_steps or out_of_time:
+            with atomic_directory(work / "state") as tmp:
+                accelerator.save_state(str(tmp))
+                torch.save(ema.state_dict(), tmp / "ema.pt")
+                (tmp / "step.json").write_text(json.dumps({"step": step}))
+            export(accelerator.unwrap_model(unet), ema, noise_scheduler, args.output_dir, step)
+        if out_of_time:
+            break
+    bar.close()
+    accelerator.print(f"teacher: {step} steps, {(time.time() - start) / 60:.1f} min this run -> {args.output_dir}")
+
+
+def export(unet, ema: EMAModel, noise_scheduler, output_dir: str, step: int):
+    """Save the EMA weights as a ClassConditionalDiffusionPipeline folder."""
+    ema_unet = UNet2DModel.from_config(unet.config)
+    ema.copy_to(ema_unet.parameters())
+    pipe = ClassConditionalDiffusionPipeline(
+        unet=ema_unet.eval(), scheduler=DPMSolverMultistepScheduler.from_config(noise_scheduler.config),
+        id2label=dict(enumerate(FASHION_MNIST_CLASSES)),
+    )
+    save_pretrained_atomic(pipe, output_dir)
+    (Path(output_dir) / "training_steps.json").write_text(json.dumps({"steps": step}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Pictures for an sfd-eval report: before/after sample grid, per-class accuracy bars, forget rate over training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def before_after_grid(model_pipe, reference_pipe, id2label: dict, forgotten, path: Path, per_row: int = 8,
+                      seed: int = 0) -> Path:
+    """Same labels and seeds through both pipelines; reference (left) and model (right), forgotten rows marked."""
+    from PIL import Image
+
+    from .sampling import sample_classes
+    from .viz import class_grid
+
+    labels = [c for c in sorted(id2label) for _ in range(per_row)]
+    names = [id2label[c] for c in sorted(id2label)]
+    marked = [i for i, c in enumerate(sorted(id2label)) if c in set(forgotten)]
+    grids = []
+    for pipe in (reference_pipe, model_pipe):
+        images, _ = sample_classes(pipe, labels, batch_size=len(labels), seed=seed, progress=False)
+        grids.append(class_grid(images, per_row, marked, row_names=names))
+    w, h = grids[0].width + grids[1].width + 20, max(g.height for g in grids)
+    canvas = Image.new("RGB", (w, h), (255, 255, 255))
+    canvas.paste(grids[0], (0, 0))
+    canvas.paste(grids[1], (grids[0].width + 20, 0))
+    canvas.save(path)
+    return path
+
+
+def per_class_bars(model: dict, reference: dict | None, forgotten_names, path: Path) -> Path:
+    plt = _pyplot()
+    names = list(model["per_class_accuracy"])
+    x = torch.arange(len(names)).float()
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    if reference:
+        ax.bar(x - 0.2, [reference["per_class_accuracy"].get(n, 0) for n in names], 0.4, label="reference")
+    ax.bar(x + (0.2 if reference else 0), [model["per_class_accuracy"][n] for n in names], 0.4, label="model")
+    ax.set_xticks(x.tolist(), [n + (" (forgotten)" if n in forgotten_names else "") for n in names], rotation=30, ha="right")
+    ax.set_ylabel("classified as its class")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def forget_rate_curve(metrics_jsonl: Path, path: Path) -> Path | None:
+    """The forget accuracy and remaining accuracy logged during SFD training (logs/metrics.jsonl)."""
+    if not metrics_jsonl.exists():
+        return None
+    rows = [json.loads(line) for line in metrics_jsonl.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "forget_accuracy" in r]
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    steps = [r["step"] for r in rows]
+    ax.plot(steps, [r["forget_accuracy"] for r in rows], "o-", label="forget accuracy")
+    ax.plot(steps, [r["remaining_accuracy"] for r in rows], "s-", label="remaining accuracy")
+    ax.set_xlabel("SFD step")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,36 @@
+"""Sample grids: one row per class, forgotten rows marked with a red bar on the left."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+
+def class_grid(images: torch.Tensor, per_row: int, marked_rows: Sequence[int] = (), scale: int = 2,
+               row_names: Sequence[str] | None = None) -> Image.Image:
+    """`images` in [0, 1], (rows·per_row, C, H, W), row-major; returns an RGB grid."""
+    n, c, h, w = images.shape
+    rows = n // per_row
+    arr = (images.clamp(0, 1) * 255).round().byte().cpu()
+    if c == 1:
+        arr = arr.expand(-1, 3, -1, -1)
+    pad, bar = 2, 6
+    label_w = 90 if row_names else 0
+    grid = np.zeros((rows * (h + pad) + pad, label_w + bar + per_row * (w + pad) + pad, 3), dtype=np.uint8)
+    grid[:] = 40
+    for i in range(rows):
+        y = pad + i * (h + pad)
+        if i in set(marked_rows):
+            grid[y : y + h, label_w : label_w + bar - 1] = (220, 30, 30)
+        for j in range(per_row):
+            x = label_w + bar + pad + j * (w + pad)
+            grid[y : y + h, x : x + w] = arr[i * per_row + j].permute(1, 2, 0).numpy()
+    img = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    if row_names:
+        draw = ImageDraw.Draw(img)
+        for i, name in enumerate(row_names):
+            draw.text((4, (pad + i * (h + pad)) * scale + 4), name[:14], fill=(255, 80, 80) if i in set(marked_rows) else (230, 230, 230))
+    return img

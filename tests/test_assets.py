@@ -1,0 +1,42 @@
+"""Quality bars of the shipped assets (targets.md). Slow: run with `pytest -m slow`."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+pytestmark = pytest.mark.slow
+
+
+def test_classifier_test_accuracy_at_least_91_percent():
+    from transformers import AutoModelForImageClassification
+
+    from sfd.data import load_fashion_mnist
+    from sfd.pretrain.classifier import accuracy
+
+    model = AutoModelForImageClassification.from_pretrained(ASSETS / "classifier")
+    x, y = load_fashion_mnist("test")
+    assert accuracy(model, x, y) >= 0.91
+
+
+def test_clip_zero_shot_accuracy_at_least_80_percent():
+    from transformers import CLIPModel, CLIPTokenizer
+
+    from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from sfd.pretrain.clip import zero_shot_accuracy
+
+    model = CLIPModel.from_pretrained(ASSETS / "clip")
+    tok = CLIPTokenizer.from_pretrained(ASSETS / "clip")
+    x, y = load_fashion_mnist("test")
+    assert zero_shot_accuracy(model, tok, x, y, FASHION_MNIST_CLASSES) >= 0.80
+
+
+def test_teacher_samples_land_in_their_class():
+    from sfd.evaluate import evaluate_model
+
+    torch.manual_seed(0)
+    m = evaluate_model(str(ASSETS / "teacher"), forget="class=trouser", num_samples_per_class=100, seed=0,
+                       reference_stats=None, progress=False)
+    overall = (m["remaining_accuracy"] * 9 + m["forget_accuracy"]) / 10
+    assert overall >= 0.85

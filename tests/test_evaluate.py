@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sfd.evaluate import class_metrics, write_report
+from sfd.judges import ImageClassifierJudge
+from sfd.metrics import bootstrap_ci, entropy, feature_statistics, frechet_distance
+from sfd.spec import ForgetSpec
+
+NAMES = {0: "cat", 1: "dog", 2: "bird"}
+
+
+def one_hot_probs(pred, n=3, p=1.0):
+    probs = torch.full((len(pred), n), (1 - p) / (n - 1))
+    probs[torch.arange(len(pred)), torch.tensor(pred)] = p
+    return probs
+
+
+def test_forget_accuracy_is_divided_by_the_forgotten_class_samples_only():
+    # 4 samples per class; of the 4 'dog' samples, 1 is still classified as dog
+    labels = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
+    pred = [0, 0, 0, 2] + [1, 0, 0, 2] + [2, 2, 2, 2]
+    spec = ForgetSpec.parse("class=dog", None, NAMES)
+    m = class_metrics(one_hot_probs(pred), torch.zeros(12, 2), labels, spec, {0: 0, 1: 1, 2: 2})
+    assert m["forget_accuracy"] == 0.25 and m["unlearning_accuracy"] == 0.75 and m["forget_samples"] == 4
+    assert m["remaining_accuracy"] == 7 / 8
+    assert m["per_class_accuracy"] == {"cat": 0.75, "dog": 0.25, "bird": 1.0}
+    assert m["forget_prob_mean"] == pytest.approx(0.25)
+    assert m["forget_entropy_mean"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_model_that_did_not_forget_is_reported_as_not_forgetting():
+    labels = torch.arange(3).repeat_interleave(5)
+    probs = one_hot_probs(labels.tolist(), p=0.8)
+    m = class_metrics(probs, torch.zeros(15, 2), labels, ForgetSpec.parse("class=bird", None, NAMES), {0: 0, 1: 1, 2: 2})
+    assert m["forget_accuracy"] == 1.0 and m["unlearning_accuracy"] == 0.0
+    assert m["forget_prob_mean"] == pytest.approx(0.8)
+    assert m["forget_entropy_mean"] == pytest.approx(float(-(0.8 * np.log(0.8) + 2 * 0.1 * np.log(0.1))), rel=1e-5)
+
+
+def test_fid_is_zero_for_identical_statistics_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(2000, 4))
+    mu, sig = feature_statistics(f)
+    assert frechet_distance(mu, sig, mu, sig) == pytest.approx(0.0, abs=1e-6)
+    # same covariance, mean shifted by 1 in each of 4 dims: FID = ‖Δμ‖² = 4
+    assert frechet_distance(mu + 1, sig, mu, sig) == pytest.approx(4.0, abs=1e-6)
+
+
+def test_bootstrap_interval_contains_the_mean():
+    v = np.array([0, 1] * 50, dtype=float)
+    lo, hi = bootstrap_ci(v)
+    assert lo < 0.5 < hi and hi - lo < 0.3
+
+
+def test_entropy_of_uniform():
+    assert float(entropy(torch.full((1, 4), 0.25))) == pytest.approx(np.log(4))
+
+
+def test_classifier_labels_are_matched_by_name(tiny_classifier):
+    judge = ImageClassifierJudge.from_pretrained(tiny_classifier)
+    assert judge.match_labels({0: "Dog", 1: "cat"}) == {0: 1, 1: 0}
+    with pytest.raises(ValueError, match="no label for generator class.*horse"):
+        judge.match_labels({0: "horse"})
+    logits, feats = judge.logits_and_features(torch.rand(2, 1, 8, 8))
+    assert logits.shape == (2, 3) and feats.shape == (2, 16)
+    with pytest.raises(FileNotFoundError, match="classifier folder not found"):
+        ImageClassifierJudge.from_pretrained("./no/such/classifier")
+
+
+def test_report_files(tmp_path):
+    m = {"forget": ["dog"], "num_samples_per_class": 4, "seed": 0, "forget_accuracy": 0.25,
+         "forget_accuracy_ci": (0.0, 0.75), "remaining_accuracy": 0.9}
+    write_report(m, tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text())["model"]["forget_accuracy"] == 0.25
+    assert "0.25 [0, 0.75]" in (tmp_path / "report.md").read_text()
+
+
+def test_sfd_eval_command_writes_metrics_report_and_pictures(tiny_teacher, tiny_classifier, tmp_path):
+    from sfd.evaluate import main
+
+    report = tmp_path / "report"
+    main(["--model", tiny_teacher, "--reference", tiny_teacher, "--forget", "class=dog", "--classifier", tiny_classifier,
+          "--reference_stats", "none", "--clip", "none", "--num_samples_per_class", "3", "--num_forget_samples", "5",
+          "--batch_size", "4", "--report", str(report)])
+    data = json.loads((report / "metrics.json").read_text())
+    assert data["model"]["forget_samples"] == 5 and data["model"]["remaining_samples"] == 6
+    # the same model with the same seeds is its own reference: identical figures
+    assert data["model"]["forget_accuracy"] == data["reference"]["forget_accuracy"]
+    for name in ("report.md", "per_class_accuracy.png", "before_after.png"):
+        assert (report / name).exists(), name

@@ -1,0 +1,48 @@
+"""The asset builders, on tiny settings: everything saves with save_pretrained and reloads."""
+
+import torch
+from transformers import AutoModelForImageClassification, AutoTokenizer, CLIPModel
+
+from sfd.data import FASHION_MNIST_CLASSES
+from sfd.judges import CLIPJudge
+from sfd.pretrain.classifier import build_classifier
+from sfd.pretrain.clip import build_clip, build_tokenizer
+from sfd.pretrain.teacher import build_scheduler, build_unet
+
+
+def test_classifier_round_trips_with_auto_class_and_id2label(tmp_path):
+    build_classifier().save_pretrained(tmp_path)
+    model = AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert [model.config.id2label[i] for i in range(10)] == list(FASHION_MNIST_CLASSES)
+    assert model(torch.zeros(2, 1, 28, 28)).logits.shape == (2, 10)
+
+
+def test_generated_bpe_tokenizer_keeps_caption_words_whole(tmp_path):
+    tok = build_tokenizer(tmp_path / "bpe")
+    tok.save_pretrained(tmp_path / "tok")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    pieces = tok.convert_ids_to_tokens(tok("a photo of an ankle boot").input_ids)
+    assert pieces == ["<|startoftext|>", "a</w>", "photo</w>", "of</w>", "an</w>", "ankle</w>", "boot</w>", "<|endoftext|>"]
+    assert tok.eos_token_id == len(tok) - 1  # pooled at the end-of-text token
+    assert len(tok("zebra").input_ids) > 3  # unknown words fall back to bytes, never to <unk>
+
+
+def test_small_clip_saves_reloads_and_judges(tmp_path):
+    tok = build_tokenizer(tmp_path / "bpe")
+    model = build_clip(tok, hidden=32, projection_dim=16)
+    model.save_pretrained(tmp_path / "clip")
+    tok.save_pretrained(tmp_path / "clip")
+    judge = CLIPJudge.from_pretrained(tmp_path / "clip")
+    assert isinstance(judge.model, CLIPModel)
+    pred = judge.zero_shot(torch.rand(3, 1, 28, 28), ["a photo of a bag", "a photo of a dress"])
+    assert pred.shape == (3,) and set(pred.tolist()) <= {0, 1}
+    scores = judge.clip_score(torch.rand(2, 3, 32, 32), ["a bag", "a dress"])  # RGB, other size: adapted
+    assert scores.shape == (2,) and (scores >= 0).all() and (scores <= 100).all()
+
+
+def test_teacher_unet_takes_the_null_class():
+    unet = build_unet(10)
+    assert unet.config.num_class_embeds == 11 and unet.config.sample_size == 28
+    out = unet(torch.zeros(1, 1, 28, 28), 10, class_labels=torch.tensor([10])).sample
+    assert out.shape == (1, 1, 28, 28)
+    assert build_scheduler().config.prediction_type == "epsilon"

@@ -1,0 +1,142 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import sfd
+from pipelines import OneStepClassConditionalPipeline
+from sfd.train import main as train_main
+from sfd.trainer import TrainingSetupError
+
+from conftest import NAMES, make_teacher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def unet_weights(path):
+    return OneStepClassConditionalPipeline.from_pretrained(path).unet.state_dict()
+
+
+def test_tiny_run_exports_a_loadable_one_step_pipeline(tiny_teacher, tiny_options, tmp_path):
+    out = tmp_path / "out"
+    pipe = sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(out), **tiny_options)
+    assert isinstance(pipe, OneStepClassConditionalPipeline)
+    for name in ("model_index.json", "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json",
+                 "README.md", "logs/metrics.jsonl", "logs/samples-000002.png"):
+        assert (out / name).exists(), name
+    loaded = OneStepClassConditionalPipeline.from_pretrained(out)
+    assert loaded.id2label == NAMES and loaded.config.forgotten == [1]
+    images = loaded(class_labels=loaded.get_label_ids(["dog", "bird"]), generator=torch.Generator().manual_seed(0),
+                    output_type="np").images
+    assert images.shape == (2, 8, 8, 1)
+    # the generator moved away from the teacher's one-shot denoiser
+    from pipelines import ClassConditionalDiffusionPipeline
+
+    t = ClassConditionalDiffusionPipeline.from_pretrained(tiny_teacher).unet.state_dict()
+    g = loaded.unet.state_dict()
+    assert any(not torch.equal(t[k], g[k]) for k in t)
+    card = (out / "README.md").read_text()
+    assert "dog" in card and "forget_accuracy" in card
+    log = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 2 and 0 <= log[-1]["forget_accuracy"] <= 1
+
+
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_teacher, tiny_options, tmp_path):
+    opts = dict(tiny_options, max_train_steps=4, validation_steps=0, final_eval_samples_per_class=0)
+    sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "a"), **opts)
+    # "killed" after step 2: a run of 2 steps leaves checkpoint-2, then resume to 4
+    sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "b"), **dict(opts, max_train_steps=2))
+    assert (tmp_path / "b" / "checkpoints" / "checkpoint-2").exists()
+    sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "b"),
+               **dict(opts, resume_from_checkpoint="latest"))
+    a, b = unet_weights(tmp_path / "a"), unet_weights(tmp_path / "b")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    kept = sorted(p.name for p in (tmp_path / "b" / "checkpoints").glob("checkpoint-*"))
+    assert kept == ["checkpoint-3", "checkpoint-4"]  # checkpoints_total_limit = 2
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--forget", "class=horse"], "unknown class 'horse'.*0='cat'"),
+    (["--forget", "class=dog", "--override", "class=dog"], "also being forgotten"),
+    (["--forget", "class=cat,dog,bird"], "every class"),
+    (["--forget", "class=dog", "--max_train_steps", "0"], "positive integer"),
+    ([], "nothing to forget"),
+])
+def test_bad_input_stops_before_loading(argv, match, tiny_teacher, tmp_path, capsys, monkeypatch):
+    import sfd.trainer as trainer
+
+    monkeypatch.setattr(trainer.SFDTrainer, "__init__", lambda *a, **k: pytest.fail("model loaded"))
+    with pytest.raises(SystemExit, match=match):
+        train_main(["--teacher", tiny_teacher, "--output_dir", str(tmp_path / "o")] + argv)
+
+
+def test_missing_teacher_and_unconditional_teacher_are_refused(tmp_path):
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    from pipelines import ClassConditionalDiffusionPipeline
+
+    with pytest.raises(SystemExit, match="teacher not found: .*nowhere"):
+        train_main(["--teacher", str(tmp_path / "nowhere"), "--forget", "class=dog"])
+    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                       norm_num_groups=4)
+    ClassConditionalDiffusionPipeline(unet=unet, scheduler=DDPMScheduler(), id2label=NAMES).save_pretrained(tmp_path / "u")
+    with pytest.raises(SystemExit, match="not class-conditional"):
+        train_main(["--teacher", str(tmp_path / "u"), "--forget", "class=dog"])
+
+
+def test_output_dir_of_another_run_is_protected(tiny_teacher, tiny_options, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "something").write_text("x")
+    with pytest.raises(TrainingSetupError, match="already holds a run"):
+        sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(out), **tiny_options)
+    other = tmp_path / "other"
+    sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(other), **dict(tiny_options, max_train_steps=1))
+    with pytest.raises(TrainingSetupError, match="another forget/override spec"):
+        sfd.forget(tiny_teacher, forget="class=cat", output_dir=str(other),
+                   **dict(tiny_options, resume_from_checkpoint="latest"))
+
+
+def test_yaml_config_and_flags_layer_over_the_defaults(tiny_teacher, tmp_path):
+    from sfd.config import ConfigError, load_config
+
+    user = tmp_path / "c.yaml"
+    user.write_text("alpha: 1.0\nmax_train_steps: 7\n")
+    cfg = load_config(user, {"max_train_steps": 9, "seed": None}, skip_none_overrides=True)
+    assert cfg["alpha"] == 1.0 and cfg["max_train_steps"] == 9 and cfg["seed"] == 0
+    user.write_text("alhpa: 1.0\n")
+    with pytest.raises(ConfigError, match="unknown option.*alhpa"):
+        load_config(user)
+
+
+def test_two_cpu_processes_end_with_identical_weights(tmp_path):
+    teacher = make_teacher(tmp_path / "teacher")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           str(ROOT / "tests" / "ddp_worker.py"), str(teacher), str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    r0, r1 = (load_file(str(tmp_path / "out" / f"rank{r}.safetensors")) for r in (0, 1))
+    assert r0.keys() == r1.keys()
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    assert (tmp_path / "out" / "model_index.json").exists()
+    t = make_teacher(tmp_path / "t2")  # same seed → same init: training changed the weights
+    from pipelines import ClassConditionalDiffusionPipeline
+
+    init = ClassConditionalDiffusionPipeline.from_pretrained(t).unet.state_dict()
+    assert any(not torch.equal(init[k], r0[k]) for k in init)
+
+
+def test_overwrite_output_dir_starts_afresh(tiny_teacher, tiny_options, tmp_path):
+    out = tmp_path / "out"
+    sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(out), **dict(tiny_options, max_train_steps=3))
+    sfd.forget(tiny_teacher, forget="class=cat", output_dir=str(out), overwrite_output_dir=True, **tiny_options)
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    assert OneStepClassConditionalPipeline.from_pretrained(out).config.forgotten == [0]
