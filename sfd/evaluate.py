@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from .judges import DEFAULT_CLASSIFIER, DEFAULT_CLIP, CLIPJudge, ImageClassifierJudge
-from .metrics import bootstrap_ci, bootstrap_fid, entropy, feature_statistics, frechet_distance
+from .metrics import bootstrap_ci, bootstrap_fid, entropy, feature_statistics, frechet_distance, precision_recall
 from .sampling import load_pipeline, sample_classes
 from .spec import ForgetSpec
 
@@ -68,12 +68,14 @@ def class_metrics(probs: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor
         ref = ref_features[torch.isin(ref_labels, torch.tensor(ref_cls))].numpy()
         mu_r, sig_r = feature_statistics(ref)
         f = feats[torch.from_numpy(rem)].numpy()
+        precision, recall = precision_recall(ref, f, seed=seed)
         m.update(fid_remaining=frechet_distance(*feature_statistics(f), mu_r, sig_r),
-                 fid_remaining_ci=bootstrap_fid(f, mu_r, sig_r, seed=seed), fid_reference_images=len(ref))
+                 fid_remaining_ci=bootstrap_fid(f, mu_r, sig_r, seed=seed), fid_reference_images=len(ref),
+                 precision_remaining=precision, recall_remaining=recall)
     return m
 
 
-def evaluate_model(model, forget: str, override: str | None = None, classifier=DEFAULT_CLASSIFIER,
+def evaluate_model(model, forget: str | None, override: str | None = None, classifier=DEFAULT_CLASSIFIER,
                    reference_stats=DEFAULT_REFERENCE_STATS, num_samples_per_class: int = 100,
                    batch_size: int = 100, seed: int = 0, progress: bool = True,
                    num_forget_samples: int | None = None, clip=None, prompt_template: str = "a photo of a {}") -> dict:
@@ -82,7 +84,7 @@ def evaluate_model(model, forget: str, override: str | None = None, classifier=D
     path) also CLIP's zero-shot detection of the forgotten classes and the CLIP score of the rest."""
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    spec = ForgetSpec.parse(forget, override, pipe.id2label)
+    spec = ForgetSpec.parse(forget, override, pipe.id2label) if forget else ForgetSpec((), None, pipe.id2label)
     judge = classifier if isinstance(classifier, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(classifier)
     label_map = judge.match_labels(spec.id2label)
     n_forget = num_samples_per_class if num_forget_samples is None else num_forget_samples
@@ -125,27 +127,62 @@ def clip_metrics(clip: CLIPJudge, images: torch.Tensor, labels: torch.Tensor, sp
     return m
 
 
-def make_reference(classifier=DEFAULT_CLASSIFIER, out=DEFAULT_REFERENCE_STATS, data_root=None) -> Path:
-    """Classifier features of the 10,000 Fashion-MNIST test images, saved for FID."""
+def make_reference(classifier=DEFAULT_CLASSIFIER, out=DEFAULT_REFERENCE_STATS, data_root=None,
+                   image_dir: str | None = None) -> Path:
+    """Classifier features of real images, saved for FID: the 10,000 Fashion-MNIST test images, or the
+    images under `image_dir` (one sub-folder per class, named as the classifier's labels)."""
     from safetensors.torch import save_file
 
-    from .data import load_fashion_mnist
-
     judge = ImageClassifierJudge.from_pretrained(classifier)
-    x, y = load_fashion_mnist("test", data_root)
-    _, feats = classify(judge, (x + 1) / 2)
+    if image_dir:
+        x, y = load_image_folder(image_dir, judge)
+        source = str(image_dir)
+    else:
+        from .data import load_fashion_mnist
+
+        x, y = load_fashion_mnist("test", data_root)
+        x, source = (x + 1) / 2, "fashion-mnist test"
+    _, feats = classify(judge, x)
     tmp = Path(str(out) + ".tmp")
-    save_file({"features": feats.contiguous(), "labels": y}, str(tmp), metadata={"source": "fashion-mnist test"})
+    save_file({"features": feats.contiguous(), "labels": y}, str(tmp), metadata={"source": source})
     os.replace(tmp, out)
     return Path(out)
 
 
+def load_image_folder(image_dir, judge: ImageClassifierJudge) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images in [0, 1] and classifier label ids from `image_dir/<class name>/*.png|jpg`."""
+    from PIL import Image
+
+    root = Path(image_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    by_name = {v.lower(): k for k, v in judge.id2label.items()}
+    mode = "L" if judge.model.config.num_channels == 1 else "RGB"
+    size = judge.size
+    images, labels = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if folder.name.lower() not in by_name:
+            raise ValueError(f"folder {folder.name!r} is not a class of the classifier; its labels are {sorted(by_name)}")
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+                img = Image.open(f).convert(mode)
+                size = size or img.size[::-1]
+                img = img.resize(size[::-1])
+                arr = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
+                images.append(arr[None] if arr.dim() == 2 else arr.permute(2, 0, 1))
+                labels.append(by_name[folder.name.lower()])
+    if not images:
+        raise ValueError(f"no images under {root}/<class name>/")
+    return torch.stack(images), torch.tensor(labels)
+
+
 def write_report(metrics: dict, report_dir: Path, reference: dict | None = None, pictures: dict | None = None) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
-    flat = {"model": metrics, **({"reference": reference} if reference else {})}
+    flat = {**metrics, **{f"reference_{k}": v for k, v in (reference or {}).items()}}
     (report_dir / "metrics.json").write_text(json.dumps(flat, indent=2))
     cols = [("forget_accuracy", "forget accuracy"), ("unlearning_accuracy", "UA"), ("remaining_accuracy", "remaining acc."),
-            ("fid_remaining", "FID (remaining)"), ("clip_forget_detection", "CLIP forget detection"),
+            ("fid_remaining", "FID (remaining)"), ("precision_remaining", "precision"),
+            ("recall_remaining", "recall"), ("clip_forget_detection", "CLIP forget detection"),
             ("clip_score", "CLIP score"), ("images_per_second", "images/s"), ("nfe_per_image", "NFE")]
     rows = [("model", metrics)] + ([("reference", reference)] if reference else [])
     lines = ["| | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -168,7 +205,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="pipeline folder or Hub id to measure")
     p.add_argument("--reference", default=None, help="second model (e.g. the teacher) measured the same way")
-    p.add_argument("--forget", default=None, help='e.g. "class=trouser"')
+    p.add_argument("--forget", default=None, help='e.g. "class=trouser"; without it every class counts as remaining')
     p.add_argument("--override", default=None)
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER))
     p.add_argument("--reference_stats", default=str(DEFAULT_REFERENCE_STATS))
@@ -178,18 +215,19 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", default=None, help="folder for metrics.json and report.md")
-    p.add_argument("--make-reference", dest="make_reference", action="store_true",
-                   help="write FID reference features of the Fashion-MNIST test set to --reference_stats")
+    p.add_argument("--make-reference", dest="make_reference", nargs="?", const="", default=None, metavar="IMAGE_DIR",
+                   help="write FID reference features to --reference_stats: of IMAGE_DIR/<class>/*.png, or without "
+                        "a folder of the Fashion-MNIST test set")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.make_reference:
-        print(f"wrote {make_reference(args.classifier, args.reference_stats)}")
+    if args.make_reference is not None:
+        print(f"wrote {make_reference(args.classifier, args.reference_stats, image_dir=args.make_reference or None)}")
         return
-    if not args.model or not args.forget:
-        raise SystemExit("sfd-eval needs --model and --forget (or --make-reference)")
+    if not args.model:
+        raise SystemExit("sfd-eval needs --model (or --make-reference)")
     if args.reference_stats.lower() == "none":
         args.reference_stats = None
     kw = dict(forget=args.forget, override=args.override, classifier=ImageClassifierJudge.from_pretrained(args.classifier),
@@ -214,7 +252,7 @@ def report_pictures(args, metrics: dict, reference: dict | None) -> dict:
         model, ref = load_pipeline(args.model), load_pipeline(args.reference)
         for p in (model, ref):
             p.set_progress_bar_config(disable=True)
-        spec = ForgetSpec.parse(args.forget, args.override, model.id2label)
+        spec = ForgetSpec.parse(args.forget, args.override, model.id2label) if args.forget else ForgetSpec((), None, model.id2label)
         pics["Samples: reference (left) and model (right), same seeds"] = report_plots.before_after_grid(
             model, ref, spec.id2label, spec.forget, out / "before_after.png", seed=args.seed)
     if Path(args.model, "logs").exists():

@@ -119,6 +119,9 @@ class CLIPJudge:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike = DEFAULT_CLIP) -> "CLIPJudge":
+        """A transformers CLIP folder or Hub id, or `open_clip:ARCH/PRETRAINED` for the open_clip backend."""
+        if str(path).startswith("open_clip:"):
+            return OpenCLIPJudge.from_name(str(path)[len("open_clip:"):])
         from transformers import AutoTokenizer, CLIPModel
 
         if str(path).startswith((".", "/", "~")) and not Path(path).expanduser().exists():
@@ -145,3 +148,27 @@ class CLIPJudge:
     def clip_score(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """100·cos(image, its prompt), clipped at 0, per image (CLIPScore with w = 100, as in torchmetrics)."""
         return 100 * (self.image_embeds(images) * self.text_embeds(prompts)).sum(-1).clamp_min(0)
+
+
+class OpenCLIPJudge(CLIPJudge):
+    """The same checks with an open_clip model (optional extra `openclip`; it needs torchvision)."""
+
+    @classmethod
+    def from_name(cls, name: str) -> "OpenCLIPJudge":
+        try:
+            import open_clip
+        except ImportError as err:
+            raise ImportError("the open_clip backend needs `pip install 'sfd[openclip]'`") from err
+        arch, _, pretrained = name.partition("/")
+        model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=pretrained or None)
+        size = model.visual.image_size
+        size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        return cls(model, open_clip.get_tokenizer(arch), open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD, size)
+
+    @torch.no_grad()
+    def image_embeds(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.encode_image(_to_model_input(images, 3, self.mean, self.std, self.size)), dim=-1)
+
+    @torch.no_grad()
+    def text_embeds(self, prompts: list[str]) -> torch.Tensor:
+        return F.normalize(self.model.encode_text(self.tokenizer(prompts)), dim=-1)

@@ -47,3 +47,23 @@ def bootstrap_fid(features: np.ndarray, mu_ref, sigma_ref, n_boot: int = 20, see
             for _ in range(n_boot)]
     lo, hi = np.quantile(vals, [0.025, 0.975])
     return float(lo), float(hi)
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, max_points: int = 5000, seed: int = 0) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al., 2019) with k-NN balls in feature space.
+
+    precision: share of generated samples inside some real sample's k-NN ball (fidelity);
+    recall: share of real samples inside some generated sample's k-NN ball (coverage)."""
+    rng = np.random.default_rng(seed)
+    real = torch.from_numpy(_subsample(np.asarray(real, np.float32), max_points, rng))
+    fake = torch.from_numpy(_subsample(np.asarray(fake, np.float32), max_points, rng))
+
+    def coverage(support: torch.Tensor, query: torch.Tensor) -> float:
+        radius = torch.cdist(support, support).kthvalue(k + 1, dim=1).values  # k-th neighbour, self excluded
+        return float((torch.cdist(query, support) <= radius[None, :]).any(1).float().mean())
+
+    return coverage(real, fake), coverage(fake, real)
+
+
+def _subsample(x: np.ndarray, n: int, rng) -> np.ndarray:
+    return x if len(x) <= n else x[rng.choice(len(x), n, replace=False)]

@@ -51,11 +51,7 @@ def per_class_bars(model: dict, reference: dict | None, forgotten_names, path: P
     ax.set_xticks(x.tolist(), [n + (" (forgotten)" if n in forgotten_names else "") for n in names], rotation=30, ha="right")
     ax.set_ylabel("classified as its class")
     ax.set_ylim(0, 1)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def forget_rate_curve(metrics_jsonl: Path, path: Path) -> Path | None:
@@ -73,8 +69,12 @@ def forget_rate_curve(metrics_jsonl: Path, path: Path) -> Path | None:
     ax.plot(steps, [r["remaining_accuracy"] for r in rows], "s-", label="remaining accuracy")
     ax.set_xlabel("SFD step")
     ax.set_ylim(0, 1)
+    return _save(fig, ax, path)
+
+
+def _save(fig, ax, path: Path) -> Path:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path

@@ -103,7 +103,7 @@ class ForgetSpec:
         return torch.where(forgotten, replacement, labels)
 
     def is_forgotten(self, labels: torch.Tensor) -> torch.Tensor:
-        return torch.isin(labels, torch.tensor(self.forget, device=labels.device))
+        return torch.isin(labels, torch.tensor(self.forget, dtype=labels.dtype, device=labels.device))
 
     def sample_labels(self, n: int, forget_fraction: float | None, generator: torch.Generator | None = None):
         """A batch of conditions: `forget_fraction` of them forgotten (None: uniform over all classes)."""

@@ -240,7 +240,7 @@ class SFDTrainer:
             acc.log(logs, step=self.step)
             last = self.step == cfg["max_train_steps"]
             if cfg["validation_steps"] and (self.step % cfg["validation_steps"] == 0 or last):
-                logs.update(self.validate(cfg["validation_samples_per_class"]))
+                logs.update(self.run_validation(cfg["validation_samples_per_class"]))
                 acc.log(logs, step=self.step)
                 if acc.is_main_process:
                     self.append_log({"step": self.step, **logs})
@@ -276,7 +276,7 @@ class SFDTrainer:
         probs, feats = classify(self.judge, images)
         return class_metrics(probs, feats, labels, self.spec, self.label_map), images
 
-    def validate(self, n_per_class: int) -> dict:
+    def run_validation(self, n_per_class: int) -> dict:
         """Forget rate and remaining accuracy of the EMA generator, and a sample grid under logs/."""
         acc = self.accelerator
         metrics = {}

@@ -49,6 +49,20 @@ def test_fid_is_zero_for_identical_statistics_and_grows_with_a_shift():
     assert frechet_distance(mu + 1, sig, mu, sig) == pytest.approx(4.0, abs=1e-6)
 
 
+def test_precision_and_recall_separate_fidelity_from_coverage():
+    from sfd.metrics import precision_recall
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(600, 2))
+    collapsed = rng.normal(size=(600, 2)) * 0.1  # all inside the real support, covering little of it
+    p, r = precision_recall(real, collapsed)
+    assert p > 0.95 and r < 0.5
+    p2, r2 = precision_recall(real, real + 0.0)
+    assert p2 == 1.0 and r2 == 1.0
+    far = rng.normal(size=(600, 2)) + 20
+    assert precision_recall(real, far) == (0.0, 0.0)
+
+
 def test_bootstrap_interval_contains_the_mean():
     v = np.array([0, 1] * 50, dtype=float)
     lo, hi = bootstrap_ci(v)
@@ -74,7 +88,7 @@ def test_report_files(tmp_path):
     m = {"forget": ["dog"], "num_samples_per_class": 4, "seed": 0, "forget_accuracy": 0.25,
          "forget_accuracy_ci": (0.0, 0.75), "remaining_accuracy": 0.9}
     write_report(m, tmp_path)
-    assert json.loads((tmp_path / "metrics.json").read_text())["model"]["forget_accuracy"] == 0.25
+    assert json.loads((tmp_path / "metrics.json").read_text())["forget_accuracy"] == 0.25
     assert "0.25 [0, 0.75]" in (tmp_path / "report.md").read_text()
 
 
@@ -86,8 +100,84 @@ def test_sfd_eval_command_writes_metrics_report_and_pictures(tiny_teacher, tiny_
           "--reference_stats", "none", "--clip", "none", "--num_samples_per_class", "3", "--num_forget_samples", "5",
           "--batch_size", "4", "--report", str(report)])
     data = json.loads((report / "metrics.json").read_text())
-    assert data["model"]["forget_samples"] == 5 and data["model"]["remaining_samples"] == 6
+    assert data["forget_samples"] == 5 and data["remaining_samples"] == 6 and data["seed"] == 0
     # the same model with the same seeds is its own reference: identical figures
-    assert data["model"]["forget_accuracy"] == data["reference"]["forget_accuracy"]
+    assert data["forget_accuracy"] == data["reference_forget_accuracy"]
     for name in ("report.md", "per_class_accuracy.png", "before_after.png"):
         assert (report / name).exists(), name
+
+
+class IntensityClassifier(torch.nn.Module):
+    """A stand-in classifier with a known rule: class k ⇔ mean pixel value (k + 0.5) / 3 (after [-1, 1] normalising)."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = type("Cfg", (), {"num_channels": 1, "id2label": dict(NAMES)})()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, pixel_values, output_hidden_states=False):
+        level = (pixel_values.mean((1, 2, 3)) + 1) / 2 * 3  # back to [0, 1], times 3 classes
+        logits = -((level[:, None] - (torch.arange(3) + 0.5)) ** 2) * 100
+        feats = pixel_values.mean((2, 3), keepdim=True).expand(-1, 2, 1, 1)
+        return type("Out", (), {"logits": logits, "hidden_states": (feats,)})()
+
+
+class FabricatedGenerator:
+    """A 'pipeline' whose outputs are known: class k draws the intensity of `draws[k]` (a list per sample)."""
+
+    def __init__(self, draws):
+        self.draws = draws
+        self.config = type("Cfg", (), {"id2label": {str(k): v for k, v in NAMES.items()}})()
+        self.counter = {k: 0 for k in NAMES}
+
+    @property
+    def id2label(self):
+        return dict(NAMES)
+
+    def set_progress_bar_config(self, **kw):
+        pass
+
+    def __call__(self, class_labels, generator=None, output_type="pt"):
+        out = []
+        for c in class_labels:
+            drawn = self.draws[c][self.counter[c] % len(self.draws[c])]
+            self.counter[c] += 1
+            out.append(torch.full((1, 4, 4), (drawn + 0.5) / 3))
+        return type("Out", (), {"images": torch.stack(out)})()
+
+
+def test_every_metric_of_a_fabricated_generator_matches_hand_computation():
+    from sfd.evaluate import evaluate_model
+
+    judge = ImageClassifierJudge(IntensityClassifier())
+    # cat: always cat; dog (forgotten): 1 dog in 4, otherwise bird; bird: 3 birds in 4, 1 cat
+    gen = FabricatedGenerator({0: [0], 1: [1, 2, 2, 2], 2: [2, 2, 2, 0]})
+    m = evaluate_model(gen, forget="class=dog", classifier=judge, reference_stats=None, num_samples_per_class=8,
+                       num_forget_samples=12, batch_size=5, progress=False)
+    assert m["forget_samples"] == 12 and m["remaining_samples"] == 16
+    assert m["forget_accuracy"] == pytest.approx(3 / 12) and m["unlearning_accuracy"] == pytest.approx(9 / 12)
+    assert m["remaining_accuracy"] == pytest.approx((8 + 6) / 16)
+    assert m["per_class_accuracy"] == pytest.approx({"cat": 1.0, "dog": 0.25, "bird": 0.75})
+    assert m["forget_prob_mean"] == pytest.approx(0.25, abs=1e-3)  # logits are so sharp that p ∈ {0, 1}
+    assert m["forget_entropy_mean"] == pytest.approx(0.0, abs=1e-3)
+    lo, hi = m["forget_accuracy_ci"]
+    assert lo <= 0.25 <= hi
+
+
+def test_make_reference_from_an_image_folder(tiny_classifier, tmp_path):
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from sfd.evaluate import main
+
+    for name, value in (("cat", 10), ("bird", 200)):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), value + i, dtype=np.uint8)).save(tmp_path / "imgs" / name / f"{i}.png")
+    out = tmp_path / "ref.safetensors"
+    main(["--make-reference", str(tmp_path / "imgs"), "--classifier", tiny_classifier, "--reference_stats", str(out)])
+    data = load_file(str(out))
+    assert data["labels"].tolist() == [2, 2, 2, 0, 0, 0] and data["features"].shape == (6, 16)
+    (tmp_path / "imgs" / "horse").mkdir()
+    with pytest.raises(ValueError, match="'horse' is not a class"):
+        main(["--make-reference", str(tmp_path / "imgs"), "--classifier", tiny_classifier, "--reference_stats", str(out)])

@@ -46,3 +46,34 @@ def test_teacher_unet_takes_the_null_class():
     out = unet(torch.zeros(1, 1, 28, 28), 10, class_labels=torch.tensor([10])).sample
     assert out.shape == (1, 1, 28, 28)
     assert build_scheduler().config.prediction_type == "epsilon"
+
+
+def test_open_clip_backend_is_optional_and_wired(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "open_clip", None)
+    import pytest
+
+    with pytest.raises(ImportError, match="sfd\\[openclip\\]"):
+        CLIPJudge.from_pretrained("open_clip:ViT-B-32/laion2b")
+
+    class FakeModel(torch.nn.Module):  # a stand-in with open_clip's interface
+        visual = types.SimpleNamespace(image_size=16)
+
+        def encode_image(self, x):
+            assert x.shape == (2, 3, 16, 16)
+            return x.mean((2, 3))
+
+        def encode_text(self, tokens):
+            return tokens.float()
+
+    fake = types.SimpleNamespace(
+        create_model_and_transforms=lambda arch, pretrained=None: (FakeModel(), None, None),
+        get_tokenizer=lambda arch: (lambda prompts: torch.tensor([[1.0, 0, 0] if "a" in p else [0, 1.0, 0] for p in prompts])),
+        OPENAI_DATASET_MEAN=(0.5, 0.5, 0.5), OPENAI_DATASET_STD=(0.5, 0.5, 0.5))
+    monkeypatch.setitem(sys.modules, "open_clip", fake)
+    judge = CLIPJudge.from_pretrained("open_clip:ViT-B-32/laion2b")
+    images = torch.zeros(2, 1, 8, 8)
+    images[0] = 1.0  # bright image → first channel large after normalising
+    assert judge.zero_shot(images, ["a", "b"]).shape == (2,)

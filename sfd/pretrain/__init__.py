@@ -1,1 +1,12 @@
 """Scripts that train the embedded Fashion-MNIST assets (teacher, classifier, CLIP, FID statistics)."""
+
+import argparse
+
+
+def asset_parser(doc: str, output_dir: str) -> argparse.ArgumentParser:
+    """The options every asset script shares: where the asset goes, where the data is, the seed."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output_dir", default=output_dir)
+    p.add_argument("--data_root", default=None, help="Fashion-MNIST IDX folder (default: Debian's package)")
+    p.add_argument("--seed", type=int, default=0)
+    return p

@@ -9,7 +9,6 @@ normalised to [-1, 1] (mean 0.5, std 0.5), as written in its `preprocessor_confi
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
 
+from sfd.pretrain import asset_parser
 from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from sfd.io import atomic_directory
 
@@ -42,13 +42,10 @@ def accuracy(model, x, y, batch_size: int = 500) -> float:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output_dir", default="assets/classifier")
-    p.add_argument("--data_root", default=None)
-    p.add_argument("--epochs", type=int, default=4)
+    p = asset_parser(__doc__, "assets/classifier")
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--learning_rate", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 

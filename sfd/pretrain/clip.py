@@ -10,7 +10,6 @@ many captions describe the same class, so every same-class pair counts as a posi
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from functools import lru_cache
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
+from sfd.pretrain import asset_parser
 from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from sfd.io import atomic_directory
 from sfd.judges import clip_features
@@ -116,13 +116,10 @@ def zero_shot_accuracy(model, tokenizer, x, y, class_names, batch_size: int = 50
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output_dir", default="assets/clip")
-    p.add_argument("--data_root", default=None)
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch_size", type=int, default=256)
+    p = asset_parser(__doc__, "assets/clip")
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--learning_rate", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
 
