@@ -62,8 +62,6 @@ def _check(teacher_path: str, model_path: str, n: int, seed: int):
 
 
 def _sample(pipe, labels: list[int], seed: int):
-    import torch
-
     from sfd.sampling import sample_classes
 
     images, seconds = sample_classes(pipe, labels, batch_size=len(labels), seed=int(seed), progress=False)
@@ -71,7 +69,7 @@ def _sample(pipe, labels: list[int], seed: int):
     return images, probs, seconds
 
 
-def _verdict(name: str, side: str, class_name: str, probs, class_id: int, seconds: float, nfe: int) -> str:
+def _verdict(side: str, class_name: str, probs, class_id: int, seconds: float, nfe: int) -> str:
     label_map = _judge().match_labels({class_id: class_name})
     hits = int((probs.argmax(-1) == label_map[class_id]).sum())
     n = len(probs)
@@ -88,14 +86,14 @@ def compare(teacher_path: str, model_path: str, class_name: str, seed: float, n:
             raise DemoError(f"unknown class {class_name!r}; valid: {sorted(model.labels)}")
         cid = model.labels[class_name]
         from pipelines.labels import postprocess
+        from sfd.sampling import nfe_per_image
 
         out = []
         for side, pipe in (("Teacher", teacher), ("Unlearned", model)):
             images, probs, seconds = _sample(pipe, [cid] * int(n), int(seed))
-            nfe = getattr(pipe.config, "default_num_inference_steps", 1) * (
-                2 if getattr(pipe.config, "default_guidance_scale", 1.0) != 1.0 else 1)
+            nfe = nfe_per_image(pipe)
             pil = postprocess(images * 2 - 1, "pil")
-            out += [[p.resize((112, 112)) for p in pil], _verdict(class_name, side, class_name, probs, cid, seconds, nfe)]
+            out += [[p.resize((112, 112)) for p in pil], _verdict(side, class_name, probs, cid, seconds, nfe)]
         forgotten = [model.id2label[i] for i in model.config.get("forgotten", [])]
         status = f"Forgotten by the unlearned model: {', '.join(forgotten) or 'none'}."
         return out[0], out[1], out[2], out[3], status

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from .judges import DEFAULT_CLASSIFIER, DEFAULT_CLIP, CLIPJudge, ImageClassifierJudge
 from .metrics import bootstrap_ci, bootstrap_fid, entropy, feature_statistics, frechet_distance, precision_recall
-from .sampling import load_pipeline, sample_classes
+from .sampling import load_pipeline, nfe_per_image, sample_classes
 from .spec import ForgetSpec
 
 DEFAULT_REFERENCE_STATS = Path(__file__).resolve().parent.parent / "assets" / "fid_reference.safetensors"
@@ -97,13 +97,11 @@ def evaluate_model(model, forget: str | None, override: str | None = None, class
     if clip is not None:
         clip = clip if isinstance(clip, CLIPJudge) else CLIPJudge.from_pretrained(clip)
         m.update(clip_metrics(clip, images, labels, spec, prompt_template, seed))
-    nfe = getattr(pipe.config, "default_num_inference_steps", 1)
-    if getattr(pipe.config, "default_guidance_scale", 1.0) != 1.0:
-        nfe *= 2
     m.update(model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
              forget=spec.describe()["forget"], num_samples_per_class=num_samples_per_class,
              num_forget_samples=n_forget, seed=seed,
-             batch_size=batch_size, sampling_seconds=seconds, images_per_second=len(labels) / seconds, nfe_per_image=nfe)
+             batch_size=batch_size, sampling_seconds=seconds, images_per_second=len(labels) / seconds,
+             nfe_per_image=nfe_per_image(pipe))
     return m
 
 

@@ -10,6 +10,16 @@ from .spec import ForgetSpec
 _KEYS = ("forget_accuracy", "unlearning_accuracy", "forget_prob_mean", "forget_entropy_mean", "remaining_accuracy")
 
 
+def _display(path) -> str:
+    """Paths inside the project are shown relative to it, so a card reads the same on every machine."""
+    from .config import PROJECT_ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except (ValueError, TypeError):
+        return str(path)
+
+
 def write_model_card(path: Path, cfg: dict, spec: ForgetSpec, steps: int, seconds: float, metrics: dict,
                      num_processes: int = 1) -> None:
     desc = spec.describe()
@@ -26,7 +36,7 @@ tags: [sfd, machine-unlearning, one-step, class-conditional]
 ---
 # One-step generator with {", ".join(desc["forget"])} forgotten (Score Forgetting Distillation)
 
-- Teacher: `{cfg["teacher"]}`
+- Teacher: `{_display(cfg["teacher"])}`
 - Forgotten: {desc["forget"]}; override: {desc["override"]}
 - Training: {steps} SFD iterations, {seconds / 60:.1f} min wall time on {num_processes} process(es)
 - Sampling: one network evaluation per image.
@@ -38,7 +48,7 @@ images = pipe(class_labels=pipe.get_label_ids({json.dumps([spec.id2label[spec.re
 ```
 
 ## Measured at the end of training
-{n} samples per class, seed 20000, judged by `{cfg["classifier"]}`.
+{n} samples per class, seed 20000, judged by `{_display(cfg["classifier"])}`.
 A forgotten class's accuracy is the share of its samples still classified as it.
 
 | metric | value |

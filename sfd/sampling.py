@@ -44,3 +44,9 @@ def sample_classes(pipe, labels: Sequence[int], batch_size: int = 100, seed: int
         gen = torch.Generator(device="cpu").manual_seed(seed + k)
         out.append(pipe(class_labels=labels[i : i + batch_size], generator=gen, output_type="pt").images.cpu())
     return torch.cat(out), time.perf_counter() - start
+
+
+def nfe_per_image(pipe) -> int:
+    """Network evaluations per image of a pipeline's default sampler (×2 under classifier-free guidance)."""
+    steps = getattr(pipe.config, "default_num_inference_steps", 1)
+    return steps * (2 if getattr(pipe.config, "default_guidance_scale", 1.0) != 1.0 else 1)

@@ -116,8 +116,12 @@ def make_accelerator(cfg: dict) -> Accelerator:
     one it must be told to use the CPU backend (gloo) for the processes to form a group."""
     multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
     cpu_only = not (torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()))
-    return Accelerator(mixed_precision=cfg["mixed_precision"], log_with=cfg["report_to"],
-                       project_dir=cfg["output_dir"], cpu=multi_process and cpu_only)
+    accelerator = Accelerator(mixed_precision=cfg["mixed_precision"], log_with=cfg["report_to"],
+                              project_dir=cfg["output_dir"], cpu=multi_process and cpu_only)
+    if accelerator.device.type == "cpu":
+        # `accelerate launch` sets OMP_NUM_THREADS=1 on CPU; share the cores among the processes instead
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+    return accelerator
 
 
 class SFDTrainer:

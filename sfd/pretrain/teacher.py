@@ -141,12 +141,13 @@ def measure(args) -> dict:
     from sfd.evaluate import evaluate_model
 
     pipe = ClassConditionalDiffusionPipeline.from_pretrained(args.output_dir)
+    steps = json.loads((Path(args.output_dir) / "training_steps.json").read_text())["steps"]
     if args.default_guidance_scale != pipe.config.default_guidance_scale:
         pipe.register_to_config(default_guidance_scale=args.default_guidance_scale)
         save_pretrained_atomic(pipe, args.output_dir)
+        (Path(args.output_dir) / "training_steps.json").write_text(json.dumps({"steps": steps}))
     n = args.measure_samples_per_class
     m = evaluate_model(pipe, forget=None, num_samples_per_class=n, seed=args.seed, progress=True)
-    steps = json.loads((Path(args.output_dir) / "training_steps.json").read_text())["steps"]
     per_class, accuracy = m["per_class_accuracy"], m["remaining_accuracy"]  # nothing forgotten: every class
     result = {"class_accuracy": accuracy, "samples": n * len(per_class), "seed": args.seed, "per_class_accuracy": per_class,
               "fid": m["fid_remaining"], "fid_ci": m["fid_remaining_ci"], "guidance_scale": pipe.config.default_guidance_scale,
