@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from functools import lru_cache
 from pathlib import Path
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import torch
+
 
 class ClassLabelMixin:
     """`get_label_ids` / `labels` like diffusers' DiTPipeline, backed by the registered `id2label`."""
@@ -28,9 +30,7 @@ class ClassLabelMixin:
             raise ValueError(f"unknown class name(s) {unknown}; valid names: {sorted(self.labels)}")
         return [self.labels[n] for n in names]
 
-    def _class_tensor(self, class_labels, device) -> "torch.Tensor":
-        import torch
-
+    def _class_tensor(self, class_labels, device) -> torch.Tensor:
         if isinstance(class_labels, (int, str)):
             class_labels = [class_labels]
         ids = [self.get_label_ids(c)[0] if isinstance(c, str) else int(c) for c in class_labels]
@@ -40,7 +40,7 @@ class ClassLabelMixin:
         return torch.tensor(ids, device=device, dtype=torch.long)
 
 
-def postprocess(images, output_type: str):
+def postprocess(images: torch.Tensor, output_type: str):
     """[-1, 1] tensors → "pt" (N,C,H,W in [0,1]), "np" (N,H,W,C float) or "pil"."""
     import numpy as np
     from PIL import Image

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import os
 import re
 import shutil
@@ -118,8 +117,10 @@ def make_accelerator(cfg: dict) -> Accelerator:
     cpu_only = not (torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()))
     accelerator = Accelerator(mixed_precision=cfg["mixed_precision"], log_with=cfg["report_to"],
                               project_dir=cfg["output_dir"], cpu=multi_process and cpu_only)
-    if accelerator.device.type == "cpu":
-        # `accelerate launch` sets OMP_NUM_THREADS=1 on CPU; share the cores among the processes instead
+    launched_by_accelerate = any(k.startswith("ACCELERATE_") for k in os.environ)
+    if accelerator.device.type == "cpu" and launched_by_accelerate and torch.get_num_threads() == 1:
+        # `accelerate launch` pins OMP_NUM_THREADS=1 on CPU; share the cores among the processes instead
+        # (a user's own OMP_NUM_THREADS outside accelerate launch is respected)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.num_processes))
     return accelerator
 
@@ -241,13 +242,13 @@ class SFDTrainer:
             bar.update(1)
             bar.set_postfix(loss_fake=f"{loss_f:.4f}", loss_gen=f"{loss_g:.4f}")
             logs = {"loss_fake_score": loss_f, "loss_generator": loss_g, "ema_decay": self.ema.cur_decay_value}
-            acc.log(logs, step=self.step)
             last = self.step == cfg["max_train_steps"]
-            if cfg["validation_steps"] and (self.step % cfg["validation_steps"] == 0 or last):
+            validating = cfg["validation_steps"] and (self.step % cfg["validation_steps"] == 0 or last)
+            if validating:
                 logs.update(self.run_validation(cfg["validation_samples_per_class"]))
-                acc.log(logs, step=self.step)
                 if acc.is_main_process:
                     self.append_log({"step": self.step, **logs})
+            acc.log(logs, step=self.step)
             if cfg["checkpointing_steps"] and (self.step % cfg["checkpointing_steps"] == 0 or last):
                 self.train_seconds += time.time() - started
                 started = time.time()

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
 
 from sfd.pretrain import asset_parser
+from sfd.pretrain.cards import write_card
 from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from sfd.io import atomic_directory
 
@@ -42,10 +43,8 @@ def accuracy(model, x, y, batch_size: int = 500) -> float:
 
 
 def parse_args(argv=None):
-    p = asset_parser(__doc__, "assets/classifier")
+    p = asset_parser(__doc__, "assets/classifier", batch_size=128, learning_rate=2e-3)
     p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--learning_rate", type=float, default=2e-3)
     return p.parse_args(argv)
 
 
@@ -86,6 +85,7 @@ def main(argv=None):
         metrics = {"test_accuracy": acc, "test_images": len(x_test), "epochs": args.epochs, "seed": args.seed,
                    "train_minutes": round(minutes, 2)}
         (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_card(tmp, "classifier")
     return acc
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
 from sfd.pretrain import asset_parser
+from sfd.pretrain.cards import write_card
 from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from sfd.io import atomic_directory
 from sfd.judges import clip_features
@@ -116,10 +117,8 @@ def zero_shot_accuracy(model, tokenizer, x, y, class_names, batch_size: int = 50
 
 
 def parse_args(argv=None):
-    p = asset_parser(__doc__, "assets/clip")
+    p = asset_parser(__doc__, "assets/clip", batch_size=128, learning_rate=1e-3)
     p.add_argument("--steps", type=int, default=800)
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--learning_rate", type=float, default=1e-3)
     return p.parse_args(argv)
 
 
@@ -168,6 +167,7 @@ def main(argv=None):
         metrics = {"zero_shot_accuracy": acc, "test_images": len(x_test), "prompt": "a photo of a {}",
                    "steps": args.steps, "seed": args.seed, "train_minutes": round(minutes, 2)}
         (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_card(tmp, "clip")
     return acc
 
 

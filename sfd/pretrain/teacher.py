@@ -42,18 +42,16 @@ def build_scheduler() -> DDPMScheduler:
 
 
 def parse_args(argv=None):
-    p = asset_parser(__doc__, "assets/teacher")
+    p = asset_parser(__doc__, "assets/teacher", batch_size=64, learning_rate=5e-4)
     p.add_argument("--work_dir", default="runs/teacher-pretrain")
     p.add_argument("--max_steps", type=int, default=7000)
     p.add_argument("--max_minutes", type=float, default=None, help="stop (and export) after this much time")
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--learning_rate", type=float, default=5e-4)
     p.add_argument("--label_dropout", type=float, default=0.1)
     p.add_argument("--ema_decay", type=float, default=0.999)
     p.add_argument("--checkpoint_every", type=int, default=250)
     p.add_argument("--exclude_class", default=None, help="class name left out of training (a 'gold' retrain)")
     p.add_argument("--mixed_precision", default="bf16", choices=["no", "fp16", "bf16"])
-    p.add_argument("--default_guidance_scale", type=float, default=1.0,
+    p.add_argument("--default_guidance_scale", type=float, default=1.5,
                    help="classifier-free guidance the exported pipeline samples with by default")
     p.add_argument("--measure_only", action="store_true",
                    help="skip training: measure the exported teacher and write metrics.json and README.md")
