@@ -112,8 +112,10 @@ def all_classes(teacher_path: str, model_path: str, seed: float):
         marked = [i for i, c in enumerate(ids) if c in set(model.config.get("forgotten", []))]
         names = [model.id2label[c] for c in ids]
         grids = []
+        from sfd.sampling import sample_classes
+
         for pipe in (teacher, model):
-            images, _, _ = _sample(pipe, labels, int(seed))
+            images, _ = sample_classes(pipe, labels, batch_size=len(labels), seed=int(seed), progress=False)
             grids.append(class_grid(images, per_row, marked, row_names=names))
         return grids[0], grids[1], ""
     except DemoError as err:

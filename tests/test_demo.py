@@ -29,6 +29,13 @@ def test_wrong_paths_and_bounds_give_messages_not_stack_traces(tiny_teacher, tmp
     assert isinstance(demo_app.build_app(tiny_teacher, tiny_teacher), gr.Blocks)
 
 
+def test_all_classes_view_gives_one_row_per_class(tiny_teacher, monkeypatch):
+    monkeypatch.setattr(demo_app, "_judge", lambda: pytest.fail("the grid view needs no classifier"))
+    teacher_grid, model_grid, message = demo_app.all_classes(tiny_teacher, tiny_teacher, 0)
+    assert message == "" and teacher_grid.size == model_grid.size
+    assert teacher_grid.height > 3 * 8 * 2  # three rows of 8-pixel images, scaled ×2
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
