@@ -15,15 +15,13 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines import OneStepClassConditionalPipeline  # noqa: E402
 from sfd.config import PROJECT_ROOT  # noqa: E402
 from sfd.evaluate import evaluate_model  # noqa: E402
 from sfd.judges import ImageClassifierJudge  # noqa: E402
+from sfd.trainer import copy_checkpoint_ema  # noqa: E402
 
 
 def main(argv=None):
@@ -44,10 +42,7 @@ def main(argv=None):
     ckpts = sorted(Path(args.run, "checkpoints").glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[-1]))
     for ckpt in (c for c in ckpts if int(c.name.split("-")[-1]) not in done):
         pipe = OneStepClassConditionalPipeline.from_pretrained(args.template)
-        ema = load_file(str(ckpt / "ema.safetensors"))
-        with torch.no_grad():
-            for i, param in enumerate(pipe.unet.parameters()):
-                param.copy_(ema[str(i)])
+        copy_checkpoint_ema(ckpt, pipe.unet.parameters())
         m = evaluate_model(pipe, forget=args.forget, classifier=judge, num_samples_per_class=args.samples_per_class,
                            num_forget_samples=args.forget_samples, seed=args.seed, progress=False)
         rows.append({"step": int(ckpt.name.split("-")[-1]), **{k: m[k] for k in (

@@ -126,8 +126,9 @@ def build_app(teacher: str | Path = DEFAULT_TEACHER, model: str | Path = DEFAULT
     import gradio as gr
 
     try:
-        classes = [v for _, v in sorted(_load(str(model)).id2label.items())]
-        forgotten = [_load(str(model)).id2label[i] for i in _load(str(model)).config.get("forgotten", [])]
+        pipe = _load(str(model))
+        classes = [v for _, v in sorted(pipe.id2label.items())]
+        forgotten = [pipe.id2label[i] for i in pipe.config.get("forgotten", [])]
     except DemoError:
         classes, forgotten = [], []
     with gr.Blocks(title="sfd: before and after forgetting") as app:

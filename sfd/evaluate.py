@@ -84,7 +84,7 @@ def evaluate_model(model, forget: str | None, override: str | None = None, class
     path) also CLIP's zero-shot detection of the forgotten classes and the CLIP score of the rest."""
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    spec = ForgetSpec.parse(forget, override, pipe.id2label) if forget else ForgetSpec((), None, pipe.id2label)
+    spec = ForgetSpec.parse(forget or None, override, pipe.id2label)
     judge = classifier if isinstance(classifier, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(classifier)
     label_map = judge.match_labels(spec.id2label)
     n_forget = num_samples_per_class if num_forget_samples is None else num_forget_samples
@@ -250,7 +250,7 @@ def report_pictures(args, metrics: dict, reference: dict | None) -> dict:
         model, ref = load_pipeline(args.model), load_pipeline(args.reference)
         for p in (model, ref):
             p.set_progress_bar_config(disable=True)
-        spec = ForgetSpec.parse(args.forget, args.override, model.id2label) if args.forget else ForgetSpec((), None, model.id2label)
+        spec = ForgetSpec.parse(args.forget or None, args.override, model.id2label)
         pics["Samples: reference (left) and model (right), same seeds"] = report_plots.before_after_grid(
             model, ref, spec.id2label, spec.forget, out / "before_after.png", seed=args.seed)
     if Path(args.model, "logs").exists():

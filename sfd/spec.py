@@ -54,10 +54,13 @@ class ForgetSpec:
     id2label: Mapping[int, str]
 
     @classmethod
-    def parse(cls, forget: str, override: str | None, id2label: Mapping[int, str]) -> "ForgetSpec":
+    def parse(cls, forget: str | None, override: str | None, id2label: Mapping[int, str]) -> "ForgetSpec":
+        """`forget=None` means nothing is forgotten (every class counts as remaining, e.g. to measure a teacher)."""
         id2label = {int(k): v for k, v in id2label.items()}
         if not id2label:
             raise SpecError("the teacher has no class names (id2label) in its config: it is not class-conditional")
+        if forget is None:
+            return cls((), None, id2label)
         kind, items = _split_spec(forget, "--forget")
         if kind != "class":
             raise SpecError(f"--forget kind {kind!r} is not supported for class-conditional teachers; use class=NAME")

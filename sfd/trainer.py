@@ -42,6 +42,17 @@ logger = get_logger(__name__)
 MODEL_FILES = ("unet", "scheduler", "README.md", "training.json")  # written before model_index.json, which marks completeness
 
 
+EMA_FILE = "ema.safetensors"  # in a checkpoint: the generator's EMA, tensor "i" = i-th UNet parameter
+
+
+def copy_checkpoint_ema(checkpoint_dir: str | os.PathLike, parameters) -> None:
+    """Copy a checkpoint's EMA generator weights into `parameters` (UNet parameter order)."""
+    ema = load_file(str(Path(checkpoint_dir) / EMA_FILE))
+    with torch.no_grad():
+        for i, p in enumerate(parameters):
+            p.copy_(ema[str(i)].to(p.device))
+
+
 class TrainingSetupError(ValueError):
     """Bad input found before any model is loaded; the message says what to do."""
 
@@ -316,8 +327,8 @@ class SFDTrainer:
         acc.save_state(str(tmp))
         acc.wait_for_everyone()  # every rank has written its RNG state before the rename
         if acc.is_main_process:
-            save_file({f"{i}": p.detach().cpu().contiguous() for i, p in enumerate(self.ema.shadow_params)},
-                      str(tmp / "ema.safetensors"))
+            save_file({str(i): p.detach().cpu().contiguous() for i, p in enumerate(self.ema.shadow_params)},
+                      str(tmp / EMA_FILE))
             state = {"step": self.step, "ema_optimization_step": self.ema.optimization_step,
                      "train_seconds": self.train_seconds}
             (tmp / "trainer_state.json").write_text(json.dumps(state))
@@ -344,9 +355,7 @@ class SFDTrainer:
             if not (path / "trainer_state.json").exists():
                 raise FileNotFoundError(f"not a complete SFD checkpoint: {path} (trainer_state.json missing)")
         self.accelerator.load_state(str(path))
-        ema = load_file(str(path / "ema.safetensors"))
-        for i, p in enumerate(self.ema.shadow_params):
-            p.data.copy_(ema[str(i)].to(p.device))
+        copy_checkpoint_ema(path, self.ema.shadow_params)
         state = json.loads((path / "trainer_state.json").read_text())
         self.step, self.train_seconds = state["step"], state["train_seconds"]
         self.ema.optimization_step = state["ema_optimization_step"]

@@ -45,3 +45,9 @@ def test_sample_labels_respects_forget_fraction():
     spec = ForgetSpec.parse("class=trouser", None, NAMES)
     labels = spec.sample_labels(40, 0.25, torch.Generator().manual_seed(0))
     assert (labels == 1).sum() == 10 and len(labels) == 40
+
+
+def test_no_forget_spec_counts_every_class_as_remaining():
+    spec = ForgetSpec.parse(None, None, NAMES)
+    assert spec.forget == () and spec.remaining == (0, 1, 2, 3)
+    assert not spec.is_forgotten(torch.tensor([0, 1, 2, 3])).any()
