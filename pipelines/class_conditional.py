@@ -9,6 +9,7 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .labels import ClassLabelMixin, postprocess
+from .multistep import guided_sampling_loop
 
 
 class ClassConditionalDiffusionPipeline(ClassLabelMixin, DiffusionPipeline):
@@ -44,18 +45,8 @@ class ClassConditionalDiffusionPipeline(ClassLabelMixin, DiffusionPipeline):
         cfg = self.unet.config
         latents = randn_tensor((len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size),
                                generator=generator, device=self._execution_device, dtype=self.unet.dtype)
-        latents = latents * self.scheduler.init_noise_sigma
-        if guidance_scale != 1.0:
-            labels = torch.cat([labels, torch.full_like(labels, self.null_class_id)])
-        self.scheduler.set_timesteps(steps, device=self._execution_device)
-        for t in self.progress_bar(self.scheduler.timesteps):
-            model_in = torch.cat([latents, latents]) if guidance_scale != 1.0 else latents
-            model_in = self.scheduler.scale_model_input(model_in, t)
-            out = self.unet(model_in, t, class_labels=labels).sample
-            if guidance_scale != 1.0:
-                cond, uncond = out.chunk(2)
-                out = uncond + guidance_scale * (cond - uncond)
-            latents = self.scheduler.step(out, t, latents, generator=generator).prev_sample
+        null = torch.full_like(labels, self.null_class_id) if guidance_scale != 1.0 else None
+        latents = guided_sampling_loop(self, latents, labels, null, guidance_scale, steps, generator)
         images = postprocess(latents, output_type)
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=images) if return_dict else (images,)

@@ -24,22 +24,25 @@ def alphas_cumprod_from_config(scheduler_config) -> torch.Tensor:
 class Denoiser(nn.Module):
     """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a DDPM-family diffusers model.
 
-    `guidance_scale` > 1 applies classifier-free guidance on x̂₀ (equivalent to guidance on ε),
-    using `null_class_id` as the unconditional label.
+    The condition c is integer class labels (a `UNet2DModel` with class embeddings) or text-encoder
+    hidden states (a `UNet2DConditionModel`). `guidance_scale` > 1 applies classifier-free guidance on
+    x̂₀ (equivalent to guidance on ε) against the unconditional condition: `null_class_id`, the
+    `null_embedding` of the empty prompt, or a per-call `uncond` (e.g. a negative prompt).
     """
 
     def __init__(self, unet: nn.Module, scheduler_config, null_class_id: int | None = None,
-                 guidance_scale: float = 1.0):
+                 guidance_scale: float = 1.0, null_embedding: torch.Tensor | None = None):
         super().__init__()
         prediction_type = scheduler_config.get("prediction_type", "epsilon")
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"unsupported prediction_type {prediction_type!r}; expected one of {PREDICTION_TYPES}")
-        if guidance_scale != 1.0 and null_class_id is None:
-            raise ValueError("classifier-free guidance needs a model trained with a null class")
+        if guidance_scale != 1.0 and null_class_id is None and null_embedding is None:
+            raise ValueError("classifier-free guidance needs a model trained with a null class or an empty-prompt embedding")
         self.unet = unet
         self.prediction_type = prediction_type
         self.null_class_id = null_class_id
         self.guidance_scale = guidance_scale
+        self.null_embedding = null_embedding
         alphas_cumprod = alphas_cumprod_from_config(scheduler_config)
         # σ_t = sqrt((1 - ᾱ_t) / ᾱ_t), increasing in t; kept in log space for interpolation.
         self.register_buffer("log_sigmas", ((1 - alphas_cumprod) / alphas_cumprod).sqrt().log(), persistent=False)
@@ -67,19 +70,31 @@ class Denoiser(nn.Module):
             return x / (1 + sigma**2) - sigma / (1 + sigma**2).sqrt() * out
         return out
 
-    def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor) -> torch.Tensor:
+    def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         c_in = (1 + sigma**2).rsqrt()
         t = self.sigma_to_t(sigma.flatten())
-        out = self.unet(x * c_in, t, class_labels=class_labels).sample
+        if cond.is_floating_point():  # text-encoder hidden states
+            out = self.unet(x * c_in, t, encoder_hidden_states=cond.to(self.unet.dtype)).sample
+        else:
+            out = self.unet(x * c_in, t, class_labels=cond).sample
         return self.x0_from_output(out.to(x.dtype), x, sigma)
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, class_labels: torch.Tensor) -> torch.Tensor:
+    def null_condition(self, cond: torch.Tensor) -> torch.Tensor:
+        if cond.is_floating_point():
+            if self.null_embedding is None:
+                raise ValueError("guidance on text conditions needs `null_embedding` (the empty prompt's hidden states)")
+            return self.null_embedding.to(cond).expand_as(cond)
+        return torch.full_like(cond, self.null_class_id)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, cond: torch.Tensor,
+                uncond: torch.Tensor | None = None) -> torch.Tensor:
+        """x̂₀; with guidance, x̂₀(uncond) + w·(x̂₀(cond) − x̂₀(uncond)) (CFG, Ho & Salimans eq. 6 on x̂₀)."""
         sigma = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
         sigma = sigma.flatten().expand(x.shape[0]).reshape(-1, 1, 1, 1)
         if self.guidance_scale == 1.0:
-            return self._denoise(x, sigma, class_labels)
-        null = torch.full_like(class_labels, self.null_class_id)
+            return self._denoise(x, sigma, cond)
+        uncond = self.null_condition(cond) if uncond is None else uncond
         x0_cond, x0_uncond = self._denoise(
-            torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([class_labels, null])
+            torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([cond, uncond])
         ).chunk(2)
         return x0_uncond + self.guidance_scale * (x0_cond - x0_uncond)

@@ -4,10 +4,17 @@ __version__ = "0.1.0"
 
 
 def forget(*args, **kwargs):
-    """Erase classes from a class-conditional teacher; see `sfd.trainer.forget`."""
+    """Erase classes or concepts from a diffusion teacher into a one-step generator; see `sfd.trainer.forget`."""
     from .trainer import forget as _forget
 
     return _forget(*args, **kwargs)
 
 
-__all__ = ["forget", "__version__"]
+def distill(*args, **kwargs):
+    """Plain SiD distillation (nothing forgotten), the first stage of two-stage SFD; see `sfd.trainer.distill`."""
+    from .trainer import distill as _distill
+
+    return _distill(*args, **kwargs)
+
+
+__all__ = ["distill", "forget", "__version__"]

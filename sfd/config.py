@@ -11,7 +11,7 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
 # Paths in the default config are relative to the project, so the defaults work from any folder.
-_PROJECT_PATH_KEYS = ("teacher", "classifier")
+_PROJECT_PATH_KEYS = ("teacher", "classifier", "clip")
 
 
 class ConfigError(ValueError):
@@ -28,15 +28,13 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
-def load_config(user_config: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None,
-                skip_none_overrides: bool = False) -> dict:
-    """Defaults ← user YAML ← overrides. Command lines pass `skip_none_overrides` (an unset flag is None)."""
+def load_config(user_config: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Defaults ← user YAML ← overrides (an override of None sets the option to null)."""
     cfg = read_yaml(DEFAULT_CONFIG)
     for key in _PROJECT_PATH_KEYS:
         if cfg.get(key) and not Path(cfg[key]).is_absolute():
             cfg[key] = str(PROJECT_ROOT / cfg[key])
-    overrides = {k: v for k, v in (overrides or {}).items() if not (skip_none_overrides and v is None)}
-    layers = [read_yaml(user_config) if user_config else {}, overrides]
+    layers = [read_yaml(user_config) if user_config else {}, dict(overrides or {})]
     for layer in layers:
         unknown = sorted(set(layer) - set(cfg))
         if unknown:

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from .judges import DEFAULT_CLASSIFIER, DEFAULT_CLIP, CLIPJudge, ImageClassifierJudge
 from .metrics import bootstrap_ci, bootstrap_fid, entropy, feature_statistics, frechet_distance, precision_recall
-from .sampling import load_pipeline, nfe_per_image, sample_classes
+from .sampling import load_pipeline, nfe_per_image, sample_classes, sample_prompts
 from .spec import ForgetSpec
 
 DEFAULT_REFERENCE_STATS = Path(__file__).resolve().parent.parent / "assets" / "fid_reference.safetensors"
@@ -97,7 +97,7 @@ def evaluate_model(model, forget: str | None, override: str | None = None, class
     if clip is not None:
         clip = clip if isinstance(clip, CLIPJudge) else CLIPJudge.from_pretrained(clip)
         m.update(clip_metrics(clip, images, labels, spec, prompt_template, seed))
-    m.update(model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
+    m.update(kind="class", model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
              forget=spec.describe()["forget"], num_samples_per_class=num_samples_per_class,
              num_forget_samples=n_forget, seed=seed,
              batch_size=batch_size, sampling_seconds=seconds, images_per_second=len(labels) / seconds,
@@ -122,6 +122,131 @@ def clip_metrics(clip: CLIPJudge, images: torch.Tensor, labels: torch.Tensor, sp
     scores = torch.cat([clip.clip_score(rem_images[i : i + 500], rem_prompts[i : i + 500])
                         for i in range(0, len(rem_images), 500)]).numpy()
     m.update(clip_score=float(scores.mean()), clip_score_ci=bootstrap_ci(scores, seed=seed))
+    return m
+
+
+def evaluation_prompts(forget_concepts, concepts, forget_prompts=(), remain_prompts=(), template: str = "a photo of a {}",
+                       max_prompts: int = 16) -> tuple[list[str], list[str]]:
+    """(forget, remaining) prompts to measure: one template prompt per concept when the model lists its
+    concepts, else up to `max_prompts` evenly spaced prompts of each kind."""
+    if concepts:
+        low = {c.lower() for c in forget_concepts}
+        return ([template.format(c) for c in concepts if c.lower() in low],
+                [template.format(c) for c in concepts if c.lower() not in low])
+    pick = lambda xs: [xs[int(i)] for i in np.linspace(0, len(xs) - 1, min(max_prompts, len(xs)))] if xs else []  # noqa: E731
+    return pick(list(forget_prompts)), pick(list(remain_prompts))
+
+
+def text_metrics(clip: CLIPJudge, images: torch.Tensor, prompts: list[str], forgotten: torch.Tensor,
+                 candidates: list[str], forget_concepts: list[str], template: str = "a photo of a {}",
+                 seed: int = 0) -> dict:
+    """CLIP figures of text-to-image samples (images in [0, 1], one prompt each):
+    clip_forget_detection — share of forget-prompt samples whose zero-shot concept (among `candidates`)
+    is a forgotten one; clip_score_remaining — mean CLIPScore of the other samples with their prompt;
+    clip_accuracy_remaining — share of those whose zero-shot concept is the one their prompt names."""
+    from .prompts import concept_pattern
+
+    cand_prompts = [template.format(c) for c in candidates]
+    pred = torch.cat([clip.zero_shot(images[i : i + 500], cand_prompts) for i in range(0, len(images), 500)])
+    pred_names = [candidates[int(i)].lower() for i in pred]
+    m: dict = {"per_prompt_clip_accuracy": {}}
+    forgotten = forgotten.numpy()
+    if forgotten.any() and forget_concepts:
+        low = {c.lower() for c in forget_concepts}
+        hit = np.array([n in low for n, f in zip(pred_names, forgotten) if f], dtype=np.float64)
+        m.update(clip_forget_detection=float(hit.mean()), clip_forget_detection_ci=bootstrap_ci(hit, seed=seed),
+                 forget_samples=int(forgotten.sum()))
+    named = [next((c.lower() for c in candidates if concept_pattern([c]).search(p)), None) for p in prompts]
+    correct = np.array([n is not None and n == want for n, want in zip(pred_names, named)], dtype=np.float64)
+    for prompt in dict.fromkeys(prompts):
+        sel = np.array([p == prompt for p in prompts])
+        if named[int(np.argmax(sel))] is not None:
+            m["per_prompt_clip_accuracy"][prompt] = float(correct[sel].mean())
+    rem = ~forgotten
+    if rem.any():
+        rem_idx = np.flatnonzero(rem)
+        scores = torch.cat([clip.clip_score(images[rem_idx[i : i + 500]], [prompts[j] for j in rem_idx[i : i + 500]])
+                            for i in range(0, len(rem_idx), 500)]).numpy()
+        has_name = np.array([named[j] is not None for j in rem_idx])
+        m.update(clip_score_remaining=float(scores.mean()), clip_score_remaining_ci=bootstrap_ci(scores, seed=seed),
+                 remaining_samples=int(rem.sum()))
+        if has_name.any():
+            acc = correct[rem_idx][has_name]
+            m.update(clip_accuracy_remaining=float(acc.mean()), clip_accuracy_remaining_ci=bootstrap_ci(acc, seed=seed))
+    return m
+
+
+def classifier_text_metrics(classifier, images: torch.Tensor, prompts: list[str], forgotten: torch.Tensor,
+                            candidates: list[str], forget_concepts: list[str],
+                            reference_stats=DEFAULT_REFERENCE_STATS, seed: int = 0) -> dict:
+    """The image classifier's verdicts on samples of prompts that name one of its classes:
+    classifier_forget_accuracy / classifier_accuracy_remaining, and (with reference features) FID,
+    precision and recall of the remaining samples against real images of the classes they name —
+    the diversity check that CLIP scores do not make."""
+    from .prompts import concept_pattern
+
+    judge = classifier if isinstance(classifier, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(classifier)
+    label_map = judge.match_labels(dict(enumerate(candidates)))
+    probs, feats = classify(judge, images)
+    pred = probs.argmax(-1)
+    named = [next((i for i, c in enumerate(candidates) if concept_pattern([c]).search(p)), None) for p in prompts]
+    hit = np.array([n is not None and int(pr) == label_map[n] for pr, n in zip(pred, named)], dtype=np.float64)
+    has = np.array([n is not None for n in named])
+    f = forgotten.numpy()
+    m = {}
+    if (f & has).any() and forget_concepts:
+        m["classifier_forget_accuracy"] = float(hit[f & has].mean())
+    rem = ~f & has
+    if rem.any():
+        m["classifier_accuracy_remaining"] = float(hit[rem].mean())
+        if reference_stats:
+            ref_f, ref_l = load_reference_features(reference_stats)
+            classes = sorted({label_map[n] for n, r in zip(named, rem) if r})
+            ref = ref_f[torch.isin(ref_l, torch.tensor(classes))].numpy()
+            mu_r, sig_r = feature_statistics(ref)
+            gen = feats[torch.from_numpy(rem)].numpy()
+            precision, recall = precision_recall(ref, gen, seed=seed)
+            m.update(fid_remaining=frechet_distance(*feature_statistics(gen), mu_r, sig_r),
+                     precision_remaining=precision, recall_remaining=recall)
+    return m
+
+
+def evaluate_text_model(model, forget: str | None, override: str | None = None, clip=DEFAULT_CLIP,
+                        prompts: list[str] | None = None, num_samples_per_prompt: int = 100,
+                        num_forget_samples: int | None = None, batch_size: int = 100, seed: int = 0,
+                        progress: bool = True, template: str = "a photo of a {}", classifier=None) -> dict:
+    """Sample a text-to-image model on forget and remaining prompts and measure it with CLIP (and,
+    when the concepts are a `classifier`'s labels, with that classifier as a second judge).
+
+    Prompts: `prompts` if given (those naming a forgotten concept are forget prompts), else one
+    "a photo of a {concept}" per concept the model lists in its config, else the forget spec's prompts."""
+    from .prompts import concept_pattern, parse_forget, read_lines
+
+    pipe = load_pipeline(model)
+    pipe.set_progress_bar_config(disable=True)
+    concepts, prompt_file = parse_forget(forget) if forget else ([], None)
+    candidates = list(dict.fromkeys(list(pipe.concepts) + concepts + ([override] if override and not pipe.concepts else [])))
+    if prompts is not None:
+        pattern = concept_pattern(concepts) if concepts else None
+        forget_p = [p for p in prompts if pattern and pattern.search(p)]
+        remain_p = [p for p in prompts if p not in forget_p]
+    else:
+        file_prompts = read_lines(prompt_file, "--forget prompts") if prompt_file else []
+        forget_p, remain_p = evaluation_prompts(concepts, pipe.concepts, file_prompts, [], template)
+    if not candidates:
+        raise ValueError("no concept names to detect: give --forget concept=… or a model whose config lists `concepts`")
+    n_forget = num_samples_per_prompt if num_forget_samples is None else num_forget_samples
+    all_prompts = [p for p in forget_p for _ in range(n_forget)] + [p for p in remain_p for _ in range(num_samples_per_prompt)]
+    forgotten = torch.tensor([True] * (len(forget_p) * n_forget) + [False] * (len(remain_p) * num_samples_per_prompt))
+    images, seconds = sample_prompts(pipe, all_prompts, batch_size, seed, progress)
+    clip = clip if isinstance(clip, CLIPJudge) else CLIPJudge.from_pretrained(clip)
+    m = text_metrics(clip, images, all_prompts, forgotten, candidates, concepts, template, seed)
+    if classifier is not None:
+        m.update(classifier_text_metrics(classifier, images, all_prompts, forgotten, candidates, concepts, seed=seed))
+    m.update(kind="text", model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__, forget=concepts,
+             forget_prompts=forget_p, remain_prompts=remain_p, samples_per_prompt=num_samples_per_prompt,
+             num_forget_samples=n_forget, seed=seed, batch_size=batch_size, sampling_seconds=seconds,
+             images_per_second=len(all_prompts) / seconds, nfe_per_image=nfe_per_image(pipe))
     return m
 
 
@@ -174,21 +299,40 @@ def load_image_folder(image_dir, judge: ImageClassifierJudge) -> tuple[torch.Ten
     return torch.stack(images), torch.tensor(labels)
 
 
+_REPORT_COLUMNS = {
+    "class": [("forget_accuracy", "forget accuracy"), ("unlearning_accuracy", "UA"), ("remaining_accuracy", "remaining acc."),
+              ("fid_remaining", "FID (remaining)"), ("precision_remaining", "precision"),
+              ("recall_remaining", "recall"), ("clip_forget_detection", "CLIP forget detection"),
+              ("clip_score", "CLIP score"), ("images_per_second", "images/s"), ("nfe_per_image", "NFE")],
+    "text": [("clip_forget_detection", "CLIP forget detection"), ("clip_score_remaining", "CLIP score (remaining)"),
+             ("clip_accuracy_remaining", "CLIP accuracy (remaining)"), ("classifier_forget_accuracy", "classifier forget acc."),
+             ("classifier_accuracy_remaining", "classifier acc. (remaining)"), ("fid_remaining", "FID (remaining)"),
+             ("recall_remaining", "recall (remaining)"), ("images_per_second", "images/s"),
+             ("nfe_per_image", "NFE")],
+}
+_RATIOS = {"class": ("fid_remaining", "FID (remaining) model / reference"),
+           "text": ("clip_score_remaining", "CLIP score (remaining) model / reference")}
+
+
 def write_report(metrics: dict, report_dir: Path, reference: dict | None = None, pictures: dict | None = None) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
+    kind = metrics.get("kind", "class")
     flat = {**metrics, **{f"reference_{k}": v for k, v in (reference or {}).items()}}
+    key, label = _RATIOS[kind]
+    if reference and metrics.get(key) is not None and reference.get(key):
+        flat[f"{key}_ratio"] = metrics[key] / reference[key]
     (report_dir / "metrics.json").write_text(json.dumps(flat, indent=2))
-    cols = [("forget_accuracy", "forget accuracy"), ("unlearning_accuracy", "UA"), ("remaining_accuracy", "remaining acc."),
-            ("fid_remaining", "FID (remaining)"), ("precision_remaining", "precision"),
-            ("recall_remaining", "recall"), ("clip_forget_detection", "CLIP forget detection"),
-            ("clip_score", "CLIP score"), ("images_per_second", "images/s"), ("nfe_per_image", "NFE")]
+    cols = _REPORT_COLUMNS[kind]
     rows = [("model", metrics)] + ([("reference", reference)] if reference else [])
     lines = ["| | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, m in rows:
         lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k), m.get(k + "_ci")) for k, _ in cols) + " |")
+    ratio = f"\n{label}: **{flat[key + '_ratio']:.3f}**\n" if f"{key}_ratio" in flat else ""
+    unit = "class" if kind == "class" else "prompt"
+    n = metrics.get("num_samples_per_class", metrics.get("samples_per_prompt"))
     (report_dir / "report.md").write_text(
-        f"# sfd-eval report\n\nForgotten: {metrics['forget']}; {metrics['num_samples_per_class']} samples per class, "
-        f"seed {metrics['seed']}; intervals are bootstrap 95%.\n\n" + "\n".join(lines) + "\n"
+        f"# sfd-eval report\n\nForgotten: {metrics['forget']}; {n} samples per {unit}, "
+        f"seed {metrics['seed']}; intervals are bootstrap 95%.\n\n" + "\n".join(lines) + "\n" + ratio
         + "".join(f"\n## {title}\n\n![{title}]({Path(p).name})\n" for title, p in (pictures or {}).items() if p))
 
 
@@ -208,8 +352,11 @@ def parse_args(argv=None):
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER))
     p.add_argument("--reference_stats", default=str(DEFAULT_REFERENCE_STATS))
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="CLIP model for the CLIP check ('none' to skip)")
-    p.add_argument("--num_samples_per_class", type=int, default=100)
-    p.add_argument("--num_forget_samples", type=int, default=None, help="samples per forgotten class (default: as above)")
+    p.add_argument("--num_samples_per_class", type=int, default=100, help="per class (per prompt for text-to-image models)")
+    p.add_argument("--num_forget_samples", type=int, default=None,
+                   help="samples per forgotten class / forget prompt (default: as above)")
+    p.add_argument("--prompts", default=None, help="text-to-image: evaluation prompts, one per line (default: "
+                   "'a photo of a {concept}' per concept the model lists, else the forget prompts)")
     p.add_argument("--batch_size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", default=None, help="folder for metrics.json and report.md")
@@ -228,6 +375,8 @@ def main(argv=None):
         raise SystemExit("sfd-eval needs --model (or --make-reference)")
     if args.reference_stats.lower() == "none":
         args.reference_stats = None
+    if is_text_to_image(args.model):
+        return main_text(args)
     kw = dict(forget=args.forget, override=args.override, classifier=ImageClassifierJudge.from_pretrained(args.classifier),
               reference_stats=args.reference_stats, num_samples_per_class=args.num_samples_per_class,
               batch_size=args.batch_size, seed=args.seed, num_forget_samples=args.num_forget_samples,
@@ -237,6 +386,54 @@ def main(argv=None):
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
     if args.report:
         write_report(metrics, Path(args.report), reference, report_pictures(args, metrics, reference))
+        print(f"report written to {args.report}")
+
+
+def is_text_to_image(model) -> bool:
+    from pipelines import OneStepTextToImagePipeline, TextToImageDiffusionPipeline
+
+    index = Path(model) / "model_index.json"
+    if index.exists():
+        return "text_encoder" in json.loads(index.read_text())
+    return isinstance(load_pipeline(model), (OneStepTextToImagePipeline, TextToImageDiffusionPipeline))
+
+
+def main_text(args) -> None:
+    """sfd-eval on text-to-image models: CLIP forget detection and CLIP score (plus the classifier, when
+    the model's concepts are its classes)."""
+    from .prompts import read_lines
+
+    clip = CLIPJudge.from_pretrained(args.clip)
+    kw = dict(forget=args.forget, override=args.override, clip=clip, num_samples_per_prompt=args.num_samples_per_class,
+              num_forget_samples=args.num_forget_samples, batch_size=args.batch_size, seed=args.seed,
+              prompts=read_lines(args.prompts, "--prompts") if args.prompts else None)
+    pipe = load_pipeline(args.model)
+    if args.classifier.lower() != "none" and pipe.concepts:
+        judge = ImageClassifierJudge.from_pretrained(args.classifier)
+        try:
+            judge.match_labels(dict(enumerate(pipe.concepts)))
+            kw["classifier"] = judge
+        except ValueError:
+            pass  # the classifier does not know these concepts: CLIP only
+    metrics = evaluate_text_model(pipe, **kw)
+    metrics["model"] = args.model
+    reference = None
+    if args.reference:
+        reference = evaluate_text_model(args.reference, **kw)
+        reference["model"] = args.reference
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}, indent=1))
+    if args.report:
+        pictures = {}
+        if args.reference:
+            from . import report_plots
+
+            out = Path(args.report)
+            out.mkdir(parents=True, exist_ok=True)
+            prompts = metrics["forget_prompts"] + metrics["remain_prompts"]
+            pictures["Samples: reference (left) and model (right), same seeds"] = report_plots.before_after_prompts(
+                load_pipeline(args.model), load_pipeline(args.reference), prompts, len(metrics["forget_prompts"]),
+                out / "before_after.png", seed=args.seed, concepts=pipe.concepts or metrics["forget"])
+        write_report(metrics, Path(args.report), reference, pictures)
         print(f"report written to {args.report}")
 
 

@@ -30,10 +30,13 @@ def atomic_directory(path: str | os.PathLike):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def save_pretrained_atomic(obj, path: str | os.PathLike, **kwargs) -> Path:
-    """`obj.save_pretrained(path)` (safetensors), written to a temporary folder and renamed into place."""
+def save_pretrained_atomic(obj, path: str | os.PathLike, extra_files: dict[str, str] | None = None, **kwargs) -> Path:
+    """`obj.save_pretrained(path)` (safetensors) plus `extra_files` (name: text), written to a temporary
+    folder and renamed into place."""
     with atomic_directory(path) as tmp:
         obj.save_pretrained(tmp, safe_serialization=True, **kwargs)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
     return Path(path)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .spec import ForgetSpec
-
-_KEYS = ("forget_accuracy", "unlearning_accuracy", "forget_prob_mean", "forget_entropy_mean", "remaining_accuracy")
+_KEYS = {"class": ("forget_accuracy", "unlearning_accuracy", "forget_prob_mean", "forget_entropy_mean", "remaining_accuracy"),
+         "text": ("clip_forget_detection", "clip_score_remaining", "clip_accuracy_remaining")}
 
 
 def _display(path) -> str:
@@ -20,44 +19,68 @@ def _display(path) -> str:
         return str(path)
 
 
-def write_model_card(path: Path, cfg: dict, spec: ForgetSpec, steps: int, seconds: float, metrics: dict,
+def _usage(cfg: dict, task) -> str:
+    spec = task.spec
+    if task.kind == "class":
+        name = json.dumps([spec.id2label[spec.remaining[0]]])
+        return (f'from pipelines import OneStepClassConditionalPipeline\n'
+                f'pipe = OneStepClassConditionalPipeline.from_pretrained("{cfg["output_dir"]}")\n'
+                f'images = pipe(class_labels=pipe.get_label_ids({name})).images')
+    return (f'from pipelines import OneStepTextToImagePipeline\n'
+            f'pipe = OneStepTextToImagePipeline.from_pretrained("{cfg["output_dir"]}")\n'
+            f'images = pipe(prompt={json.dumps([spec.remain_prompts[0]])}).images')
+
+
+def _per_condition_table(task, metrics: dict) -> str:
+    forgotten = {n.lower() for n in task.spec.describe()["forget"]}
+    if task.kind == "class":
+        rows = "\n".join(f"| {name} | {'forgotten' if name.lower() in forgotten else ''} | {acc:.3f} |"
+                         for name, acc in metrics.get("per_class_accuracy", {}).items())
+        return f"| class | | accuracy |\n|---|---|---|\n{rows}"
+    rows = "\n".join(f"| {p} | {acc:.3f} |" for p, acc in metrics.get("per_prompt_clip_accuracy", {}).items())
+    return f"| prompt | CLIP zero-shot accuracy |\n|---|---|\n{rows}"
+
+
+def write_model_card(path: Path, cfg: dict, task, steps: int, seconds: float, metrics: dict,
                      num_processes: int = 1) -> None:
-    desc = spec.describe()
+    desc = task.spec.describe()
     n = cfg["final_eval_samples_per_class"]
-    rows = "\n".join(f"| {k} | {metrics[k]:.4f} |" for k in _KEYS if k in metrics)
-    per_class = "\n".join(f"| {name} | {'forgotten' if name in desc['forget'] else ''} | {acc:.3f} |"
-                          for name, acc in metrics.get("per_class_accuracy", {}).items())
+    rows = "\n".join(f"| {k} | {metrics[k]:.4f} |" for k in _KEYS[task.kind] if k in metrics)
+    judge = cfg["classifier"] if task.kind == "class" else cfg.get("clip")
+    unit = "class" if task.kind == "class" else "evaluation prompt"
     settings = {k: cfg[k] for k in ("max_train_steps", "train_batch_size", "learning_rate_generator",
                                     "learning_rate_fake_score", "alpha", "sigma_init", "forget_weight",
-                                    "forget_fraction", "guidance_scale", "ema_decay", "seed", "mixed_precision")}
+                                    "forget_fraction", "guidance_scale", "fake_score_guidance_scale", "ema_decay",
+                                    "seed", "mixed_precision")}
+    extra = "" if task.kind == "class" else (
+        f"- Prompts: {desc['forget_prompts']} forget prompts, {desc['remain_prompts']} remaining prompts"
+        + (f"; negative prompt for the teacher: \"{desc['negative_prompt']}\"" if desc["negative_prompt"] else "") + "\n")
     text = f"""---
 library_name: diffusers
-tags: [sfd, machine-unlearning, one-step, class-conditional]
+tags: [sfd, machine-unlearning, one-step, {"class-conditional" if task.kind == "class" else "text-to-image"}]
 ---
-# One-step generator with {", ".join(desc["forget"])} forgotten (Score Forgetting Distillation)
+# {f'One-step generator with {", ".join(desc["forget"])} forgotten (Score Forgetting Distillation)' if desc["forget"]
+   else "One-step generator distilled with SiD (nothing forgotten)"}
 
 - Teacher: `{_display(cfg["teacher"])}`
 - Forgotten: {desc["forget"]}; override: {desc["override"]}
-- Training: {steps} SFD iterations, {seconds / 60:.1f} min wall time on {num_processes} process(es)
+{extra}- Training: {steps} SFD iterations, {seconds / 60:.1f} min wall time on {num_processes} process(es)
 - Sampling: one network evaluation per image.
 
 ```python
-from pipelines import OneStepClassConditionalPipeline
-pipe = OneStepClassConditionalPipeline.from_pretrained("{cfg["output_dir"]}")
-images = pipe(class_labels=pipe.get_label_ids({json.dumps([spec.id2label[spec.remaining[0]]])})).images
+{_usage(cfg, task)}
 ```
 
 ## Measured at the end of training
-{n} samples per class, seed 20000, judged by `{_display(cfg["classifier"])}`.
-A forgotten class's accuracy is the share of its samples still classified as it.
+{n} samples per {unit}, seed 20000, judged by `{_display(judge)}`.
+{"A forgotten class's accuracy is the share of its samples still classified as it." if task.kind == "class" else
+ "CLIP forget detection is the share of forget-prompt samples CLIP names as a forgotten concept."}
 
 | metric | value |
 |---|---|
-{rows or "| (no classifier configured) | |"}
+{rows or "| (no judge configured) | |"}
 
-| class | | accuracy |
-|---|---|---|
-{per_class}
+{_per_condition_table(task, metrics)}
 
 ## Settings
 ```json

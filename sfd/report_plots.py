@@ -17,20 +17,19 @@ def _pyplot():
     return plt
 
 
-def before_after_grid(model_pipe, reference_pipe, id2label: dict, forgotten, path: Path, per_row: int = 8,
-                      seed: int = 0) -> Path:
-    """Same labels and seeds through both pipelines; reference (left) and model (right), forgotten rows marked."""
+def _side_by_side(model_pipe, reference_pipe, rows: list, key: str, names: list[str], marked: list[int],
+                  path: Path, per_row: int, seed: int) -> Path:
+    """`per_row` samples of each row's condition (passed as `key`) through both pipelines with the same seeds;
+    reference (left) and model (right), marked rows flagged."""
     from PIL import Image
 
-    from .sampling import sample_classes
+    from .sampling import sample_conditioned
     from .viz import class_grid
 
-    labels = [c for c in sorted(id2label) for _ in range(per_row)]
-    names = [id2label[c] for c in sorted(id2label)]
-    marked = [i for i, c in enumerate(sorted(id2label)) if c in set(forgotten)]
+    conditions = [c for c in rows for _ in range(per_row)]
     grids = []
     for pipe in (reference_pipe, model_pipe):
-        images, _ = sample_classes(pipe, labels, batch_size=len(labels), seed=seed, progress=False)
+        images, _ = sample_conditioned(pipe, conditions, key, batch_size=len(conditions), seed=seed, progress=False)
         grids.append(class_grid(images, per_row, marked, row_names=names))
     w, h = grids[0].width + grids[1].width + 20, max(g.height for g in grids)
     canvas = Image.new("RGB", (w, h), (255, 255, 255))
@@ -38,6 +37,24 @@ def before_after_grid(model_pipe, reference_pipe, id2label: dict, forgotten, pat
     canvas.paste(grids[1], (grids[0].width + 20, 0))
     canvas.save(path)
     return path
+
+
+def before_after_grid(model_pipe, reference_pipe, id2label: dict, forgotten, path: Path, per_row: int = 8,
+                      seed: int = 0) -> Path:
+    """One row per class, forgotten classes marked."""
+    ids = sorted(id2label)
+    marked = [i for i, c in enumerate(ids) if c in set(forgotten)]
+    return _side_by_side(model_pipe, reference_pipe, ids, "class_labels", [id2label[c] for c in ids], marked, path,
+                         per_row, seed)
+
+
+def before_after_prompts(model_pipe, reference_pipe, prompts: list[str], num_forget: int, path: Path,
+                         per_row: int = 8, seed: int = 0, concepts=()) -> Path:
+    """One row per prompt, the first `num_forget` (forget prompts) marked."""
+    from .viz import prompt_label
+
+    return _side_by_side(model_pipe, reference_pipe, prompts, "prompt", [prompt_label(p, concepts) for p in prompts],
+                         list(range(num_forget)), path, per_row, seed)
 
 
 def per_class_bars(model: dict, reference: dict | None, forgotten_names, path: Path) -> Path:

@@ -26,7 +26,7 @@ def load_pipeline(path_or_pipe):
         class_name = json.loads(index.read_text())["_class_name"]
         cls = getattr(pipelines, class_name, None)
         if cls is None:
-            raise ValueError(f"{path} holds a {class_name}, not a class-conditional pipeline of this project")
+            raise ValueError(f"{path} holds a {class_name}, not a pipeline of this project")
         return cls.from_pretrained(path)
     from diffusers import DiffusionPipeline
 
@@ -34,16 +34,30 @@ def load_pipeline(path_or_pipe):
 
 
 @torch.no_grad()
-def sample_classes(pipe, labels: Sequence[int], batch_size: int = 100, seed: int = 0, progress: bool = True,
-                   **call_kwargs) -> tuple[torch.Tensor, float]:
-    """Images in [0, 1] for `labels`, batch k drawn with torch.Generator seeded `seed + k`; and seconds taken."""
-    labels = list(labels)
+def sample_conditioned(pipe, conditions: Sequence, key: str, batch_size: int = 100, seed: int = 0,
+                       progress: bool = True, **call_kwargs) -> tuple[torch.Tensor, float]:
+    """Images in [0, 1] for `conditions` (passed to the pipeline as `key`), batch k drawn with a
+    torch.Generator seeded `seed + k`; and the seconds taken."""
+    conditions = list(conditions)
     out, start = [], time.perf_counter()
-    batches = range(0, len(labels), batch_size)
+    batches = range(0, len(conditions), batch_size)
     for k, i in enumerate(tqdm(batches, desc="sampling", disable=not progress, leave=False)):
         gen = torch.Generator(device="cpu").manual_seed(seed + k)
-        out.append(pipe(class_labels=labels[i : i + batch_size], generator=gen, output_type="pt").images.cpu())
+        batch = {key: conditions[i : i + batch_size]}
+        out.append(pipe(**batch, generator=gen, output_type="pt", **call_kwargs).images.cpu())
     return torch.cat(out), time.perf_counter() - start
+
+
+def sample_classes(pipe, labels: Sequence[int], batch_size: int = 100, seed: int = 0, progress: bool = True,
+                   **call_kwargs) -> tuple[torch.Tensor, float]:
+    """Class-conditional samples (see `sample_conditioned`)."""
+    return sample_conditioned(pipe, labels, "class_labels", batch_size, seed, progress, **call_kwargs)
+
+
+def sample_prompts(pipe, prompts: Sequence[str], batch_size: int = 100, seed: int = 0, progress: bool = True,
+                   **call_kwargs) -> tuple[torch.Tensor, float]:
+    """Text-to-image samples (see `sample_conditioned`)."""
+    return sample_conditioned(pipe, prompts, "prompt", batch_size, seed, progress, **call_kwargs)
 
 
 def nfe_per_image(pipe) -> int:

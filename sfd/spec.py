@@ -109,8 +109,8 @@ class ForgetSpec:
         return torch.isin(labels, torch.tensor(self.forget, dtype=labels.dtype, device=labels.device))
 
     def sample_labels(self, n: int, forget_fraction: float | None, generator: torch.Generator | None = None):
-        """A batch of conditions: `forget_fraction` of them forgotten (None: uniform over all classes)."""
-        if forget_fraction is None:
+        """A batch of conditions: `forget_fraction` of them forgotten (None, or nothing forgotten: uniform)."""
+        if forget_fraction is None or not self.forget:
             return torch.randint(len(self.id2label), (n,), generator=generator)
         n_forget = int(round(n * forget_fraction))
         f = torch.tensor(self.forget)[torch.randint(len(self.forget), (n_forget,), generator=generator)]

@@ -20,8 +20,10 @@ from sfd.trainer import SFDTrainer, TrainingSetupError, validate  # noqa: E402
 
 FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yaml
     "teacher": (str, "class-conditional diffusers pipeline folder or Hub id"),
-    "forget": (str, 'classes to forget: "class=NAME[,NAME…]" (names or ids)'),
-    "override": (str, '"random" or "class=NAME": what the teacher draws for forgotten classes'),
+    "forget": (str, 'what to forget: "class=NAME[,NAME…]" (names or ids), or "concept=PHRASE" / "prompts=FILE"'),
+    "override": (str, 'class: "random" or "class=NAME"; text: "PHRASE" or "rules=FILE"; what the teacher draws instead'),
+    "remain_prompts": (str, "text-to-image: file of remaining prompts, one per line"),
+    "negative_concepts": (str, "text-to-image: file of words for the teacher's negative prompt on forget prompts"),
     "output_dir": (str, "where the one-step pipeline, checkpoints and logs go"),
     "max_train_steps": (int, "SFD iterations (one fake-score and one generator update each)"),
     "train_batch_size": (int, "samples per process per update"),
@@ -29,42 +31,54 @@ FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yam
     "learning_rate_fake_score": (float, "Adam learning rate of the fake score f_ψ"),
     "alpha": (float, "SiD's α"),
     "sigma_init": (float, "noise level of the generator's input"),
+    "init_generator": (str, "two-stage SFD: a one-step pipeline folder (e.g. from sfd.distill) to start G from"),
     "forget_weight": (float, "λ_f, weight of the forgetting term"),
     "forget_fraction": (float, "share of each batch drawn from forgotten classes"),
     "guidance_scale": (float, "classifier-free guidance inside the teacher"),
+    "fake_score_guidance_scale": (float, "classifier-free guidance inside the fake score"),
+    "condition_dropout": (float, "share of the fake score's conditions dropped (prompt dropout) when it is guided"),
     "seed": (int, "random seed"),
     "mixed_precision": (str, "no | fp16 | bf16"),
     "checkpointing_steps": (int, "save a resumable checkpoint every N steps"),
     "resume_from_checkpoint": (str, 'a checkpoint folder or "latest"'),
     "validation_steps": (int, "measure the forget rate and save a sample grid every N steps"),
-    "classifier": (str, "transformers image classifier used for validation"),
+    "classifier": (str, "transformers image classifier used for validation (class teachers)"),
+    "clip": (str, "CLIP model used for validation (text-to-image teachers)"),
     "report_to": (str, "accelerate tracker, e.g. tensorboard or wandb"),
 }
 
 
+def optional_str(text: str) -> str | None:
+    """A string flag; "null" / "none" unset it (e.g. `--classifier null` skips validation)."""
+    return None if text.strip().lower() in ("null", "none") else text
+
+
 def parse_args(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=None, help="YAML file of options (keys of configs/default.yaml)")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=argparse.SUPPRESS)
+    p.add_argument("--config", help="YAML file of options (keys of configs/default.yaml)")
     for name, (typ, help_) in FLAGS.items():
-        p.add_argument(f"--{name}", type=typ, default=None, help=help_)
-    p.add_argument("--learning_rate", type=float, default=None, help="set both learning rates")
-    p.add_argument("--overwrite_output_dir", action="store_true", default=None)
+        p.add_argument(f"--{name}", type=optional_str if typ is str else typ, help=help_)
+    p.add_argument("--learning_rate", type=float, help="set both learning rates")
+    for name in ("overwrite_output_dir", "gradient_checkpointing", "use_8bit_adam"):
+        p.add_argument(f"--{name}", action="store_true")
+    # unset flags stay out of the result, so the config files decide them
     args = vars(p.parse_args(argv))
-    if args.get("learning_rate") is not None:
-        args["learning_rate_generator"] = args["learning_rate_generator"] or args["learning_rate"]
-        args["learning_rate_fake_score"] = args["learning_rate_fake_score"] or args["learning_rate"]
-    args.pop("learning_rate")
+    both = args.pop("learning_rate", None)
+    if both is not None:
+        args.setdefault("learning_rate_generator", both)
+        args.setdefault("learning_rate_fake_score", both)
     return args
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     try:
-        cfg = load_config(args.pop("config"), args, skip_none_overrides=True)
-        spec = validate(cfg)
+        cfg = load_config(args.pop("config", None), args)
+        task = validate(cfg)
     except (ConfigError, TrainingSetupError) as err:
         raise SystemExit(f"sfd-train: error: {err}") from None
-    SFDTrainer(cfg, spec).train()
+    SFDTrainer(cfg, task).train()
 
 
 if __name__ == "__main__":

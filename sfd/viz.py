@@ -34,3 +34,11 @@ def class_grid(images: torch.Tensor, per_row: int, marked_rows: Sequence[int] = 
         for i, name in enumerate(row_names):
             draw.text((4, (pad + i * (h + pad)) * scale + 4), name[:14], fill=(255, 80, 80) if i in set(marked_rows) else (230, 230, 230))
     return img
+
+
+def prompt_label(prompt: str, concepts=()) -> str:
+    """A short row name for a prompt: the concept it names, else its end."""
+    from .prompts import concept_pattern
+
+    named = [c for c in concepts if concept_pattern([c]).search(prompt)]
+    return max(named, key=len) if named else prompt[-14:]

@@ -55,3 +55,63 @@ def tiny_options(tiny_classifier):
     """Training options small enough for a CPU test (seconds)."""
     return dict(train_batch_size=4, max_train_steps=2, validation_steps=2, validation_samples_per_class=2,
                 final_eval_samples_per_class=2, checkpointing_steps=1, classifier=tiny_classifier, seed=0)
+
+
+T2I_PROMPTS = ["a photo of a cat", "a photo of a dog", "a photo of a bird", "a small dog", "a dark cat", "a bird"]
+
+
+def make_t2i_teacher(path, with_vae: bool = False, layout: str = "sfd", seed: int = 0):
+    """A tiny Stable Diffusion-layout pipeline: CLIP text encoder + tokenizer, UNet2DConditionModel,
+    DDPM scheduler and, with `with_vae`, an AutoencoderKL (latent space). `layout="diffusers"` saves it
+    as a diffusers `StableDiffusionPipeline` (the layout of Hub SD checkpoints)."""
+    from pathlib import Path
+
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from pipelines import TextToImageDiffusionPipeline
+    from sfd.pretrain.clip import build_tokenizer
+
+    torch.manual_seed(seed)
+    path = Path(path)
+    tokenizer = build_tokenizer(path.parent / f"_bpe-{path.name}", class_names=list(NAMES.values()), max_length=8)
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, max_position_embeddings=8, bos_token_id=tokenizer.bos_token_id,
+                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    channels = 2 if with_vae else 1
+    unet = UNet2DConditionModel(sample_size=8, in_channels=channels, out_channels=channels, block_out_channels=(8, 16),
+                                layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16,
+                                attention_head_dim=2, norm_num_groups=4)
+    vae = None
+    if with_vae:
+        vae = AutoencoderKL(in_channels=1, out_channels=1, latent_channels=2, block_out_channels=(8, 8),
+                            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                            norm_num_groups=4, sample_size=16)
+    scheduler = DDPMScheduler(num_train_timesteps=100)
+    if layout == "diffusers":
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                       safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    else:
+        pipe = TextToImageDiffusionPipeline(unet=unet, text_encoder=text, tokenizer=tokenizer, scheduler=scheduler,
+                                            vae=vae, default_guidance_scale=2.0, default_num_inference_steps=2,
+                                            concepts=list(NAMES.values()))
+    pipe.save_pretrained(path)
+    (path / "prompts.txt").write_text("\n".join(T2I_PROMPTS) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def tiny_t2i_options(tmp_path):
+    from sfd.pretrain.clip import build_clip, build_tokenizer
+
+    torch.manual_seed(1)  # a random CLIP whose image-text cosines are mostly positive (CLIPScore clips at 0)
+    tok = build_tokenizer(tmp_path / "_clip_bpe", class_names=list(NAMES.values()), max_length=8)
+    clip = build_clip(tok, hidden=16, projection_dim=8)
+    clip.save_pretrained(tmp_path / "clip")
+    tok.save_pretrained(tmp_path / "clip")
+    return dict(train_batch_size=4, max_train_steps=2, validation_steps=2, validation_samples_per_class=2,
+                final_eval_samples_per_class=2, checkpointing_steps=1, clip=str(tmp_path / "clip"), seed=0,
+                guidance_scale=2.0)

@@ -48,3 +48,23 @@ def test_shipped_unlearned_model_does_not_draw_its_forgotten_class():
                        num_forget_samples=1000, seed=7, reference_stats=None, progress=False)
     assert m["forget_accuracy"] <= 0.01
     assert m["remaining_accuracy"] >= 0.85
+
+
+def test_text_to_image_teacher_draws_its_prompts():
+    from sfd.evaluate import evaluate_text_model
+
+    m = evaluate_text_model(str(ASSETS / "t2i-teacher"), forget=None, num_samples_per_prompt=30, seed=7, progress=False)
+    assert m["clip_accuracy_remaining"] >= 0.85 and m["remaining_samples"] == 300
+
+
+def test_shipped_text_to_image_model_forgets_sneakers_and_keeps_the_rest():
+    """targets.md: CLIP forget detection ≤ 5%, CLIP score of the other prompts ≥ 95% of the teacher's."""
+    import json
+
+    from sfd.evaluate import evaluate_text_model
+
+    m = evaluate_text_model(str(ASSETS / "sfd-t2i-sneaker"), forget="concept=sneaker", num_samples_per_prompt=50,
+                            num_forget_samples=500, seed=7, progress=False)
+    teacher = json.loads((ASSETS / "t2i-teacher" / "metrics.json").read_text())
+    assert m["clip_forget_detection"] <= 0.05
+    assert m["clip_score_remaining"] >= 0.95 * teacher["clip_score_remaining"]

@@ -181,3 +181,20 @@ def test_make_reference_from_an_image_folder(tiny_classifier, tmp_path):
     (tmp_path / "imgs" / "horse").mkdir()
     with pytest.raises(ValueError, match="'horse' is not a class"):
         main(["--make-reference", str(tmp_path / "imgs"), "--classifier", tiny_classifier, "--reference_stats", str(out)])
+
+
+def test_esd_baseline_moves_the_forgotten_prediction_toward_the_override(tiny_teacher, tmp_path):
+    from pipelines import ClassConditionalDiffusionPipeline
+    from sfd.baselines.esd import esd_finetune
+
+    before = ClassConditionalDiffusionPipeline.from_pretrained(tiny_teacher).unet
+    pipe = esd_finetune(tiny_teacher, forget="class=dog", override="class=cat", steps=30, learning_rate=1e-3,
+                        batch_size=8, pool_size=8, output_dir=tmp_path / "esd", progress=False)
+    x, t = torch.randn(16, 1, 8, 8), torch.full((16,), 50)
+    dog, cat = torch.full((16,), 1), torch.full((16,), 0)
+    with torch.no_grad():
+        gap_before = (before(x, t, class_labels=dog).sample - before(x, t, class_labels=cat).sample).pow(2).mean()
+        gap_after = (pipe.unet(x, t, class_labels=dog).sample - before(x, t, class_labels=cat).sample).pow(2).mean()
+    assert gap_after < 0.5 * gap_before
+    reloaded = ClassConditionalDiffusionPipeline.from_pretrained(tmp_path / "esd")
+    assert (tmp_path / "esd" / "training.json").exists() and reloaded.id2label[1] == "dog"

@@ -107,8 +107,15 @@ def test_yaml_config_and_flags_layer_over_the_defaults(tiny_teacher, tmp_path):
 
     user = tmp_path / "c.yaml"
     user.write_text("alpha: 1.0\nmax_train_steps: 7\n")
-    cfg = load_config(user, {"max_train_steps": 9, "seed": None}, skip_none_overrides=True)
+    cfg = load_config(user, {"max_train_steps": 9})
     assert cfg["alpha"] == 1.0 and cfg["max_train_steps"] == 9 and cfg["seed"] == 0
+    from sfd.train import parse_args
+
+    args = parse_args(["--config", str(user), "--classifier", "null", "--learning_rate", "1e-4",
+                       "--learning_rate_generator", "2e-5"])
+    cfg = load_config(args.pop("config"), args)
+    assert cfg["classifier"] is None and cfg["max_train_steps"] == 7  # unset flags leave the YAML's values
+    assert cfg["learning_rate_generator"] == 2e-5 and cfg["learning_rate_fake_score"] == 1e-4
     user.write_text("alhpa: 1.0\n")
     with pytest.raises(ConfigError, match="unknown option.*alhpa"):
         load_config(user)
@@ -140,3 +147,44 @@ def test_overwrite_output_dir_starts_afresh(tiny_teacher, tiny_options, tmp_path
     sfd.forget(tiny_teacher, forget="class=cat", output_dir=str(out), overwrite_output_dir=True, **tiny_options)
     assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
     assert OneStepClassConditionalPipeline.from_pretrained(out).config.forgotten == [0]
+
+
+def test_two_stage_sfd_starts_from_a_distilled_generator(tiny_teacher, tiny_options, tmp_path):
+    opts = dict(tiny_options, validation_steps=0, final_eval_samples_per_class=0)
+    stage1 = sfd.distill(tiny_teacher, output_dir=str(tmp_path / "stage1"), **opts)
+    assert stage1.config.forgotten == []
+    assert "nothing forgotten" in (tmp_path / "stage1" / "README.md").read_text()
+    seen = {}
+    from sfd import trainer
+
+    original = trainer.SFDTrainer.train
+
+    def spy(self):  # the generator before the first stage-2 step is the stage-1 generator
+        seen["gen"] = {k: v.clone() for k, v in self.accelerator.unwrap_model(self.gen_unet).state_dict().items()}
+        return original(self)
+
+    trainer.SFDTrainer.train = spy
+    try:
+        sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "stage2"),
+                   init_generator=str(tmp_path / "stage1"), **opts)
+    finally:
+        trainer.SFDTrainer.train = original
+    stage1_weights = unet_weights(tmp_path / "stage1")  # the exported (EMA) stage-1 generator
+    for k, v in stage1_weights.items():
+        torch.testing.assert_close(seen["gen"][k], v, rtol=0, atol=0)
+    with pytest.raises(TrainingSetupError, match="not a one-step pipeline folder"):
+        sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "x"), init_generator=str(tmp_path), **opts)
+
+
+def test_without_ema_the_export_is_the_generator_itself(tiny_teacher, tiny_options, tmp_path):
+    from sfd.config import load_config
+    from sfd.trainer import SFDTrainer, validate
+
+    cfg = load_config(overrides=dict(tiny_options, teacher=tiny_teacher, forget="class=dog", use_ema=False,
+                                     output_dir=str(tmp_path / "out"), validation_steps=0, final_eval_samples_per_class=0))
+    trainer = SFDTrainer(cfg, validate(cfg))
+    trainer.train()
+    live = trainer.accelerator.unwrap_model(trainer.gen_unet).state_dict()
+    exported = unet_weights(tmp_path / "out")
+    for k, v in exported.items():
+        torch.testing.assert_close(v, live[k], rtol=0, atol=0)

@@ -9,21 +9,19 @@ The exported folder is a `ClassConditionalDiffusionPipeline` (safetensors) with 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
-from tqdm.auto import tqdm
 
 from pipelines import ClassConditionalDiffusionPipeline
-from sfd.pretrain import asset_parser
 from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
-from sfd.io import atomic_directory, save_pretrained_atomic
+from sfd.io import save_pretrained_atomic
+from sfd.pretrain import asset_parser
+from sfd.pretrain.denoising import train_noise_predictor
 
 
 def build_unet(num_classes: int, sample_size: int = 28, channels: tuple = (32, 64, 64), layers_per_block: int = 1):
@@ -72,54 +70,16 @@ def main(argv=None):
         keep = y != FASHION_MNIST_CLASSES.index(args.exclude_class)
         x, y = x[keep], y[keep]
     num_classes = len(FASHION_MNIST_CLASSES)
-    unet, noise_scheduler = build_unet(num_classes), build_scheduler()
-    ema = EMAModel(unet.parameters(), decay=args.ema_decay)
-    opt = torch.optim.AdamW(unet.parameters(), lr=args.learning_rate, weight_decay=0.0)
-    unet, opt = accelerator.prepare(unet, opt)
-    ema.to(accelerator.device)
+    noise_scheduler = build_scheduler()
 
-    work = Path(args.work_dir)
-    step = 0
-    if (work / "state").exists():
-        accelerator.load_state(str(work / "state"))
-        ema.load_state_dict(torch.load(work / "state" / "ema.pt", weights_only=True))
-        step = json.loads((work / "state" / "step.json").read_text())["step"]
-        accelerator.print(f"resumed from step {step}")
+    def labels_with_dropout(idx, gen):  # the null label (id num_classes) trains the unconditional model for CFG
+        c = y[idx]
+        return torch.where(torch.rand(c.shape, generator=gen) < args.label_dropout, num_classes, c)
 
-    alphas = noise_scheduler.alphas_cumprod.to(accelerator.device)
-    gen = torch.Generator().manual_seed(args.seed + step)
-    start = time.time()
-    bar = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc="teacher")
-    while step < args.max_steps:
-        idx = torch.randint(0, len(x), (args.batch_size,), generator=gen)
-        x0, c = x[idx].to(accelerator.device), y[idx].to(accelerator.device)
-        c = torch.where(torch.rand(c.shape, generator=gen).to(c.device) < args.label_dropout, num_classes, c)
-        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (args.batch_size,), generator=gen).to(c.device)
-        noise = torch.randn(x0.shape, generator=gen).to(x0.device)
-        a = alphas[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # q(x_t | x_0)
-        with accelerator.autocast():
-            pred = unet(xt, t, class_labels=c).sample
-        loss = F.mse_loss(pred.float(), noise)  # ε-prediction objective
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        ema.step(accelerator.unwrap_model(unet).parameters())
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        out_of_time = args.max_minutes is not None and (time.time() - start) / 60 > args.max_minutes
-        if step % args.checkpoint_every == 0 or step == args.max_steps or out_of_time:
-            with atomic_directory(work / "state") as tmp:
-                accelerator.save_state(str(tmp))
-                torch.save(ema.state_dict(), tmp / "ema.pt")
-                (tmp / "step.json").write_text(json.dumps({"step": step}))
-            export(accelerator.unwrap_model(unet), ema, noise_scheduler, args.output_dir, step, args.default_guidance_scale)
-        if out_of_time:
-            break
-    bar.close()
-    accelerator.print(f"teacher: {step} steps, {(time.time() - start) / 60:.1f} min this run -> {args.output_dir}")
+    def save(unet, ema, step):
+        export(unet, ema, noise_scheduler, args.output_dir, step, args.default_guidance_scale)
+
+    train_noise_predictor(args, accelerator, build_unet(num_classes), noise_scheduler, x, labels_with_dropout, save)
 
 
 def export(unet, ema: EMAModel, noise_scheduler, output_dir: str, step: int, guidance_scale: float = 1.0):
@@ -130,8 +90,7 @@ def export(unet, ema: EMAModel, noise_scheduler, output_dir: str, step: int, gui
         unet=ema_unet.eval(), scheduler=DPMSolverMultistepScheduler.from_config(noise_scheduler.config),
         id2label=dict(enumerate(FASHION_MNIST_CLASSES)), default_guidance_scale=guidance_scale,
     )
-    save_pretrained_atomic(pipe, output_dir)
-    (Path(output_dir) / "training_steps.json").write_text(json.dumps({"steps": step}))
+    save_pretrained_atomic(pipe, output_dir, extra_files={"training_steps.json": json.dumps({"steps": step})})
 
 
 def measure(args) -> dict:

@@ -1,0 +1,181 @@
+"""SFD against the methods a user would pick instead: same teacher, forget class, seeds and evaluator.
+
+    python bench/run.py            # full: ~1.5 h on a 2-core CPU (the gold retrain is most of it)
+    python bench/run.py --quick    # smoke version, a few minutes: short runs, few samples
+
+Methods (all from the shipped Fashion-MNIST teacher, forgetting the same class):
+  teacher       no forgetting, its default multi-step sampler (the fidelity baseline)
+  sfd           this project, `sfd.forget` with the default config, one step
+  sfd-2stage    plain SiD distillation on all classes, then SFD from it (half the steps each: same budget)
+  esd           ESD-style data-free fine-tuning of the multi-step teacher (`sfd.baselines.esd`)
+  gold          a teacher retrained from scratch without the class (same recipe and step budget)
+Every training runs in its own process, timed, with its peak RSS read from the kernel (wait4);
+every model is then measured in this process by sfd-eval's `evaluate_model` (same seed and batch).
+Writes bench/results/<date>[-quick].{json,md} and the SFD forget-rate plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sfd.config import PROJECT_ROOT  # noqa: E402
+
+PLANS = {  # method: (full, quick) settings
+    "sfd": ({"steps": 600}, {"steps": 40}),
+    "sfd-2stage": ({"steps": 300}, {"steps": 20}),  # per stage
+    "esd": ({"steps": 300, "pool_size": 256}, {"steps": 30, "pool_size": 32}),
+    "gold": ({"steps": 7000}, {"steps": 60}),
+}
+
+
+def run_measured(cmd: list[str], log: Path) -> dict:
+    """Run `cmd` as a child process; its wall time and peak resident memory (from wait4's rusage)."""
+    start = time.time()
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.time() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed; see {log}")
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def train_commands(method: str, plan: dict, runs: Path, forget: str, quick: bool) -> list[list[str]]:
+    py = sys.executable
+    common = ["--validation_steps", str(max(plan["steps"] // 6, 1)), "--overwrite_output_dir"]
+    if quick:
+        common += ["--train_batch_size", "8"]
+    if method == "sfd":
+        return [[py, "sfd/train.py", "--forget", forget, "--output_dir", str(runs / "sfd"),
+                 "--max_train_steps", str(plan["steps"]), *common]]
+    if method == "sfd-2stage":
+        stage1 = (f"import sfd; sfd.distill(output_dir={str(runs / 'sid-stage1')!r}, max_train_steps={plan['steps']}, "
+                  f"validation_steps=0, overwrite_output_dir=True" + (", train_batch_size=8)" if quick else ")"))
+        return [[py, "-c", stage1],
+                [py, "sfd/train.py", "--forget", forget, "--output_dir", str(runs / "sfd-2stage"),
+                 "--max_train_steps", str(plan["steps"]), "--init_generator", str(runs / "sid-stage1"), *common]]
+    if method == "esd":
+        return [[py, "-c", f"from sfd.baselines.esd import esd_finetune; esd_finetune('assets/teacher', {forget!r}, "
+                 f"steps={plan['steps']}, pool_size={plan['pool_size']}, output_dir={str(runs / 'esd')!r}, progress=False)"]]
+    if method == "gold":
+        return [[py, "-m", "sfd.pretrain.teacher", "--exclude_class", forget.split("=", 1)[1],
+                 "--output_dir", str(runs / "gold"), "--work_dir", str(runs / "gold-state"),
+                 "--max_steps", str(plan["steps"])]]
+    raise ValueError(method)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--forget", default="class=trouser")
+    p.add_argument("--seed", type=int, default=1234, help="evaluation seed (never used in training or tuning)")
+    p.add_argument("--methods", nargs="+", default=["teacher", "sfd", "sfd-2stage", "esd", "gold"])
+    p.add_argument("--reuse", nargs="*", default=[], help="methods whose finished run under --runs is measured "
+                   "again without retraining (their training time is the one recorded when they were trained)")
+    p.add_argument("--runs", default=None, help="where trained models go (default: bench/runs[-quick])")
+    p.add_argument("--results", default=str(PROJECT_ROOT / "bench" / "results"), help="where the tables go")
+    args = p.parse_args(argv)
+    import torch
+
+    from sfd.evaluate import evaluate_model
+    from sfd.judges import ImageClassifierJudge
+
+    quick = args.quick
+    runs = Path(args.runs or PROJECT_ROOT / "bench" / ("runs-quick" if quick else "runs"))
+    runs.mkdir(parents=True, exist_ok=True)
+    n_per_class, n_forget = (10, 50) if quick else (100, 1000)
+    n_forget_multistep = n_forget if quick else 200  # multi-step models sample ~50x slower
+    judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
+    model_dirs = {"teacher": PROJECT_ROOT / "assets" / "teacher", "sfd": runs / "sfd", "sfd-2stage": runs / "sfd-2stage",
+                  "esd": runs / "esd", "gold": runs / "gold"}
+    results = {}
+    for method in args.methods:
+        training = {"seconds": 0.0, "peak_rss_mb": None}
+        if method != "teacher":
+            plan = PLANS[method][quick]
+            record = runs / f"{method}.training.json"
+            if method in args.reuse and record.exists():
+                training = {**json.loads(record.read_text()), "reused": True}
+            else:
+                parts = [run_measured(cmd, runs / f"{method}.{i}.log")
+                         for i, cmd in enumerate(train_commands(method, plan, runs, args.forget, quick))]
+                training = {"seconds": sum(p["seconds"] for p in parts),
+                            "peak_rss_mb": max(p["peak_rss_mb"] for p in parts), **plan}
+                record.write_text(json.dumps(training, indent=1))
+        print(f"[{method}] trained in {training['seconds'] / 60:.1f} min; measuring", flush=True)
+        one_step = method.startswith("sfd")
+        m = evaluate_model(str(model_dirs[method]), forget=args.forget, classifier=judge, num_samples_per_class=n_per_class,
+                           num_forget_samples=n_forget if one_step else n_forget_multistep, seed=args.seed, progress=False)
+        results[method] = {"training": training, "metrics": m}
+    gold = results.get("gold", {}).get("metrics")
+    for r in results.values():
+        if gold:
+            r["vs_gold"] = {"fid_remaining_minus_gold": r["metrics"]["fid_remaining"] - gold["fid_remaining"],
+                            "remaining_accuracy_minus_gold_pts": 100 * (r["metrics"]["remaining_accuracy"]
+                                                                        - gold["remaining_accuracy"])}
+    ratios = {}
+    if "sfd" in results and "teacher" in results:
+        s, t = results["sfd"]["metrics"], results["teacher"]["metrics"]
+        ratios.update(fid_remaining_sfd_over_teacher=s["fid_remaining"] / t["fid_remaining"],
+                      throughput_sfd_over_teacher=s["images_per_second"] / t["images_per_second"])
+    if "sfd" in results and "gold" in results:
+        ratios["unlearning_time_sfd_over_gold_retrain"] = (results["sfd"]["training"]["seconds"]
+                                                          / results["gold"]["training"]["seconds"])
+    date = dt.date.today().isoformat()
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = date + ("-quick" if quick else "")
+    record = {"date": date, "quick": quick, "forget": args.forget, "seed": args.seed, "samples_per_class": n_per_class,
+              "forget_samples": n_forget, "forget_samples_multistep": n_forget_multistep, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+              f"{torch.get_num_threads()} torch threads", "results": results, "ratios": ratios}
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
+    plot = forget_rate_plot(runs / "sfd" / "logs" / "metrics.jsonl", out / f"{stem}-sfd-forget-rate.png")
+    (out / f"{stem}.md").write_text(table(record, plot))
+    print((out / f"{stem}.md").read_text())
+
+
+def forget_rate_plot(metrics_jsonl: Path, path: Path) -> Path | None:
+    from sfd.report_plots import forget_rate_curve
+
+    return forget_rate_curve(metrics_jsonl, path)
+
+
+def table(record: dict, plot: Path | None) -> str:
+    names = {"teacher": "Teacher (DPM-Solver++, CFG)", "sfd": "SFD (one step)", "sfd-2stage": "SFD two-stage (one step)",
+             "esd": "ESD-style fine-tune (multi-step)", "gold": "Gold retrain without the class (multi-step)"}
+    head = ("| method | forget acc. | UA | remaining acc. | FID (remaining) [interval] | Δ FID vs gold | "
+            "Δ acc. vs gold (pts) | unlearning time | peak RSS | images/s | NFE |")
+    lines = [head, "|" + "---|" * 11]
+    for method, r in record["results"].items():
+        m, t, g = r["metrics"], r["training"], r.get("vs_gold", {})
+        ci = m.get("fid_remaining_ci")
+        rss = "–" if t["peak_rss_mb"] is None else f"{t['peak_rss_mb']:.0f} MB"
+        minutes = f"{t['seconds'] / 60:.1f} min" + (" (reused)" if t.get("reused") else "")
+        d_fid, d_acc = g.get("fid_remaining_minus_gold"), g.get("remaining_accuracy_minus_gold_pts")
+        lines.append(
+            f"| {names[method]} | {m['forget_accuracy']:.2%} | {m['unlearning_accuracy']:.2%} | "
+            f"{m['remaining_accuracy']:.2%} | {m['fid_remaining']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] | "
+            f"{'–' if d_fid is None else f'{d_fid:+.2f}'} | {'–' if d_acc is None else f'{d_acc:+.1f}'} | "
+            f"{minutes} | {rss} | {m['images_per_second']:.1f} | {m['nfe_per_image']} |")
+    ratios = "\n".join(f"- {k.replace('_', ' ')}: **{v:.3g}**" for k, v in record["ratios"].items())
+    return (f"# Benchmark {record['date']}{' (quick)' if record['quick'] else ''}: forget `{record['forget']}`\n\n"
+            f"`python bench/run.py{' --quick' if record['quick'] else ''}` on {record['machine']}. Evaluation seed "
+            f"{record['seed']}; {record['samples_per_class']} samples per remaining class, {record['forget_samples']} of the "
+            f"forgotten class ({record['forget_samples_multistep']} for the multi-step models); judged by `assets/classifier`; FID in its feature space against the real test images "
+            f"of the remaining classes. Unlearning time and peak RSS are those of the training process(es).\n\n"
+            + "\n".join(lines) + f"\n\nRatios (same run, same machine):\n{ratios}\n"
+            + (f"\n![SFD forget rate during training]({plot.name})\n" if plot else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Unlearning methods SFD is compared against (bench/run.py): ESD-style fine-tuning, retraining."""

@@ -1,0 +1,302 @@
+"""The two kinds of teachers SFD erases from, behind one interface the trainer uses.
+
+`ClassConditioning` (a class-conditional `UNet2DModel`: conditions are label ids) and `TextConditioning`
+(the Stable Diffusion layout: conditions are text-encoder hidden states) each know how to
+- read and check the teacher's configs without loading weights (`inspect`),
+- draw a batch of conditions: the student's c, the teacher's c (the override for forgotten rows) and
+  the unconditional branch for guidance (a negative prompt for forgotten rows, if one is given),
+- wrap a UNet as a denoiser D(x, σ, c), and export the generator as a one-step pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import DDPMScheduler, DiffusionPipeline, UNet2DConditionModel, UNet2DModel
+
+from pipelines import (ClassConditionalDiffusionPipeline, Denoiser, OneStepClassConditionalPipeline,
+                       OneStepTextToImagePipeline, TextToImageDiffusionPipeline)
+
+from .config import PROJECT_ROOT
+from .prompts import PromptSpec, read_lines
+from .spec import ForgetSpec, SpecError
+
+GENERAL_REMAIN_PROMPTS = PROJECT_ROOT / "configs" / "prompts" / "remain-general.txt"
+TEACHER_PROMPTS_FILE = "prompts.txt"  # example prompts a teacher folder may ship (the embedded one does)
+
+
+class TrainingSetupError(ValueError):
+    """Bad input found before any model is loaded; the message says what to do."""
+
+
+@dataclass
+class Conditions:
+    student: torch.Tensor              # c given to the generator and the fake score
+    teacher: torch.Tensor              # c given to the teacher: the override for forgotten rows
+    uncond: torch.Tensor | None        # the unconditional branch under guidance (None: the model's null condition)
+    forgotten: torch.Tensor            # bool per row
+    fake: torch.Tensor | None = None   # the student's c with condition dropout, for training ψ
+    fake_uncond: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.fake is None:
+            self.fake, self.fake_uncond = self.student, self.uncond
+
+
+def _read_index(path: str) -> dict:
+    if path.startswith((".", "/", "~")) or os.path.exists(path):
+        if not (Path(path).expanduser() / "model_index.json").exists():
+            raise TrainingSetupError(f"teacher not found: {path} has no model_index.json (a saved diffusers pipeline folder)")
+    try:
+        return DiffusionPipeline.load_config(path)
+    except OSError as err:
+        raise TrainingSetupError(f"cannot read the teacher's config at {path}: {err}") from err
+
+
+def _unet_config(path: str, cls) -> dict:
+    try:
+        return cls.load_config(path, subfolder="unet")
+    except OSError as err:
+        raise TrainingSetupError(f"cannot read the teacher's unet/config.json at {path}: {err}") from err
+
+
+def inspect(cfg: dict):
+    """The conditioning kind of cfg["teacher"] with its spec parsed; configs only, no weights."""
+    teacher = cfg["teacher"]
+    if isinstance(teacher, ClassConditionalDiffusionPipeline):
+        return ClassConditioning.inspect(cfg, dict(teacher.config), dict(teacher.unet.config))
+    if isinstance(teacher, TextToImageDiffusionPipeline):
+        return TextConditioning.inspect(cfg, dict(teacher.config), dict(teacher.unet.config))
+    index = _read_index(str(teacher))
+    if "text_encoder" in index:
+        return TextConditioning.inspect(cfg, index, _unet_config(str(teacher), UNet2DConditionModel))
+    return ClassConditioning.inspect(cfg, index, _unet_config(str(teacher), UNet2DModel))
+
+
+class ClassConditioning:
+    """A class-conditional teacher (`ClassConditionalDiffusionPipeline`); c = label ids."""
+
+    kind = "class"
+    unet_class = UNet2DModel
+    fake_guidance_default = 1.0  # the fake score learns without label dropout, so it is not guided
+    validation_keys = ("forget_accuracy", "remaining_accuracy", "forget_prob_mean")
+
+    def __init__(self, spec: ForgetSpec, guidance_scale: float):
+        self.spec, self.guidance_scale = spec, guidance_scale
+        self.pipe = None
+
+    @classmethod
+    def inspect(cls, cfg: dict, index: dict, unet_cfg: dict) -> "ClassConditioning":
+        id2label = {int(k): v for k, v in (index.get("id2label") or {}).items()}
+        if unet_cfg.get("num_class_embeds") is None or not id2label:
+            raise TrainingSetupError(
+                f"the teacher {cfg['teacher']} is not class-conditional (its UNet has no class embeddings or its "
+                "pipeline config has no id2label); class forgetting needs a class-conditional teacher")
+        try:
+            spec = ForgetSpec.parse(cfg["forget"], cfg["override"], id2label)
+        except SpecError as err:
+            raise TrainingSetupError(str(err)) from err
+        guidance = index.get("default_guidance_scale", 1.0) if cfg["guidance_scale"] is None else cfg["guidance_scale"]
+        if guidance != 1.0 and unet_cfg["num_class_embeds"] != len(id2label) + 1:
+            raise TrainingSetupError(f"guidance_scale {guidance} needs a teacher trained with a null class; use 1.0")
+        return cls(spec, guidance)
+
+    def load(self, teacher, device, weight_dtype=torch.float32) -> None:
+        pipe = teacher if isinstance(teacher, ClassConditionalDiffusionPipeline) else \
+            ClassConditionalDiffusionPipeline.from_pretrained(teacher)
+        self.pipe = pipe
+        self.null_class_id = pipe.null_class_id
+
+    @property
+    def unet(self):
+        return self.pipe.unet
+
+    def sample_shape(self) -> tuple[int, ...]:
+        c = self.pipe.unet.config
+        return (c.in_channels, c.sample_size, c.sample_size)
+
+    def denoiser(self, unet, guidance_scale: float = 1.0) -> Denoiser:
+        return Denoiser(unet, self.pipe.scheduler.config, null_class_id=self.null_class_id, guidance_scale=guidance_scale)
+
+    def draw(self, n: int, forget_fraction: float | None, dropout: float = 0.0, device="cpu") -> Conditions:
+        """Labels (forget_fraction of them forgotten); the teacher's labels carry the override; with
+        `dropout`, that share of the fake score's labels becomes the null class."""
+        labels = self.spec.sample_labels(n, forget_fraction).to(device)
+        fake = None
+        if dropout and self.null_class_id is not None:
+            fake = torch.where(torch.rand(n, device=device) < dropout, self.null_class_id, labels)
+        return Conditions(labels, self.spec.teacher_labels(labels), None, self.spec.is_forgotten(labels), fake)
+
+    def load_judge(self, cfg: dict):
+        """The image classifier that measures validation samples (None: no measurement)."""
+        if not cfg["classifier"]:
+            return None
+        from .judges import ImageClassifierJudge
+
+        judge = ImageClassifierJudge.from_pretrained(cfg["classifier"])
+        self.label_map = judge.match_labels(self.spec.id2label)
+        return judge
+
+    @torch.no_grad()
+    def measure(self, pipe, judge, n_per_class: int, seed: int):
+        """Classifier figures on `n_per_class` samples of every class (no FID), and a grid, one row per class."""
+        from .evaluate import class_metrics, classify
+        from .sampling import sample_classes
+        from .viz import class_grid
+
+        ids = sorted(self.spec.id2label)
+        labels = torch.tensor(ids).repeat_interleave(n_per_class)
+        images, _ = sample_classes(pipe, labels.tolist(), batch_size=250, seed=seed, progress=False)
+        k = min(n_per_class, 8)
+        rows = images.view(len(ids), n_per_class, *images.shape[1:])[:, :k].flatten(0, 1)
+        grid = class_grid(rows, k, [ids.index(i) for i in self.spec.forget], row_names=[self.spec.id2label[i] for i in ids])
+        if judge is None:
+            return {}, grid
+        probs, feats = classify(judge, images)
+        return class_metrics(probs, feats, labels, self.spec, self.label_map), grid
+
+    def one_step_pipeline(self, unet, sigma_init: float) -> OneStepClassConditionalPipeline:
+        scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
+        return OneStepClassConditionalPipeline(unet=unet.eval(), scheduler=scheduler, id2label=self.spec.id2label,
+                                               sigma_init=sigma_init, forgotten=list(self.spec.forget))
+
+
+def load_text_to_image_teacher(path: str, weight_dtype=torch.float32) -> TextToImageDiffusionPipeline:
+    """Any Stable Diffusion-layout folder or Hub id (a `StableDiffusionPipeline`, or this project's
+    `TextToImageDiffusionPipeline`), loaded component by component so both read the same way."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    index = DiffusionPipeline.load_config(path)
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=weight_dtype)
+    text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=weight_dtype)
+    tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
+    scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler")
+    vae = None
+    if (index.get("vae") or [None])[0] is not None:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=weight_dtype)
+    return TextToImageDiffusionPipeline(
+        unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler, vae=vae,
+        default_guidance_scale=index.get("default_guidance_scale", 4.5), concepts=index.get("concepts"))
+
+
+def remain_prompt_file(cfg: dict) -> Path:
+    """--remain_prompts, else the teacher folder's prompts.txt, else the general list in configs/."""
+    if cfg.get("remain_prompts"):
+        return Path(cfg["remain_prompts"])
+    teacher = cfg["teacher"]
+    folder = Path(teacher.name_or_path if isinstance(teacher, DiffusionPipeline) else str(teacher)).expanduser()
+    if (folder / TEACHER_PROMPTS_FILE).is_file():
+        return folder / TEACHER_PROMPTS_FILE
+    return GENERAL_REMAIN_PROMPTS
+
+
+class TextConditioning:
+    """A Stable Diffusion-layout teacher; c = the text encoder's hidden states of a prompt."""
+
+    kind = "text"
+    unet_class = UNet2DConditionModel
+    fake_guidance_default = None  # None: the teacher's guidance (SiD-LSG / SFD guide the fake score too)
+    validation_keys = ("clip_forget_detection", "clip_score_remaining", "clip_accuracy_remaining")
+
+    def __init__(self, spec: PromptSpec, guidance_scale: float):
+        self.spec, self.guidance_scale = spec, guidance_scale
+        self.pipe = None
+
+    @classmethod
+    def inspect(cls, cfg: dict, index: dict, unet_cfg: dict) -> "TextConditioning":
+        if not unet_cfg.get("cross_attention_dim"):
+            raise TrainingSetupError(f"the teacher {cfg['teacher']} has a text encoder but its UNet has no cross-attention")
+        try:
+            remain = read_lines(remain_prompt_file(cfg), "--remain_prompts")
+            negative = read_lines(cfg["negative_concepts"], "--negative_concepts") if cfg.get("negative_concepts") else None
+            spec = PromptSpec.parse(cfg["forget"], cfg["override"], remain, negative)
+        except SpecError as err:
+            raise TrainingSetupError(str(err)) from err
+        guidance = index.get("default_guidance_scale", 4.5) if cfg["guidance_scale"] is None else cfg["guidance_scale"]
+        return cls(spec, guidance)
+
+    def load(self, teacher, device, weight_dtype=torch.float32) -> None:
+        pipe = teacher if isinstance(teacher, TextToImageDiffusionPipeline) else \
+            load_text_to_image_teacher(str(teacher), weight_dtype)
+        self.pipe = pipe
+        pipe.text_encoder.to(device).requires_grad_(False)
+        if pipe.vae is not None:
+            pipe.vae.requires_grad_(False)
+        s = self.spec
+        enc = lambda prompts: pipe.encode_prompt(list(prompts)).float()  # noqa: E731  (frozen: encoded once)
+        self.forget_emb, self.override_emb = enc(s.forget_prompts), enc(s.override_prompts)
+        self.remain_emb, self.null_emb = enc(s.remain_prompts), enc([""])
+        self.negative_emb = enc([s.negative_prompt]) if s.negative_prompt else None
+
+    @property
+    def unet(self):
+        return self.pipe.unet
+
+    def sample_shape(self) -> tuple[int, ...]:
+        return self.pipe.latent_shape(1)[1:]
+
+    def denoiser(self, unet, guidance_scale: float = 1.0) -> Denoiser:
+        return Denoiser(unet, self.pipe.scheduler.config, guidance_scale=guidance_scale, null_embedding=self.null_emb)
+
+    def draw(self, n: int, forget_fraction: float | None, dropout: float = 0.0, device="cpu") -> Conditions:
+        """Rows of forget prompts (teacher: their override) and remaining prompts; with `dropout`, that share
+        of the student's prompts becomes "" (prompt dropout when training the fake score)."""
+        idx, forgotten = self.spec.sample(n, forget_fraction)
+        f = forgotten.view(-1, 1, 1)
+        f_idx, r_idx = idx.clamp(max=len(self.forget_emb) - 1), idx.clamp(max=len(self.remain_emb) - 1)
+        student = torch.where(f, self.forget_emb[f_idx], self.remain_emb[r_idx])
+        teacher = torch.where(f, self.override_emb[f_idx], student)
+        null = self.null_emb.expand_as(student)
+        uncond = torch.where(f, self.negative_emb.expand_as(student), null) if self.negative_emb is not None else None
+        fake, fake_uncond = student, uncond
+        if dropout:
+            drop = (torch.rand(n) < dropout).view(-1, 1, 1)
+            fake = torch.where(drop, null, student)
+            fake_uncond = None if uncond is None else torch.where(drop, null, uncond)
+        to = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Conditions(to(student), to(teacher), to(uncond), forgotten.to(device), to(fake), to(fake_uncond))
+
+    def load_judge(self, cfg: dict):
+        """The CLIP model that measures validation samples (None: no measurement)."""
+        if not cfg.get("clip"):
+            return None
+        from .judges import CLIPJudge
+
+        return CLIPJudge.from_pretrained(cfg["clip"])
+
+    def candidates(self, pipe) -> list[str]:
+        """Concept names CLIP chooses among: the model's own list, else the forgotten concepts and the override."""
+        extra = [self.spec.override_phrase] if self.spec.override_phrase else ["a photo"]
+        return list(pipe.concepts) or list(dict.fromkeys(list(self.spec.concepts) + extra))
+
+    @torch.no_grad()
+    def measure(self, pipe, judge, n_per_prompt: int, seed: int):
+        """CLIP figures on `n_per_prompt` samples of each evaluation prompt, and a grid, one row per prompt."""
+        from .evaluate import evaluation_prompts, text_metrics
+        from .sampling import sample_prompts
+        from .viz import class_grid, prompt_label
+
+        forget_p, remain_p = evaluation_prompts(self.spec.concepts, pipe.concepts, self.spec.forget_prompts,
+                                                self.spec.remain_prompts)
+        prompts = [p for p in forget_p + remain_p for _ in range(n_per_prompt)]
+        forgotten = torch.arange(len(prompts)) < len(forget_p) * n_per_prompt
+        images, _ = sample_prompts(pipe, prompts, batch_size=250, seed=seed, progress=False)
+        k = min(n_per_prompt, 8)
+        rows = images.view(len(forget_p) + len(remain_p), n_per_prompt, *images.shape[1:])[:, :k].flatten(0, 1)
+        names = [prompt_label(p, pipe.concepts or self.spec.concepts) for p in forget_p + remain_p]
+        grid = class_grid(rows, k, range(len(forget_p)), row_names=names)
+        if judge is None:
+            return {}, grid
+        return text_metrics(judge, images, prompts, forgotten, self.candidates(pipe), list(self.spec.concepts)), grid
+
+    def one_step_pipeline(self, unet, sigma_init: float) -> OneStepTextToImagePipeline:
+        p = self.pipe
+        return OneStepTextToImagePipeline(
+            unet=unet.eval(), text_encoder=p.text_encoder, tokenizer=p.tokenizer, vae=p.vae,
+            scheduler=DDPMScheduler.from_config(p.scheduler.config), sigma_init=sigma_init,
+            forgotten=list(self.spec.concepts) or list(self.spec.forget_prompts), concepts=p.concepts)

@@ -1,0 +1,73 @@
+"""The DDPM training loop the embedded teachers share: ε-prediction, EMA, resumable atomic checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+
+from sfd.io import atomic_directory
+
+
+def train_noise_predictor(args, accelerator: Accelerator, unet, noise_scheduler, x: torch.Tensor,
+                          condition: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+                          export: Callable[[torch.nn.Module, EMAModel, int], None], desc: str = "teacher") -> int:
+    """Minimise E‖ε − ε_θ(√ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t, c)‖² (DDPM, Ho et al. eq. 14) over random rows of `x`.
+
+    `condition(idx, gen)` gives the condition of rows `idx` (class labels or text hidden states), with
+    the caller's condition dropout already applied. Reads args.{work_dir, max_steps, max_minutes,
+    batch_size, learning_rate, ema_decay, checkpoint_every, seed}; returns the last step.
+    """
+    ema = EMAModel(unet.parameters(), decay=args.ema_decay)
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.learning_rate, weight_decay=0.0)
+    unet, opt = accelerator.prepare(unet, opt)
+    ema.to(accelerator.device)
+    work, step = Path(args.work_dir), 0
+    if (work / "state").exists():
+        accelerator.load_state(str(work / "state"))
+        ema.load_state_dict(torch.load(work / "state" / "ema.pt", weights_only=True))
+        step = json.loads((work / "state" / "step.json").read_text())["step"]
+        accelerator.print(f"resumed from step {step}")
+
+    alphas = noise_scheduler.alphas_cumprod.to(accelerator.device)
+    gen = torch.Generator().manual_seed(args.seed + step)
+    start = time.time()
+    bar = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=desc)
+    while step < args.max_steps:
+        idx = torch.randint(0, len(x), (args.batch_size,), generator=gen)
+        x0, c = x[idx].to(accelerator.device), condition(idx, gen).to(accelerator.device)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (args.batch_size,), generator=gen).to(x0.device)
+        noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+        a = alphas[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # q(x_t | x_0)
+        kwarg = "encoder_hidden_states" if c.is_floating_point() else "class_labels"
+        with accelerator.autocast():
+            pred = unet(xt, t, **{kwarg: c}).sample
+        loss = F.mse_loss(pred.float(), noise)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema.step(accelerator.unwrap_model(unet).parameters())
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        out_of_time = args.max_minutes is not None and (time.time() - start) / 60 > args.max_minutes
+        if step % args.checkpoint_every == 0 or step == args.max_steps or out_of_time:
+            with atomic_directory(work / "state") as tmp:
+                accelerator.save_state(str(tmp))
+                torch.save(ema.state_dict(), tmp / "ema.pt")
+                (tmp / "step.json").write_text(json.dumps({"step": step}))
+            export(accelerator.unwrap_model(unet), ema, step)
+        if out_of_time:
+            break
+    bar.close()
+    accelerator.print(f"{desc}: {step} steps, {(time.time() - start) / 60:.1f} min this run -> {args.output_dir}")
+    return step

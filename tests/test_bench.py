@@ -1,0 +1,30 @@
+"""Smoke test of the multi-method benchmark: `bench/run.py --quick` end to end (slow: several minutes)."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def test_quick_benchmark_runs_every_method_and_writes_the_table(tmp_path):
+    start = time.time()
+    subprocess.run([sys.executable, "bench/run.py", "--quick", "--runs", str(tmp_path / "runs"),
+                    "--results", str(tmp_path / "results")], cwd=ROOT, check=True, capture_output=True)
+    assert time.time() - start < 600  # the issue's bound for --quick
+    record = json.loads(next((tmp_path / "results").glob("*-quick.json")).read_text())
+    assert set(record["results"]) == {"teacher", "sfd", "sfd-2stage", "esd", "gold"}
+    for method, r in record["results"].items():
+        m = r["metrics"]
+        assert 0 <= m["forget_accuracy"] <= 1 and m["fid_remaining"] > 0 and m["images_per_second"] > 0
+        assert (r["training"]["peak_rss_mb"] or 0) > (0 if method == "teacher" else 100)
+    assert record["results"]["sfd"]["metrics"]["nfe_per_image"] == 1
+    assert record["results"]["teacher"]["metrics"]["nfe_per_image"] > 1
+    assert record["ratios"]["throughput_sfd_over_teacher"] > 5
+    table = next((tmp_path / "results").glob("*-quick.md")).read_text()
+    assert table.count("\n| ") >= 6 and "Gold retrain" in table
