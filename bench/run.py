@@ -80,8 +80,9 @@ def main(argv=None):
     p.add_argument("--forget", default="class=trouser")
     p.add_argument("--seed", type=int, default=1234, help="evaluation seed (never used in training or tuning)")
     p.add_argument("--methods", nargs="+", default=["teacher", "sfd", "sfd-2stage", "esd", "gold"])
-    p.add_argument("--reuse", nargs="*", default=[], help="methods whose finished run under --runs is measured "
-                   "again without retraining (their training time is the one recorded when they were trained)")
+    p.add_argument("--reuse", nargs="*", default=[], help="methods whose finished run under --runs is not trained "
+                   "again (their training time and peak RSS are those recorded when they were trained, and their "
+                   "measurement is reused when it was made with the same seed and sample counts)")
     p.add_argument("--runs", default=None, help="where trained models go (default: bench/runs[-quick])")
     p.add_argument("--results", default=str(PROJECT_ROOT / "bench" / "results"), help="where the tables go")
     args = p.parse_args(argv)
@@ -112,10 +113,16 @@ def main(argv=None):
                 training = {"seconds": sum(p["seconds"] for p in parts),
                             "peak_rss_mb": max(p["peak_rss_mb"] for p in parts), **plan}
                 record.write_text(json.dumps(training, indent=1))
-        print(f"[{method}] trained in {training['seconds'] / 60:.1f} min; measuring", flush=True)
         one_step = method.startswith("sfd")
-        m = evaluate_model(str(model_dirs[method]), forget=args.forget, classifier=judge, num_samples_per_class=n_per_class,
-                           num_forget_samples=n_forget if one_step else n_forget_multistep, seed=args.seed, progress=False)
+        settings = {"forget": args.forget, "seed": args.seed, "num_samples_per_class": n_per_class,
+                    "num_forget_samples": n_forget if one_step else n_forget_multistep}
+        cached = runs / f"{method}.metrics.json"
+        if method in args.reuse and cached.exists() and json.loads(cached.read_text())["settings"] == settings:
+            m = json.loads(cached.read_text())["metrics"]
+        else:
+            print(f"[{method}] trained in {training['seconds'] / 60:.1f} min; measuring", flush=True)
+            m = evaluate_model(str(model_dirs[method]), classifier=judge, progress=False, **settings)
+            cached.write_text(json.dumps({"settings": settings, "metrics": m}, indent=1))
         results[method] = {"training": training, "metrics": m}
     gold = results.get("gold", {}).get("metrics")
     for r in results.values():

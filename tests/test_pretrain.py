@@ -77,3 +77,39 @@ def test_open_clip_backend_is_optional_and_wired(monkeypatch):
     images = torch.zeros(2, 1, 8, 8)
     images[0] = 1.0  # bright image → first channel large after normalising
     assert judge.zero_shot(images, ["a", "b"]).shape == (2,)
+
+
+def test_teacher_scripts_train_resume_and_export(tmp_path):
+    """A few steps of each teacher script on the real data: resumable, exported as loadable pipelines."""
+    import json
+
+    from pipelines import ClassConditionalDiffusionPipeline, TextToImageDiffusionPipeline
+    from sfd.pretrain import teacher, text_to_image
+
+    for module, pipe_cls, extra in ((teacher, ClassConditionalDiffusionPipeline, ["--exclude_class", "trouser"]),
+                                    (text_to_image, TextToImageDiffusionPipeline, [])):
+        out, work = tmp_path / module.__name__ / "out", tmp_path / module.__name__ / "work"
+        args = ["--output_dir", str(out), "--work_dir", str(work), "--batch_size", "4", "--checkpoint_every", "1",
+                "--mixed_precision", "no", *extra]
+        module.main(args + ["--max_steps", "1"])
+        module.main(args + ["--max_steps", "2"])  # resumes from step 1
+        assert json.loads((out / "training_steps.json").read_text())["steps"] == 2
+        pipe = pipe_cls.from_pretrained(out)
+        assert pipe.config.default_guidance_scale > 1
+    assert (tmp_path / text_to_image.__name__ / "out" / "prompts.txt").read_text().count("sneaker") >= 12
+
+
+def test_changing_the_default_guidance_keeps_the_folder_files(tmp_path):
+    import argparse
+
+    from pipelines import TextToImageDiffusionPipeline
+    from sfd.pretrain.denoising import load_for_measuring
+
+    from conftest import make_t2i_teacher
+
+    folder = make_t2i_teacher(tmp_path / "t")
+    (tmp_path / "t" / "training_steps.json").write_text('{"steps": 5}')
+    pipe, steps = load_for_measuring(TextToImageDiffusionPipeline,
+                                     argparse.Namespace(output_dir=folder, default_guidance_scale=3.0))
+    assert steps == 5 and (tmp_path / "t" / "prompts.txt").exists()
+    assert TextToImageDiffusionPipeline.from_pretrained(folder).config.default_guidance_scale == 3.0

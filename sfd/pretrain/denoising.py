@@ -13,7 +13,35 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from sfd.io import atomic_directory
+from sfd.io import atomic_directory, save_pretrained_atomic
+
+
+def add_teacher_arguments(p, work_dir: str, max_steps: int, guidance: float, guidance_help: str) -> None:
+    """The options every teacher script shares: resumable training, EMA, precision, measuring."""
+    p.add_argument("--work_dir", default=work_dir, help="resumable training state")
+    p.add_argument("--max_steps", type=int, default=max_steps)
+    p.add_argument("--max_minutes", type=float, default=None, help="stop (and export) after this much time")
+    p.add_argument("--ema_decay", type=float, default=0.999)
+    p.add_argument("--checkpoint_every", type=int, default=250)
+    p.add_argument("--mixed_precision", default="bf16", choices=["no", "fp16", "bf16"])
+    p.add_argument("--default_guidance_scale", type=float, default=guidance, help=guidance_help)
+    p.add_argument("--measure_only", action="store_true",
+                   help="skip training: measure the exported teacher and write metrics.json and README.md")
+    p.add_argument("--measure_samples_per_class", type=int, default=100)
+
+
+def load_for_measuring(pipeline_class, args):
+    """The exported teacher and its training steps; a changed --default_guidance_scale is saved into it
+    (atomically, keeping the folder's other files)."""
+    folder = Path(args.output_dir)
+    pipe = pipeline_class.from_pretrained(folder)
+    steps = json.loads((folder / "training_steps.json").read_text())["steps"]
+    if args.default_guidance_scale != pipe.config.default_guidance_scale:
+        pipe.register_to_config(default_guidance_scale=args.default_guidance_scale)
+        extra = {f.name: f.read_text() for f in folder.iterdir()
+                 if f.is_file() and f.name != "model_index.json" and f.suffix in (".txt", ".json", ".md")}
+        save_pretrained_atomic(pipe, folder, extra_files=extra)
+    return pipe, steps
 
 
 def train_noise_predictor(args, accelerator: Accelerator, unet, noise_scheduler, x: torch.Tensor,

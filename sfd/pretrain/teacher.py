@@ -21,7 +21,7 @@ from pipelines import ClassConditionalDiffusionPipeline
 from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from sfd.io import save_pretrained_atomic
 from sfd.pretrain import asset_parser
-from sfd.pretrain.denoising import train_noise_predictor
+from sfd.pretrain.denoising import add_teacher_arguments, load_for_measuring, train_noise_predictor
 
 
 def build_unet(num_classes: int, sample_size: int = 28, channels: tuple = (32, 64, 64), layers_per_block: int = 1):
@@ -41,19 +41,10 @@ def build_scheduler() -> DDPMScheduler:
 
 def parse_args(argv=None):
     p = asset_parser(__doc__, "assets/teacher", batch_size=64, learning_rate=5e-4)
-    p.add_argument("--work_dir", default="runs/teacher-pretrain")
-    p.add_argument("--max_steps", type=int, default=7000)
-    p.add_argument("--max_minutes", type=float, default=None, help="stop (and export) after this much time")
+    add_teacher_arguments(p, "runs/teacher-pretrain", 7000, 1.5,
+                          "classifier-free guidance the exported pipeline samples with by default")
     p.add_argument("--label_dropout", type=float, default=0.1)
-    p.add_argument("--ema_decay", type=float, default=0.999)
-    p.add_argument("--checkpoint_every", type=int, default=250)
     p.add_argument("--exclude_class", default=None, help="class name left out of training (a 'gold' retrain)")
-    p.add_argument("--mixed_precision", default="bf16", choices=["no", "fp16", "bf16"])
-    p.add_argument("--default_guidance_scale", type=float, default=1.5,
-                   help="classifier-free guidance the exported pipeline samples with by default")
-    p.add_argument("--measure_only", action="store_true",
-                   help="skip training: measure the exported teacher and write metrics.json and README.md")
-    p.add_argument("--measure_samples_per_class", type=int, default=100)
     return p.parse_args(argv)
 
 
@@ -97,12 +88,7 @@ def measure(args) -> dict:
     """Class accuracy (by the shipped classifier) and FID of the exported teacher; written next to it."""
     from sfd.evaluate import evaluate_model
 
-    pipe = ClassConditionalDiffusionPipeline.from_pretrained(args.output_dir)
-    steps = json.loads((Path(args.output_dir) / "training_steps.json").read_text())["steps"]
-    if args.default_guidance_scale != pipe.config.default_guidance_scale:
-        pipe.register_to_config(default_guidance_scale=args.default_guidance_scale)
-        save_pretrained_atomic(pipe, args.output_dir)
-        (Path(args.output_dir) / "training_steps.json").write_text(json.dumps({"steps": steps}))
+    pipe, steps = load_for_measuring(ClassConditionalDiffusionPipeline, args)
     n = args.measure_samples_per_class
     m = evaluate_model(pipe, forget=None, num_samples_per_class=n, seed=args.seed, progress=True)
     per_class, accuracy = m["per_class_accuracy"], m["remaining_accuracy"]  # nothing forgotten: every class

@@ -30,7 +30,7 @@ from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from sfd.io import save_pretrained_atomic
 from sfd.pretrain import asset_parser
 from sfd.pretrain.clip import CAPTION_TEMPLATES
-from sfd.pretrain.denoising import train_noise_predictor
+from sfd.pretrain.denoising import add_teacher_arguments, load_for_measuring, train_noise_predictor
 
 PROMPTS_FILE = "prompts.txt"  # example captions shipped with the teacher: SFD's default remaining prompts
 ATTRIBUTES = {"brightness": ("dark", "bright"), "size": ("small", "large")}
@@ -102,17 +102,9 @@ def load_text_encoder(clip_dir: str | Path) -> tuple[CLIPTextModel, CLIPTokenize
 def parse_args(argv=None):
     p = asset_parser(__doc__, "assets/t2i-teacher", batch_size=64, learning_rate=5e-4)
     p.add_argument("--clip", default=str(PROJECT_ROOT / "assets" / "clip"), help="CLIPModel folder for the text encoder")
-    p.add_argument("--work_dir", default="runs/t2i-teacher-pretrain")
-    p.add_argument("--max_steps", type=int, default=4000)
-    p.add_argument("--max_minutes", type=float, default=None, help="stop (and export) after this much time")
+    add_teacher_arguments(p, "runs/t2i-teacher-pretrain", 4000, 4.5,
+                          "chosen on selection seed 99: bench/results/t2i-teacher-guidance.md")
     p.add_argument("--caption_dropout", type=float, default=0.1)
-    p.add_argument("--ema_decay", type=float, default=0.999)
-    p.add_argument("--checkpoint_every", type=int, default=250)
-    p.add_argument("--mixed_precision", default="bf16", choices=["no", "fp16", "bf16"])
-    p.add_argument("--default_guidance_scale", type=float, default=4.5,
-                   help="chosen on selection seed 99: bench/results/t2i-teacher-guidance.md")
-    p.add_argument("--measure_only", action="store_true", help="skip training: measure the exported teacher")
-    p.add_argument("--measure_samples_per_class", type=int, default=100)
     return p.parse_args(argv)
 
 
@@ -158,11 +150,7 @@ def measure(args) -> dict:
     """CLIP zero-shot accuracy, classifier accuracy and CLIP score of "a photo of a {class}" samples."""
     from sfd.evaluate import evaluate_text_model
 
-    pipe = TextToImageDiffusionPipeline.from_pretrained(args.output_dir)
-    steps = json.loads((Path(args.output_dir) / "training_steps.json").read_text())["steps"]
-    if args.default_guidance_scale != pipe.config.default_guidance_scale:
-        pipe.register_to_config(default_guidance_scale=args.default_guidance_scale)
-        pipe.save_pretrained(args.output_dir, safe_serialization=True)
+    pipe, steps = load_for_measuring(TextToImageDiffusionPipeline, args)
     m = evaluate_text_model(pipe, forget=None, clip=args.clip, num_samples_per_prompt=args.measure_samples_per_class,
                             seed=args.seed, classifier=PROJECT_ROOT / "assets" / "classifier")
     result = {**m, "guidance_scale": pipe.config.default_guidance_scale,
