@@ -219,7 +219,8 @@ def evaluate_text_model(model, forget: str | None, override: str | None = None, 
     when the concepts are a `classifier`'s labels, with that classifier as a second judge).
 
     Prompts: `prompts` if given (those naming a forgotten concept are forget prompts), else one
-    "a photo of a {concept}" per concept the model lists in its config, else the forget spec's prompts."""
+    "a photo of a {concept}" per concept the model lists in its config, else the forget spec's prompts
+    (or templates filled with the concept) and configs/prompts/remain-general.txt (16 of each at most)."""
     from .prompts import concept_pattern, parse_forget, read_lines
 
     pipe = load_pipeline(model)
@@ -230,9 +231,14 @@ def evaluate_text_model(model, forget: str | None, override: str | None = None, 
         pattern = concept_pattern(concepts) if concepts else None
         forget_p = [p for p in prompts if pattern and pattern.search(p)]
         remain_p = [p for p in prompts if p not in forget_p]
-    else:
-        file_prompts = read_lines(prompt_file, "--forget prompts") if prompt_file else []
-        forget_p, remain_p = evaluation_prompts(concepts, pipe.concepts, file_prompts, [], template)
+    else:  # models without a concept list (e.g. Stable Diffusion): the forget spec's prompts and the general list
+        from .conditioning import GENERAL_REMAIN_PROMPTS
+        from .prompts import DEFAULT_TEMPLATES
+
+        file_prompts = read_lines(prompt_file, "--forget prompts") if prompt_file else \
+            [t.format(c) for c in concepts for t in DEFAULT_TEMPLATES]
+        general = [] if pipe.concepts else read_lines(GENERAL_REMAIN_PROMPTS, "remaining prompts")
+        forget_p, remain_p = evaluation_prompts(concepts, pipe.concepts, file_prompts, general, template)
     if not candidates:
         raise ValueError("no concept names to detect: give --forget concept=… or a model whose config lists `concepts`")
     n_forget = num_samples_per_prompt if num_forget_samples is None else num_forget_samples

@@ -8,6 +8,7 @@ rewriting of each forget prompt, the remaining prompts and the teacher's negativ
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 
 from .spec import SpecError
 
+logger = logging.getLogger(__name__)
 DEFAULT_TEMPLATES = ("a photo of a {}", "a picture of a {}", "an image of a {}", "a {}")
 
 
@@ -136,6 +138,8 @@ class PromptSpec:
             forget_prompts = [p for p in pool if pattern.search(p)]
         else:
             forget_prompts = [t.format(c) for c in concepts for t in templates]
+            logger.warning(f"the concept(s) {concepts} appear in none of the {len(pool)} remaining prompts; "
+                           f"forgetting the template prompts {forget_prompts[:2]}… (check the spelling, or pass prompts=FILE)")
         forget_prompts = list(dict.fromkeys(forget_prompts))
         overrides = [rewrite(p) for p in forget_prompts]
         unchanged = [p for p, o in zip(forget_prompts, overrides) if o is None]

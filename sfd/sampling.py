@@ -23,11 +23,15 @@ def load_pipeline(path_or_pipe):
     if str(path_or_pipe).startswith((".", "/", "~")) or path.exists():
         if not index.exists():
             raise FileNotFoundError(f"no diffusers pipeline at {path}: {index} is missing")
-        class_name = json.loads(index.read_text())["_class_name"]
-        cls = getattr(pipelines, class_name, None)
-        if cls is None:
-            raise ValueError(f"{path} holds a {class_name}, not a pipeline of this project")
-        return cls.from_pretrained(path)
+        config = json.loads(index.read_text())
+        cls = getattr(pipelines, config["_class_name"], None)
+        if cls is not None:
+            return cls.from_pretrained(path)
+        if "text_encoder" in config:  # a Stable Diffusion-layout folder (e.g. StableDiffusionPipeline)
+            from .conditioning import load_text_to_image_teacher
+
+            return load_text_to_image_teacher(str(path))
+        raise ValueError(f"{path} holds a {config['_class_name']}, not a pipeline of this project")
     from diffusers import DiffusionPipeline
 
     return DiffusionPipeline.from_pretrained(path_or_pipe)

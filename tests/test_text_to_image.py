@@ -72,8 +72,9 @@ def test_concept_prompts_come_from_the_pool_and_are_rewritten():
     assert "a photo of a dog" not in spec.remain_prompts and "a dark cat" in spec.remain_prompts
 
 
-def test_concept_missing_from_the_pool_uses_templates():
+def test_concept_missing_from_the_pool_uses_templates(caplog):
     spec = PromptSpec.parse("concept=Brad Pitt", "a middle aged man", ["a tree", "a house"])
+    assert "appear in none of the 2 remaining prompts" in caplog.text
     assert spec.forget_prompts[0] == "a photo of a Brad Pitt" and spec.override_prompts[0] == "a photo of a a middle aged man"
     assert spec.remain_prompts == ("a tree", "a house")
 
@@ -167,3 +168,14 @@ def test_sfd_eval_measures_text_to_image_models_against_the_teacher(tmp_path, ti
     assert m["clip_score_remaining_ratio"] == pytest.approx(m["clip_score_remaining"] / m["reference_clip_score_remaining"])
     text = (report / "report.md").read_text()
     assert "CLIP score (remaining) model / reference" in text and (report / "before_after.png").exists()
+
+
+def test_sfd_eval_reads_stable_diffusion_folders_without_a_concept_list(tmp_path, tiny_t2i_options):
+    from sfd.evaluate import evaluate_text_model
+
+    teacher = make_t2i_teacher(tmp_path / "sd", with_vae=True, layout="diffusers")
+    m = evaluate_text_model(teacher, forget="concept=dog", override="a cat", clip=tiny_t2i_options["clip"],
+                            num_samples_per_prompt=1, progress=False)
+    assert m["forget_prompts"] == ["a photo of a dog", "a picture of a dog", "an image of a dog", "a dog"]
+    assert len(m["remain_prompts"]) == 16 and m["forget_samples"] == 4 and m["remaining_samples"] == 16
+    assert m["nfe_per_image"] == 25 * 2  # loaded with the defaults: 25 steps, guidance 4.5
