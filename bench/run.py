@@ -90,6 +90,7 @@ def main(argv=None):
 
     from sfd.evaluate import evaluate_model
     from sfd.judges import ImageClassifierJudge
+    from sfd.report_plots import forget_rate_curve
 
     quick = args.quick
     runs = Path(args.runs or PROJECT_ROOT / "bench" / ("runs-quick" if quick else "runs"))
@@ -146,15 +147,9 @@ def main(argv=None):
               "forget_samples": n_forget, "forget_samples_multistep": n_forget_multistep, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
               f"{torch.get_num_threads()} torch threads", "results": results, "ratios": ratios}
     (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
-    plot = forget_rate_plot(runs / "sfd" / "logs" / "metrics.jsonl", out / f"{stem}-sfd-forget-rate.png")
+    plot = forget_rate_curve(runs / "sfd" / "logs" / "metrics.jsonl", out / f"{stem}-sfd-forget-rate.png")
     (out / f"{stem}.md").write_text(table(record, plot))
     print((out / f"{stem}.md").read_text())
-
-
-def forget_rate_plot(metrics_jsonl: Path, path: Path) -> Path | None:
-    from sfd.report_plots import forget_rate_curve
-
-    return forget_rate_curve(metrics_jsonl, path)
 
 
 def table(record: dict, plot: Path | None) -> str:

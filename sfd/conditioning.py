@@ -76,17 +76,25 @@ def inspect(cfg: dict):
     return ClassConditioning.inspect(cfg, index, _unet_config(str(teacher), UNet2DModel))
 
 
-class ClassConditioning:
+class _Conditioning:
+    """What both kinds hold: the parsed spec, the teacher's guidance and, once loaded, the teacher pipeline."""
+
+    def __init__(self, spec, guidance_scale: float):
+        self.spec, self.guidance_scale = spec, guidance_scale
+        self.pipe = None
+
+    @property
+    def unet(self):
+        return self.pipe.unet
+
+
+class ClassConditioning(_Conditioning):
     """A class-conditional teacher (`ClassConditionalDiffusionPipeline`); c = label ids."""
 
     kind = "class"
     unet_class = UNet2DModel
     fake_guidance_default = 1.0  # the fake score learns without label dropout, so it is not guided
     validation_keys = ("forget_accuracy", "remaining_accuracy", "forget_prob_mean")
-
-    def __init__(self, spec: ForgetSpec, guidance_scale: float):
-        self.spec, self.guidance_scale = spec, guidance_scale
-        self.pipe = None
 
     @classmethod
     def inspect(cls, cfg: dict, index: dict, unet_cfg: dict) -> "ClassConditioning":
@@ -109,10 +117,6 @@ class ClassConditioning:
             ClassConditionalDiffusionPipeline.from_pretrained(teacher)
         self.pipe = pipe
         self.null_class_id = pipe.null_class_id
-
-    @property
-    def unet(self):
-        return self.pipe.unet
 
     def sample_shape(self) -> tuple[int, ...]:
         c = self.pipe.unet.config
@@ -195,17 +199,13 @@ def remain_prompt_file(cfg: dict) -> Path:
     return GENERAL_REMAIN_PROMPTS
 
 
-class TextConditioning:
+class TextConditioning(_Conditioning):
     """A Stable Diffusion-layout teacher; c = the text encoder's hidden states of a prompt."""
 
     kind = "text"
     unet_class = UNet2DConditionModel
     fake_guidance_default = None  # None: the teacher's guidance (SiD-LSG / SFD guide the fake score too)
     validation_keys = ("clip_forget_detection", "clip_score_remaining", "clip_accuracy_remaining")
-
-    def __init__(self, spec: PromptSpec, guidance_scale: float):
-        self.spec, self.guidance_scale = spec, guidance_scale
-        self.pipe = None
 
     @classmethod
     def inspect(cls, cfg: dict, index: dict, unet_cfg: dict) -> "TextConditioning":
@@ -232,10 +232,6 @@ class TextConditioning:
         self.forget_emb, self.override_emb = enc(s.forget_prompts), enc(s.override_prompts)
         self.remain_emb, self.null_emb = enc(s.remain_prompts), enc([""])
         self.negative_emb = enc([s.negative_prompt]) if s.negative_prompt else None
-
-    @property
-    def unet(self):
-        return self.pipe.unet
 
     def sample_shape(self) -> tuple[int, ...]:
         return self.pipe.latent_shape(1)[1:]

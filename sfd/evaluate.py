@@ -423,9 +423,10 @@ def main_text(args) -> None:
             pass  # the classifier does not know these concepts: CLIP only
     metrics = evaluate_text_model(pipe, **kw)
     metrics["model"] = args.model
-    reference = None
+    reference = ref_pipe = None
     if args.reference:
-        reference = evaluate_text_model(args.reference, **kw)
+        ref_pipe = load_pipeline(args.reference)
+        reference = evaluate_text_model(ref_pipe, **kw)
         reference["model"] = args.reference
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}, indent=1))
     if args.report:
@@ -437,7 +438,7 @@ def main_text(args) -> None:
             out.mkdir(parents=True, exist_ok=True)
             prompts = metrics["forget_prompts"] + metrics["remain_prompts"]
             pictures["Samples: reference (left) and model (right), same seeds"] = report_plots.before_after_prompts(
-                load_pipeline(args.model), load_pipeline(args.reference), prompts, len(metrics["forget_prompts"]),
+                pipe, ref_pipe, prompts, len(metrics["forget_prompts"]),
                 out / "before_after.png", seed=args.seed, concepts=pipe.concepts or metrics["forget"])
         write_report(metrics, Path(args.report), reference, pictures)
         print(f"report written to {args.report}")

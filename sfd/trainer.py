@@ -150,14 +150,15 @@ class SFDTrainer:
         self.accelerator = accelerator or make_accelerator(cfg)
         acc = self.accelerator
         set_seed(cfg["seed"], device_specific=True)
-        task.load(cfg["teacher"], acc.device, _weight_dtype(cfg["mixed_precision"]))
+        weight_dtype = _weight_dtype(cfg["mixed_precision"])
+        task.load(cfg["teacher"], acc.device, weight_dtype)
         teacher_unet = task.unet.to(acc.device).requires_grad_(False).eval()
         gen_unet = copy.deepcopy(teacher_unet).float().requires_grad_(True).train()
         if cfg["init_generator"]:  # two-stage SFD: start G from an already distilled one-step generator
             gen_unet.load_state_dict(task.unet_class.from_pretrained(cfg["init_generator"], subfolder="unet").state_dict())
         fake_unet = copy.deepcopy(teacher_unet).float().requires_grad_(True).train()
-        if _weight_dtype(cfg["mixed_precision"]) != torch.float32:
-            teacher_unet.to(_weight_dtype(cfg["mixed_precision"]))
+        if weight_dtype != torch.float32:
+            teacher_unet.to(weight_dtype)
         if cfg["gradient_checkpointing"]:
             gen_unet.enable_gradient_checkpointing()
             fake_unet.enable_gradient_checkpointing()
