@@ -74,6 +74,26 @@ def train_commands(method: str, plan: dict, runs: Path, forget: str, quick: bool
     raise ValueError(method)
 
 
+def train(method: str, runs: Path, args, quick: bool) -> dict:
+    """Train `method` in timed child processes (or reuse its record); its wall time and peak RSS."""
+    if method == "teacher":
+        return {"seconds": 0.0, "peak_rss_mb": None}
+    plan = PLANS[method][quick]
+    record = runs / f"{method}.training.json"
+    if method in args.reuse and record.exists():
+        return {**json.loads(record.read_text()), "reused": True}
+    parts = [run_measured(cmd, runs / f"{method}.{i}.log")
+             for i, cmd in enumerate(train_commands(method, plan, runs, args.forget, quick))]
+    training = {"seconds": sum(p["seconds"] for p in parts), "peak_rss_mb": max(p["peak_rss_mb"] for p in parts), **plan}
+    record.write_text(json.dumps(training, indent=1))
+    return training
+
+
+def _key(cached: dict) -> dict:
+    """What a cached measurement was made with (older caches lack the gold key)."""
+    return {"settings": cached["settings"], "gold": cached.get("gold")}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
@@ -100,45 +120,44 @@ def main(argv=None):
     judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
     model_dirs = {"teacher": PROJECT_ROOT / "assets" / "teacher", "sfd": runs / "sfd", "sfd-2stage": runs / "sfd-2stage",
                   "esd": runs / "esd", "gold": runs / "gold"}
+    trainings = {method: train(method, runs, args, quick) for method in args.methods}
+    gold = None
+    if "gold" in args.methods:  # every method is also measured against the gold model's samples (sfd.gold)
+        from sfd.gold import GoldSamples
+
+        cached = runs / f"gold.samples-seed{args.seed}-n{n_per_class}.safetensors"
+        if "gold" in args.reuse and cached.exists():
+            gold = GoldSamples.load(cached)
+        else:
+            print("[gold] sampling the gold reference", flush=True)
+            gold = GoldSamples.from_model(str(model_dirs["gold"]), args.forget, args.seed, classifier=judge,
+                                          num_samples_per_class=n_per_class, num_forget_samples=n_forget_multistep,
+                                          progress=False)
+            gold.save(cached)
     results = {}
     for method in args.methods:
-        training = {"seconds": 0.0, "peak_rss_mb": None}
-        if method != "teacher":
-            plan = PLANS[method][quick]
-            record = runs / f"{method}.training.json"
-            if method in args.reuse and record.exists():
-                training = {**json.loads(record.read_text()), "reused": True}
-            else:
-                parts = [run_measured(cmd, runs / f"{method}.{i}.log")
-                         for i, cmd in enumerate(train_commands(method, plan, runs, args.forget, quick))]
-                training = {"seconds": sum(p["seconds"] for p in parts),
-                            "peak_rss_mb": max(p["peak_rss_mb"] for p in parts), **plan}
-                record.write_text(json.dumps(training, indent=1))
         one_step = method.startswith("sfd")
         settings = {"forget": args.forget, "seed": args.seed, "num_samples_per_class": n_per_class,
                     "num_forget_samples": n_forget if one_step else n_forget_multistep}
         cached = runs / f"{method}.metrics.json"
-        if method in args.reuse and cached.exists() and json.loads(cached.read_text())["settings"] == settings:
+        wanted = {"settings": settings, "gold": gold.seed if gold else None}
+        if method in args.reuse and cached.exists() and _key(json.loads(cached.read_text())) == wanted:
             m = json.loads(cached.read_text())["metrics"]
         else:
-            print(f"[{method}] trained in {training['seconds'] / 60:.1f} min; measuring", flush=True)
-            m = evaluate_model(str(model_dirs[method]), classifier=judge, progress=False, **settings)
-            cached.write_text(json.dumps({"settings": settings, "metrics": m}, indent=1))
-        results[method] = {"training": training, "metrics": m}
-    gold = results.get("gold", {}).get("metrics")
-    for r in results.values():
-        if gold:
-            r["vs_gold"] = {"fid_remaining_minus_gold": r["metrics"]["fid_remaining"] - gold["fid_remaining"],
-                            "remaining_accuracy_minus_gold_pts": 100 * (r["metrics"]["remaining_accuracy"]
-                                                                        - gold["remaining_accuracy"])}
+            print(f"[{method}] trained in {trainings[method]['seconds'] / 60:.1f} min; measuring", flush=True)
+            m = evaluate_model(str(model_dirs[method]), classifier=judge, progress=False, gold=gold, **settings)
+            cached.write_text(json.dumps({**wanted, "metrics": m}, indent=1))
+        results[method] = {"training": trainings[method], "metrics": m}
     ratios = {}
-    if "sfd" in results and "teacher" in results:
-        s, t = results["sfd"]["metrics"], results["teacher"]["metrics"]
-        ratios.update(fid_remaining_sfd_over_teacher=s["fid_remaining"] / t["fid_remaining"],
-                      throughput_sfd_over_teacher=s["images_per_second"] / t["images_per_second"])
-    if "sfd" in results and "gold" in results:
-        ratios["unlearning_time_sfd_over_gold_retrain"] = (results["sfd"]["training"]["seconds"]
-                                                          / results["gold"]["training"]["seconds"])
+    for method in ("sfd", "sfd-2stage"):
+        name = method.replace("-", "_")
+        if method in results and "teacher" in results:
+            s, t = results[method]["metrics"], results["teacher"]["metrics"]
+            ratios[f"fid_remaining_{name}_over_teacher"] = s["fid_remaining"] / t["fid_remaining"]
+            ratios[f"throughput_{name}_over_teacher"] = s["images_per_second"] / t["images_per_second"]
+        if method in results and "gold" in results:
+            ratios[f"unlearning_time_{name}_over_gold_retrain"] = (results[method]["training"]["seconds"]
+                                                                  / results["gold"]["training"]["seconds"])
     date = dt.date.today().isoformat()
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,29 +171,35 @@ def main(argv=None):
     print((out / f"{stem}.md").read_text())
 
 
+def _with_ci(value: float, ci) -> str:
+    return f"{value:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
 def table(record: dict, plot: Path | None) -> str:
     names = {"teacher": "Teacher (DPM-Solver++, CFG)", "sfd": "SFD (one step)", "sfd-2stage": "SFD two-stage (one step)",
              "esd": "ESD-style fine-tune (multi-step)", "gold": "Gold retrain without the class (multi-step)"}
-    head = ("| method | forget acc. | UA | remaining acc. | FID (remaining) [interval] | Δ FID vs gold | "
-            "Δ acc. vs gold (pts) | unlearning time | peak RSS | images/s | NFE |")
+    head = ("| method | forget acc. | UA | remaining acc. | FID (remaining) [interval] | FID to gold [interval] | "
+            "acc. gap to gold (pts, mean / max) | unlearning time | peak RSS | images/s | NFE |")
     lines = [head, "|" + "---|" * 11]
     for method, r in record["results"].items():
-        m, t, g = r["metrics"], r["training"], r.get("vs_gold", {})
-        ci = m.get("fid_remaining_ci")
+        m, t = r["metrics"], r["training"]
         rss = "–" if t["peak_rss_mb"] is None else f"{t['peak_rss_mb']:.0f} MB"
         minutes = f"{t['seconds'] / 60:.1f} min" + (" (reused)" if t.get("reused") else "")
-        d_fid, d_acc = g.get("fid_remaining_minus_gold"), g.get("remaining_accuracy_minus_gold_pts")
+        to_gold = "–" if m.get("fid_to_gold") is None else _with_ci(m["fid_to_gold"], m["fid_to_gold_ci"])
+        gap = "–" if m.get("fid_to_gold") is None else (
+            f"{m['accuracy_gap_to_gold_mean_pts']:.1f} / {m['accuracy_gap_to_gold_max_pts']:.1f}")
         lines.append(
             f"| {names[method]} | {m['forget_accuracy']:.2%} | {m['unlearning_accuracy']:.2%} | "
-            f"{m['remaining_accuracy']:.2%} | {m['fid_remaining']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] | "
-            f"{'–' if d_fid is None else f'{d_fid:+.2f}'} | {'–' if d_acc is None else f'{d_acc:+.1f}'} | "
+            f"{m['remaining_accuracy']:.2%} | {_with_ci(m['fid_remaining'], m['fid_remaining_ci'])} | {to_gold} | {gap} | "
             f"{minutes} | {rss} | {m['images_per_second']:.1f} | {m['nfe_per_image']} |")
     ratios = "\n".join(f"- {k.replace('_', ' ')}: **{v:.3g}**" for k, v in record["ratios"].items())
     return (f"# Benchmark {record['date']}{' (quick)' if record['quick'] else ''}: forget `{record['forget']}`\n\n"
             f"`python bench/run.py{' --quick' if record['quick'] else ''}` on {record['machine']}. Evaluation seed "
             f"{record['seed']}; {record['samples_per_class']} samples per remaining class, {record['forget_samples']} of the "
             f"forgotten class ({record['forget_samples_multistep']} for the multi-step models); judged by `assets/classifier`; FID in its feature space against the real test images "
-            f"of the remaining classes. Unlearning time and peak RSS are those of the training process(es).\n\n"
+            f"of the remaining classes. FID to gold: between the method's and the gold model's remaining-class samples (gold "
+            f"drawn with seed {record['seed'] + 1}, so the gold row is the sampling noise floor); accuracy gap: "
+            f"|accuracy − gold's| per class, all classes. Unlearning time and peak RSS are those of the training process(es).\n\n"
             + "\n".join(lines) + f"\n\nRatios (same run, same machine):\n{ratios}\n"
             + (f"\n![SFD forget rate during training]({plot.name})\n" if plot else ""))
 

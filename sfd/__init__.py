@@ -17,4 +17,12 @@ def distill(*args, **kwargs):
     return _distill(*args, **kwargs)
 
 
-__all__ = ["distill", "forget", "__version__"]
+def relearn(*args, **kwargs):
+    """Relearning attack: fine-tune a copy on a few real images and measure the forget accuracy over the
+    attacker's steps; see `sfd.relearn.relearn_curve`."""
+    from .relearn import relearn_curve
+
+    return relearn_curve(*args, **kwargs)
+
+
+__all__ = ["distill", "forget", "relearn", "__version__"]

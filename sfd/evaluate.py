@@ -78,10 +78,13 @@ def class_metrics(probs: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor
 def evaluate_model(model, forget: str | None, override: str | None = None, classifier=DEFAULT_CLASSIFIER,
                    reference_stats=DEFAULT_REFERENCE_STATS, num_samples_per_class: int = 100,
                    batch_size: int = 100, seed: int = 0, progress: bool = True,
-                   num_forget_samples: int | None = None, clip=None, prompt_template: str = "a photo of a {}") -> dict:
+                   num_forget_samples: int | None = None, clip=None, prompt_template: str = "a photo of a {}",
+                   gold=None, keep_features: bool = False) -> dict:
     """Sample `num_samples_per_class` images of every remaining class (and `num_forget_samples`, default
     the same, of every forgotten class) from `model` and measure them. With `clip` (a CLIPJudge or a
-    path) also CLIP's zero-shot detection of the forgotten classes and the CLIP score of the rest."""
+    path) also CLIP's zero-shot detection of the forgotten classes and the CLIP score of the rest. With
+    `gold` (a `GoldSamples` or a gold model's folder) also the alignment with it (`sfd.gold`).
+    `keep_features` adds the remaining samples' classifier features (an array) as "features_remaining"."""
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
     spec = ForgetSpec.parse(forget or None, override, pipe.id2label)
@@ -94,6 +97,17 @@ def evaluate_model(model, forget: str | None, override: str | None = None, class
     probs, feats = classify(judge, images)
     ref_f, ref_l = load_reference_features(reference_stats) if reference_stats else (None, None)
     m = class_metrics(probs, feats, labels, spec, label_map, ref_f, ref_l, seed)
+    feats_remaining = feats[~spec.is_forgotten(labels)].numpy()
+    if gold is not None:
+        from .gold import GoldSamples, gold_alignment
+
+        if not isinstance(gold, GoldSamples):
+            gold = GoldSamples.from_model(gold, forget, seed, override=override, classifier=judge,
+                                          num_samples_per_class=num_samples_per_class, batch_size=batch_size,
+                                          progress=progress, num_forget_samples=num_forget_samples)
+        m.update(gold_alignment(feats_remaining, m["per_class_accuracy"], gold, seed))
+    if keep_features:
+        m["features_remaining"] = feats_remaining
     if clip is not None:
         clip = clip if isinstance(clip, CLIPJudge) else CLIPJudge.from_pretrained(clip)
         m.update(clip_metrics(clip, images, labels, spec, prompt_template, seed))
@@ -309,7 +323,9 @@ _REPORT_COLUMNS = {
     "class": [("forget_accuracy", "forget accuracy"), ("unlearning_accuracy", "UA"), ("remaining_accuracy", "remaining acc."),
               ("fid_remaining", "FID (remaining)"), ("precision_remaining", "precision"),
               ("recall_remaining", "recall"), ("clip_forget_detection", "CLIP forget detection"),
-              ("clip_score", "CLIP score"), ("images_per_second", "images/s"), ("nfe_per_image", "NFE")],
+              ("clip_score", "CLIP score"), ("fid_to_gold", "FID to gold"),
+              ("accuracy_gap_to_gold_mean_pts", "acc. gap to gold (pts, mean)"), ("images_per_second", "images/s"),
+              ("nfe_per_image", "NFE")],
     "text": [("clip_forget_detection", "CLIP forget detection"), ("clip_score_remaining", "CLIP score (remaining)"),
              ("clip_accuracy_remaining", "CLIP accuracy (remaining)"), ("classifier_forget_accuracy", "classifier forget acc."),
              ("classifier_accuracy_remaining", "classifier acc. (remaining)"), ("fid_remaining", "FID (remaining)"),
@@ -328,8 +344,8 @@ def write_report(metrics: dict, report_dir: Path, reference: dict | None = None,
     if reference and metrics.get(key) is not None and reference.get(key):
         flat[f"{key}_ratio"] = metrics[key] / reference[key]
     (report_dir / "metrics.json").write_text(json.dumps(flat, indent=2))
-    cols = _REPORT_COLUMNS[kind]
     rows = [("model", metrics)] + ([("reference", reference)] if reference else [])
+    cols = [c for c in _REPORT_COLUMNS[kind] if any(m.get(c[0]) is not None for _, m in rows)]  # measured ones
     lines = ["| | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, m in rows:
         lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k), m.get(k + "_ci")) for k, _ in cols) + " |")
@@ -363,6 +379,8 @@ def parse_args(argv=None):
                    help="samples per forgotten class / forget prompt (default: as above)")
     p.add_argument("--prompts", default=None, help="text-to-image: evaluation prompts, one per line (default: "
                    "'a photo of a {concept}' per concept the model lists, else the forget prompts)")
+    p.add_argument("--gold", default=None, help="class models: a model retrained without the forgotten classes; "
+                   "adds the FID between the two models' remaining-class samples and the per-class accuracy gap")
     p.add_argument("--batch_size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", default=None, help="folder for metrics.json and report.md")
@@ -387,6 +405,11 @@ def main(argv=None):
               reference_stats=args.reference_stats, num_samples_per_class=args.num_samples_per_class,
               batch_size=args.batch_size, seed=args.seed, num_forget_samples=args.num_forget_samples,
               clip=None if args.clip.lower() == "none" else CLIPJudge.from_pretrained(args.clip))
+    if args.gold:
+        from .gold import GoldSamples
+
+        kw["gold"] = GoldSamples.from_model(args.gold, args.forget, args.seed, **{k: v for k, v in kw.items() if k not in (
+            "forget", "seed", "reference_stats", "clip")}, progress=True)
     metrics = evaluate_model(args.model, **kw)
     reference = evaluate_model(args.reference, **kw) if args.reference else None
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
@@ -407,6 +430,8 @@ def is_text_to_image(model) -> bool:
 def main_text(args) -> None:
     """sfd-eval on text-to-image models: CLIP forget detection and CLIP score (plus the classifier, when
     the model's concepts are its classes)."""
+    if args.gold:
+        raise SystemExit("sfd-eval: error: --gold is for class-conditional models (a retrain without the classes)")
     from .prompts import read_lines
 
     clip = CLIPJudge.from_pretrained(args.clip)

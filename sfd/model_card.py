@@ -55,6 +55,10 @@ def write_model_card(path: Path, cfg: dict, task, steps: int, seconds: float, me
     extra = "" if task.kind == "class" else (
         f"- Prompts: {desc['forget_prompts']} forget prompts, {desc['remain_prompts']} remaining prompts"
         + (f"; negative prompt for the teacher: \"{desc['negative_prompt']}\"" if desc["negative_prompt"] else "") + "\n")
+    if cfg.get("layer_folds"):
+        start = _display(cfg["init_generator"]) if cfg["init_generator"] else "the teacher"
+        extra += (f"- Layered erasure: stage {cfg['layer_stage']} of {len(cfg['layer_folds'])} over the folds "
+                  f"{cfg['layer_folds']}; generator started from {start}\n")
     text = f"""---
 library_name: diffusers
 tags: [sfd, machine-unlearning, one-step, {"class-conditional" if task.kind == "class" else "text-to-image"}]

@@ -16,7 +16,7 @@ if __package__ in (None, ""):  # run as a script (`accelerate launch sfd/train.p
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sfd.config import ConfigError, load_config  # noqa: E402
-from sfd.trainer import SFDTrainer, TrainingSetupError, validate  # noqa: E402
+from sfd.trainer import TrainingSetupError, run, validate  # noqa: E402
 
 FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yaml
     "teacher": (str, "class-conditional diffusers pipeline folder or Hub id"),
@@ -33,6 +33,7 @@ FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yam
     "sigma_init": (float, "noise level of the generator's input"),
     "init_generator": (str, "two-stage SFD: a one-step pipeline folder (e.g. from sfd.distill) to start G from"),
     "forget_weight": (float, "λ_f, weight of the forgetting term"),
+    "layers": (int, "layered erasure: split the forgotten classes into this many folds, erased in stages"),
     "forget_fraction": (float, "share of each batch drawn from forgotten classes"),
     "guidance_scale": (float, "classifier-free guidance inside the teacher"),
     "fake_score_guidance_scale": (float, "classifier-free guidance inside the fake score"),
@@ -78,7 +79,7 @@ def main(argv=None) -> None:
         task = validate(cfg)
     except (ConfigError, TrainingSetupError) as err:
         raise SystemExit(f"sfd-train: error: {err}") from None
-    SFDTrainer(cfg, task).train()
+    run(cfg, task)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.logging import get_logger
 from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel
@@ -76,6 +77,12 @@ def validate(cfg: dict, require_forget: bool = True):
             raise TrainingSetupError("use_8bit_adam needs `pip install bitsandbytes` (a CUDA machine)") from None
     task = inspect(cfg)
     spec = task.spec
+    if cfg["layers"] != 1:
+        from .layered import split_folds
+
+        if task.kind != "class":
+            raise TrainingSetupError("layered erasure (layers > 1) splits a set of classes: it needs a class-conditional teacher")
+        split_folds(spec.describe()["forget"], cfg["layers"])  # raises unless 1 <= layers <= number of classes
     cfg["guidance_scale"] = task.guidance_scale
     cfg["output_dir"] = cfg["output_dir"] or (default_output_dir(spec.describe()["forget"]) if cfg.get("forget")
                                               else os.path.join("outputs", "distilled"))
@@ -96,6 +103,11 @@ def make_accelerator(cfg: dict) -> Accelerator:
     one it must be told to use the CPU backend (gloo) for the processes to form a group."""
     multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
     cpu_only = not (torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()))
+    shared = AcceleratorState._shared_state
+    if shared and not multi_process and shared.get("_mixed_precision") != cfg["mixed_precision"]:
+        # accelerate keeps one process-wide state; a notebook (or test) process that trained before with another
+        # precision would be refused. One process, nothing shared with other ranks: start the state afresh.
+        AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision=cfg["mixed_precision"], log_with=cfg["report_to"],
                               project_dir=cfg["output_dir"], cpu=multi_process and cpu_only)
     launched_by_accelerate = any(k.startswith("ACCELERATE_") for k in os.environ)
@@ -411,5 +423,16 @@ def forget(teacher=None, forget: str | None = None, config: str | os.PathLike | 
         overrides["teacher"] = teacher
     cfg = load_config(config, overrides)
     task = validate(cfg)
+    return run(cfg, task, accelerator)
+
+
+def run(cfg: dict, task, accelerator: Accelerator | None = None):
+    """One SFD run, or a layered erasure in stages when cfg["layers"] > 1."""
+    if cfg["layers"] > 1:
+        if accelerator is not None:
+            raise TrainingSetupError("layered erasure makes one Accelerator per stage: do not pass one")
+        from .layered import train_layered
+
+        return train_layered(cfg, task)
     return SFDTrainer(cfg, task, accelerator).train()
 

@@ -22,6 +22,7 @@ def test_quick_benchmark_runs_every_method_and_writes_the_table(tmp_path):
     for method, r in record["results"].items():
         m = r["metrics"]
         assert 0 <= m["forget_accuracy"] <= 1 and m["fid_remaining"] > 0 and m["images_per_second"] > 0
+        assert m["fid_to_gold"] > 0 and m["gold_seed"] == record["seed"] + 1  # gold's own row: the noise floor
         if method == "teacher":
             assert r["training"]["peak_rss_mb"] is None and r["training"]["seconds"] == 0
         else:
@@ -29,5 +30,6 @@ def test_quick_benchmark_runs_every_method_and_writes_the_table(tmp_path):
     assert record["results"]["sfd"]["metrics"]["nfe_per_image"] == 1
     assert record["results"]["teacher"]["metrics"]["nfe_per_image"] > 1
     assert record["ratios"]["throughput_sfd_over_teacher"] > 5
+    assert set(record["ratios"]) >= {"unlearning_time_sfd_over_gold_retrain", "fid_remaining_sfd_2stage_over_teacher"}
     table = next((tmp_path / "results").glob("*-quick.md")).read_text()
     assert table.count("\n| ") >= 6 and "Gold retrain" in table

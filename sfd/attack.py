@@ -1,0 +1,107 @@
+"""sfd-attack: try to bring an erased class back.
+
+    sfd-attack relearn --model OUT_DIR --forget "class=trouser" --images 10 --report REPORT_DIR
+    sfd-attack relearn --model OUT_DIR --forget "class=trouser" --benign      # resurgence test
+
+`relearn` fine-tunes a copy of the model on a few real images of the forgotten class (or of the remaining
+classes only, `--benign`) with the standard denoising loss and reports the forget accuracy after each
+budget of steps, its area and the steps needed to pass 50% (see `sfd.relearn`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .relearn import DEFAULT_CHECKPOINTS, relearn_curve
+from .spec import SpecError
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="sfd-attack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="attack", required=True)
+    r = sub.add_parser("relearn", help="fine-tune on real images of the forgotten class and measure its return")
+    r.add_argument("--model", required=True, help="pipeline folder (multi-step or one-step)")
+    r.add_argument("--forget", required=True, help='the erased classes, e.g. "class=trouser"')
+    r.add_argument("--images", type=int, nargs="+", default=[10], help="real images per attacked class (one curve each)")
+    r.add_argument("--steps", default=",".join(map(str, DEFAULT_CHECKPOINTS)), help="budgets at which to measure")
+    r.add_argument("--attack", default=None, help='classes the attacker holds images of (default: the forgotten ones)')
+    r.add_argument("--benign", action="store_true", help="attack with remaining classes only (resurgence test)")
+    r.add_argument("--at_sampling_level", action="store_true", help="one-step generators: the adaptive attacker, "
+                   "whose denoising loss is taken at σ_init only (the level the generator is sampled at)")
+    r.add_argument("--learning_rate", type=float, default=1e-4)
+    r.add_argument("--batch_size", type=int, default=16)
+    r.add_argument("--eval_samples", type=int, default=100, help="samples per forgotten class at each budget")
+    r.add_argument("--num_inference_steps", type=int, default=None, help="multi-step models: sampler steps "
+                   "(default: the pipeline's own)")
+    r.add_argument("--classifier", default=None, help="judge (default: assets/classifier)")
+    r.add_argument("--seed", type=int, default=0, help="attacker's image choice and noise")
+    r.add_argument("--eval_seed", type=int, default=1234)
+    r.add_argument("--report", default=None, help="folder for relearn.json, relearn.md and relearn.png")
+    return p.parse_args(argv)
+
+
+def curves_table(curves: list[dict]) -> str:
+    steps = curves[0]["steps"]
+    head = "| images | attacked | " + " | ".join(f"step {s}" for s in steps) + " | area | steps to 50% |"
+    lines = [head, "|" + "---|" * (len(steps) + 4)]
+    for c in curves:
+        reach = "not reached" if c["steps_to_50pct"] is None else f"{c['steps_to_50pct']:.0f}"
+        lines.append(f"| {c['images_per_class']} | {', '.join(c['attacked'])} | "
+                     + " | ".join(f"{v:.1%}" for v in c["forget_accuracy"]) + f" | {c['area']:.3f} | {reach} |")
+    return "\n".join(lines)
+
+
+def plot_curves(series: dict[str, dict], path: Path, title: str) -> Path:
+    """Forget accuracy against attack steps, one line per named curve."""
+    from .report_plots import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, c in series.items():
+        ax.plot(c["steps"], [100 * v for v in c["forget_accuracy"]], marker="o", label=name)
+    ax.set_xlabel("attacker's fine-tuning steps")
+    ax.set_ylabel("forget accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    curves = []
+    for n in args.images:
+        try:
+            curves.append(relearn_curve(args.model, args.forget, n_images=n, checkpoints=steps, attack=args.attack,
+                                        benign=args.benign, at_sampling_level=args.at_sampling_level,
+                                        learning_rate=args.learning_rate,
+                                        batch_size=args.batch_size, eval_samples=args.eval_samples, seed=args.seed,
+                                        eval_seed=args.eval_seed, classifier=args.classifier,
+                                        num_inference_steps=args.num_inference_steps))
+        except (SpecError, FileNotFoundError, ValueError) as err:
+            raise SystemExit(f"sfd-attack: error: {err}") from None
+    table = curves_table(curves)
+    print(table)
+    if args.report:
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "relearn.json").write_text(json.dumps(curves, indent=1))
+        kind = "benign (remaining classes)" if args.benign else "relearning"
+        plot = plot_curves({f"n={c['images_per_class']}": c for c in curves}, out / "relearn.png",
+                           f"{kind} attack on {args.model}")
+        (out / "relearn.md").write_text(f"# sfd-attack relearn: {args.model}\n\nForgotten: {curves[0]['forget']}; "
+                                        f"{args.eval_samples} samples per forgotten class per budget, seed "
+                                        f"{args.eval_seed}; attacker seed {args.seed}, lr {args.learning_rate}.\n\n"
+                                        f"{table}\n\n![curve]({plot.name})\n")
+        print(f"report written to {out}")
+
+
+if __name__ == "__main__":
+    main()

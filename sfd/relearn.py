@@ -1,0 +1,171 @@
+"""Relearning attack: fine-tune released weights on a few real images and see whether a forgotten class comes back.
+
+The attacker holds the released pipeline and `n` real Fashion-MNIST training images per attacked class.
+They fine-tune its UNet with the standard denoising loss of its own noise schedule (DDPM, Ho et al.
+eq. 14, in the UNet's ε / v / x₀ parameterisation), for a multi-step model and a one-step generator
+alike (the generator's UNet is a denoiser over the same timesteps), and sample it as released. After
+each budget in `checkpoints` the forgotten classes are sampled and judged by the classifier.
+
+The curve is the result: its area (mean forget accuracy over the budget) and the steps needed to cross
+a forget accuracy (linear between checkpoints). Attacking the forgotten classes is the relearning
+attack; attacking remaining classes only (`benign=True`) is the resurgence test.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from tqdm.auto import tqdm
+
+from .data import load_fashion_mnist
+from .judges import ImageClassifierJudge
+from .sampling import load_pipeline, sample_classes
+from .spec import ForgetSpec, resolve_classes
+
+DEFAULT_CHECKPOINTS = (0, 10, 25, 50, 100, 200)
+
+
+def attacker_images(pool: tuple[torch.Tensor, torch.Tensor], class_ids: Sequence[int], n_per_class: int,
+                    seed: int = 0, label_map: dict[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n_per_class` images of each generator class id drawn with `seed` from `pool` (images in [-1, 1],
+    dataset labels); `label_map` maps generator ids to dataset labels (identity when None)."""
+    x, y = pool
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for c in class_ids:
+        rows = np.flatnonzero(y.numpy() == (label_map or {}).get(c, c))
+        if len(rows) < n_per_class:
+            raise ValueError(f"only {len(rows)} images of class {c} to attack with; asked for {n_per_class}")
+        pick = torch.from_numpy(rng.choice(rows, n_per_class, replace=False))
+        xs.append(x[pick])
+        ys.append(torch.full((n_per_class,), c))
+    return torch.cat(xs), torch.cat(ys)
+
+
+def denoising_loss(unet, scheduler: DDPMScheduler, x0: torch.Tensor, labels: torch.Tensor,
+                   gen: torch.Generator) -> torch.Tensor:
+    """E_t,ε ‖target − UNet(√ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t, c)‖² (Ho et al. eq. 14), target ε, v or x₀ per the schedule."""
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen)
+    x_t = scheduler.add_noise(x0, noise, t)
+    target = {"epsilon": noise, "v_prediction": scheduler.get_velocity(x0, noise, t),
+              "sample": x0}[scheduler.config.prediction_type]
+    dev = next(unet.parameters()).device
+    return F.mse_loss(unet(x_t.to(dev), t.to(dev), class_labels=labels.to(dev)).sample.float(), target.to(dev))
+
+
+def sampling_level_loss(denoiser, sigma: float, x0: torch.Tensor, labels: torch.Tensor,
+                        gen: torch.Generator) -> torch.Tensor:
+    """‖D(x₀ + σ·ε, σ, c) − x₀‖² at the one noise level σ = σ_init a one-step generator is sampled at
+    (EDM's denoising loss, Karras et al. eq. 2, at a single σ): the adaptive attacker's loss."""
+    noise = torch.randn(x0.shape, generator=gen)
+    dev = next(denoiser.parameters()).device
+    x0, labels = x0.to(dev), labels.to(dev)
+    return F.mse_loss(denoiser(x0 + sigma * noise.to(dev), sigma, labels).float(), x0)
+
+
+def forget_rates(pipe, judge: ImageClassifierJudge, class_ids: Sequence[int], label_map: dict[int, int],
+                 n: int, seed: int, batch_size: int = 100, **call_kwargs) -> list[float]:
+    """Share of `n` samples of each class that the judge labels as that class."""
+    labels = [c for c in class_ids for _ in range(n)]
+    images, _ = sample_classes(pipe, labels, batch_size=batch_size, seed=seed, progress=False, **call_kwargs)
+    pred = torch.cat([judge.probs(images[i : i + 500]).argmax(-1) for i in range(0, len(images), 500)])
+    hit = (pred == torch.tensor([label_map[c] for c in labels])).float().view(len(class_ids), n)
+    return hit.mean(1).tolist()
+
+
+def area_under_curve(steps: Sequence[int], values: Sequence[float]) -> float:
+    """Mean of the curve over the budget: ∫ acc d(step) / max step (trapezoids)."""
+    s, v = np.asarray(steps, float), np.asarray(values, float)
+    return float(np.trapezoid(v, s) / s[-1]) if s[-1] > 0 else float(v[0])
+
+
+def steps_to_reach(steps: Sequence[int], values: Sequence[float], level: float) -> float | None:
+    """First step at which the curve reaches `level` (linear between checkpoints); None if it never does."""
+    for i, (s, v) in enumerate(zip(steps, values)):
+        if v >= level:
+            if i == 0:
+                return float(s)
+            s0, v0 = steps[i - 1], values[i - 1]
+            return float(s0 + (level - v0) / (v - v0) * (s - s0))
+    return None
+
+
+def relearn_curve(model, forget: str, n_images: int = 10, checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
+                  attack: str | None = None, benign: bool = False, learning_rate: float = 1e-4,
+                  batch_size: int = 16, eval_samples: int = 100, seed: int = 0, eval_seed: int = 1234,
+                  classifier=None, num_inference_steps: int | None = None, pool=None,
+                  at_sampling_level: bool = False, progress: bool = True) -> dict:
+    """Fine-tune a copy of `model`'s UNet on `n_images` real images per attacked class and measure the
+    forget accuracy of every class in `forget` at each budget in `checkpoints` (steps, increasing).
+
+    Attacked classes: `attack` ("class=…", e.g. one fold of a layered erasure), else the forgotten
+    classes, or with `benign=True` every remaining class (the resurgence test). `pool` is the attacker's
+    (images, labels) to draw from; default: the Fashion-MNIST training set. `at_sampling_level=True`
+    (one-step generators only) is the adaptive attacker: the denoising loss at σ_init alone, the one
+    noise level the released generator is ever evaluated at, instead of over all timesteps.
+    """
+    checkpoints = sorted(set(int(c) for c in checkpoints))
+    if checkpoints[0] < 0:
+        raise ValueError("checkpoints are step counts (≥ 0)")
+    pipe = load_pipeline(model)
+    pipe.set_progress_bar_config(disable=True)
+    spec = ForgetSpec.parse(forget, None, pipe.id2label)
+    if attack is not None and benign:
+        raise ValueError("pass either attack classes or benign=True, not both")
+    if attack is not None:
+        attacked = resolve_classes(attack.partition("=")[2].split(","), spec.id2label, "--attack")
+    else:
+        attacked = list(spec.remaining if benign else spec.forget)
+    judge = classifier if isinstance(classifier, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(
+        *([classifier] if classifier else []))
+    label_map = judge.match_labels(spec.id2label)
+    x, y = attacker_images(pool if pool is not None else load_fashion_mnist("train"), attacked, n_images, seed, label_map)
+
+    if at_sampling_level and "sigma_init" not in pipe.config:
+        raise ValueError("at_sampling_level attacks a one-step generator (sampled at σ_init); this model samples in many steps")
+    released = pipe.unet
+    pipe.unet = unet = copy.deepcopy(released).float()
+    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    if at_sampling_level:
+        denoiser, sigma = pipe.generator_network(), pipe.config.sigma_init
+        loss_fn = lambda x0, c, g: sampling_level_loss(denoiser, sigma, x0, c, g)  # noqa: E731
+    else:
+        loss_fn = lambda x0, c, g: denoising_loss(unet, scheduler, x0, c, g)  # noqa: E731
+    opt = torch.optim.Adam(unet.parameters(), lr=learning_rate)
+    gen = torch.Generator().manual_seed(seed)
+    call = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
+    rates, step, start = [], 0, time.time()
+    try:
+        bar = tqdm(total=checkpoints[-1], desc="relearn", disable=not progress)
+        for budget in checkpoints:
+            unet.train()
+            while step < budget:
+                idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen)
+                loss = loss_fn(x[idx], y[idx], gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            unet.eval()
+            rates.append(forget_rates(pipe, judge, spec.forget, label_map, eval_samples, eval_seed, **call))
+        bar.close()
+    finally:
+        pipe.unet = released
+    per_class = {spec.id2label[c]: [r[i] for r in rates] for i, c in enumerate(spec.forget)}
+    mean = [float(np.mean(r)) for r in rates]
+    return {"model": str(model) if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else type(pipe).__name__,
+            "forget": spec.describe()["forget"], "attacked": [spec.id2label[c] for c in attacked],
+            "benign": benign, "at_sampling_level": at_sampling_level, "images_per_class": n_images, "learning_rate": learning_rate,
+            "batch_size": min(batch_size, len(x)), "seed": seed, "eval_seed": eval_seed, "eval_samples": eval_samples,
+            "num_inference_steps": num_inference_steps, "steps": checkpoints, "forget_accuracy": mean,
+            "per_class_forget_accuracy": per_class, "area": area_under_curve(checkpoints, mean),
+            "steps_to_50pct": steps_to_reach(checkpoints, mean, 0.5), "seconds": time.time() - start}
