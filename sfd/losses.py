@@ -1,4 +1,5 @@
-"""The two SFD losses, written in the σ-space of a denoiser D(x, σ, c) → x̂₀.
+"""The two SFD losses, written in the σ-space of a denoiser D(x, σ, c) → x̂₀, and the DDPM denoising loss
+the teachers (and the relearning attacker) train with.
 
 Symbols follow SiD / SFD: `x_g` generator output, `y_real` the teacher's x̂₀ (under the override
 label for forgotten classes), `y_fake` the fake score network's x̂₀, `alpha` SiD's α.
@@ -7,6 +8,7 @@ label for forgotten classes), `y_fake` the fake score network's x̂₀, `alpha` 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def sample_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, u_max: float = 0.8,
@@ -43,3 +45,26 @@ def _weighted_mean(per_sample: torch.Tensor, sample_weight: torch.Tensor | None)
     if sample_weight is None:
         return per_sample.mean()
     return (sample_weight.to(per_sample) * per_sample).mean()
+
+
+def denoising_loss(unet, scheduler, x0: torch.Tensor, cond: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """E_t,ε ‖target − UNet(√ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t, c)‖² (DDPM, Ho et al. eq. 14), target ε, v or x₀ per the
+    schedule's prediction_type; c is class ids or text hidden states. The teachers' and the relearning attacker's loss."""
+    dev = next(unet.parameters()).device  # draws on the CPU generator, computed where the UNet lives
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=gen).to(dev)
+    x0, noise = x0.to(dev), torch.randn(x0.shape, generator=gen).to(dev)
+    x_t = scheduler.add_noise(x0, noise, t)  # q(x_t | x_0)
+    target = {"epsilon": noise, "v_prediction": scheduler.get_velocity(x0, noise, t),
+              "sample": x0}[scheduler.config.prediction_type]
+    kwarg = "encoder_hidden_states" if cond.is_floating_point() else "class_labels"
+    return F.mse_loss(unet(x_t, t, **{kwarg: cond.to(dev)}).sample.float(), target)
+
+
+def sampling_level_loss(denoiser, sigma: float, x0: torch.Tensor, labels: torch.Tensor,
+                        gen: torch.Generator) -> torch.Tensor:
+    """‖D(x₀ + σ·ε, σ, c) − x₀‖² at the one noise level σ = σ_init a one-step generator is sampled at
+    (EDM's denoising loss, Karras et al. eq. 2, at a single σ): the adaptive attacker's loss."""
+    noise = torch.randn(x0.shape, generator=gen)
+    dev = next(denoiser.parameters()).device
+    x0, labels = x0.to(dev), labels.to(dev)
+    return F.mse_loss(denoiser(x0 + sigma * noise.to(dev), sigma, labels).float(), x0)

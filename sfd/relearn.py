@@ -14,17 +14,19 @@ attack; attacking remaining classes only (`benign=True`) is the resurgence test.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
 from .data import load_fashion_mnist
+from .evaluate import classify
 from .judges import ImageClassifierJudge
+from .losses import denoising_loss, sampling_level_loss
 from .sampling import load_pipeline, sample_classes
 from .spec import ForgetSpec, resolve_classes
 
@@ -48,34 +50,12 @@ def attacker_images(pool: tuple[torch.Tensor, torch.Tensor], class_ids: Sequence
     return torch.cat(xs), torch.cat(ys)
 
 
-def denoising_loss(unet, scheduler: DDPMScheduler, x0: torch.Tensor, labels: torch.Tensor,
-                   gen: torch.Generator) -> torch.Tensor:
-    """E_t,ε ‖target − UNet(√ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t, c)‖² (Ho et al. eq. 14), target ε, v or x₀ per the schedule."""
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=gen)
-    noise = torch.randn(x0.shape, generator=gen)
-    x_t = scheduler.add_noise(x0, noise, t)
-    target = {"epsilon": noise, "v_prediction": scheduler.get_velocity(x0, noise, t),
-              "sample": x0}[scheduler.config.prediction_type]
-    dev = next(unet.parameters()).device
-    return F.mse_loss(unet(x_t.to(dev), t.to(dev), class_labels=labels.to(dev)).sample.float(), target.to(dev))
-
-
-def sampling_level_loss(denoiser, sigma: float, x0: torch.Tensor, labels: torch.Tensor,
-                        gen: torch.Generator) -> torch.Tensor:
-    """‖D(x₀ + σ·ε, σ, c) − x₀‖² at the one noise level σ = σ_init a one-step generator is sampled at
-    (EDM's denoising loss, Karras et al. eq. 2, at a single σ): the adaptive attacker's loss."""
-    noise = torch.randn(x0.shape, generator=gen)
-    dev = next(denoiser.parameters()).device
-    x0, labels = x0.to(dev), labels.to(dev)
-    return F.mse_loss(denoiser(x0 + sigma * noise.to(dev), sigma, labels).float(), x0)
-
-
 def forget_rates(pipe, judge: ImageClassifierJudge, class_ids: Sequence[int], label_map: dict[int, int],
                  n: int, seed: int, batch_size: int = 100, **call_kwargs) -> list[float]:
     """Share of `n` samples of each class that the judge labels as that class."""
     labels = [c for c in class_ids for _ in range(n)]
     images, _ = sample_classes(pipe, labels, batch_size=batch_size, seed=seed, progress=False, **call_kwargs)
-    pred = torch.cat([judge.probs(images[i : i + 500]).argmax(-1) for i in range(0, len(images), 500)])
+    pred = classify(judge, images)[0].argmax(-1)
     hit = (pred == torch.tensor([label_map[c] for c in labels])).float().view(len(class_ids), n)
     return hit.mean(1).tolist()
 
@@ -162,7 +142,7 @@ def relearn_curve(model, forget: str, n_images: int = 10, checkpoints: Sequence[
         pipe.unet = released
     per_class = {spec.id2label[c]: [r[i] for r in rates] for i, c in enumerate(spec.forget)}
     mean = [float(np.mean(r)) for r in rates]
-    return {"model": str(model) if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else type(pipe).__name__,
+    return {"model": str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
             "forget": spec.describe()["forget"], "attacked": [spec.id2label[c] for c in attacked],
             "benign": benign, "at_sampling_level": at_sampling_level, "images_per_class": n_images, "learning_rate": learning_rate,
             "batch_size": min(batch_size, len(x)), "seed": seed, "eval_seed": eval_seed, "eval_samples": eval_samples,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sfd.relearn import area_under_curve, attacker_images, denoising_loss, relearn_curve, steps_to_reach
+from sfd.losses import denoising_loss
+from sfd.relearn import area_under_curve, attacker_images, relearn_curve, steps_to_reach
 
 
 def test_curve_summaries_by_hand():
@@ -81,7 +82,7 @@ def test_adaptive_attack_trains_the_generator_at_its_sampling_level(tiny_teacher
 
     from conftest import NAMES, tiny_unet
     from pipelines import OneStepClassConditionalPipeline
-    from sfd.relearn import sampling_level_loss
+    from sfd.losses import sampling_level_loss
 
     torch.manual_seed(0)
     pipe = OneStepClassConditionalPipeline(unet=tiny_unet(), scheduler=DDPMScheduler(num_train_timesteps=100),

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from sfd.io import atomic_directory, save_pretrained_atomic
+from sfd.losses import denoising_loss
 
 
 def add_teacher_arguments(p, work_dir: str, max_steps: int, guidance: float, guidance_help: str) -> None:
@@ -47,7 +47,7 @@ def load_for_measuring(pipeline_class, args):
 def train_noise_predictor(args, accelerator: Accelerator, unet, noise_scheduler, x: torch.Tensor,
                           condition: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
                           export: Callable[[torch.nn.Module, EMAModel, int], None], desc: str = "teacher") -> int:
-    """Minimise E‖ε − ε_θ(√ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t, c)‖² (DDPM, Ho et al. eq. 14) over random rows of `x`.
+    """Minimise the DDPM loss (`sfd.losses.denoising_loss`, Ho et al. eq. 14) over random rows of `x`.
 
     `condition(idx, gen)` gives the condition of rows `idx` (class labels or text hidden states), with
     the caller's condition dropout already applied. Reads args.{work_dir, max_steps, max_minutes,
@@ -64,21 +64,13 @@ def train_noise_predictor(args, accelerator: Accelerator, unet, noise_scheduler,
         step = json.loads((work / "state" / "step.json").read_text())["step"]
         accelerator.print(f"resumed from step {step}")
 
-    alphas = noise_scheduler.alphas_cumprod.to(accelerator.device)
     gen = torch.Generator().manual_seed(args.seed + step)
     start = time.time()
     bar = tqdm(total=args.max_steps, initial=step, disable=not accelerator.is_local_main_process, desc=desc)
     while step < args.max_steps:
         idx = torch.randint(0, len(x), (args.batch_size,), generator=gen)
-        x0, c = x[idx].to(accelerator.device), condition(idx, gen).to(accelerator.device)
-        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (args.batch_size,), generator=gen).to(x0.device)
-        noise = torch.randn(x0.shape, generator=gen).to(x0.device)
-        a = alphas[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise  # q(x_t | x_0)
-        kwarg = "encoder_hidden_states" if c.is_floating_point() else "class_labels"
         with accelerator.autocast():
-            pred = unet(xt, t, **{kwarg: c}).sample
-        loss = F.mse_loss(pred.float(), noise)
+            loss = denoising_loss(unet, noise_scheduler, x[idx], condition(idx, gen), gen)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
