@@ -75,7 +75,10 @@ def plot_curves(series: dict[str, dict], path: Path, title: str) -> Path:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    try:
+        steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"sfd-attack: error: --steps takes step counts separated by commas, got {args.steps!r}") from None
     curves = []
     for n in args.images:
         try:

@@ -92,8 +92,10 @@ def relearn_curve(model, forget: str, n_images: int = 10, checkpoints: Sequence[
     noise level the released generator is ever evaluated at, instead of over all timesteps.
     """
     checkpoints = sorted(set(int(c) for c in checkpoints))
-    if checkpoints[0] < 0:
-        raise ValueError("checkpoints are step counts (≥ 0)")
+    if not checkpoints or checkpoints[0] < 0:
+        raise ValueError(f"checkpoints must be step counts ≥ 0, e.g. 0,10,25,50,100,200; got {checkpoints}")
+    if n_images < 1:
+        raise ValueError(f"the attacker needs at least one image per attacked class, got n_images={n_images}")
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
     spec = ForgetSpec.parse(forget, None, pipe.id2label)

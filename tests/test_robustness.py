@@ -115,6 +115,10 @@ def test_sfd_attack_command_writes_curves_and_refuses_unknown_classes(tiny_teach
     assert (tmp_path / "r" / "relearn.png").stat().st_size > 0 and "| 2 | dog |" in (tmp_path / "r" / "relearn.md").read_text()
     with pytest.raises(SystemExit, match="unknown class 'horse'"):
         main(["relearn", "--model", tiny_teacher, "--forget", "class=horse", "--classifier", tiny_classifier])
+    with pytest.raises(SystemExit, match="step counts separated by commas"):
+        main(["relearn", "--model", tiny_teacher, "--forget", "class=dog", "--steps", "0,ten"])
+    with pytest.raises(SystemExit, match="at least one image"):
+        main(["relearn", "--model", tiny_teacher, "--forget", "class=dog", "--images", "0", "--classifier", tiny_classifier])
 
 
 # ---- layered erasure ---------------------------------------------------------------------------------
