@@ -49,7 +49,8 @@ def write_model_card(path: Path, cfg: dict, task, steps: int, seconds: float, me
     judge = cfg["classifier"] if task.kind == "class" else cfg.get("clip")
     unit = "class" if task.kind == "class" else "evaluation prompt"
     settings = {k: cfg[k] for k in ("max_train_steps", "train_batch_size", "learning_rate_generator",
-                                    "learning_rate_fake_score", "alpha", "sigma_init", "forget_weight",
+                                    "learning_rate_fake_score", "alpha", "sigma_init", "sigma_min", "sigma_max",
+                                    "sigma_u_max", "forget_weight",
                                     "forget_fraction", "guidance_scale", "fake_score_guidance_scale", "ema_decay",
                                     "seed", "mixed_precision")}
     extra = "" if task.kind == "class" else (

@@ -68,6 +68,9 @@ def validate(cfg: dict, require_forget: bool = True):
     for key in ("max_train_steps", "train_batch_size"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise TrainingSetupError(f"{key} must be a positive integer, got {cfg[key]!r}")
+    if not 0 < cfg["sigma_min"] < cfg["sigma_max"] or not 0 < cfg["sigma_u_max"] <= 1:
+        raise TrainingSetupError(f"the training σ range needs 0 < sigma_min < sigma_max and 0 < sigma_u_max <= 1, got "
+                                 f"{cfg['sigma_min']}, {cfg['sigma_max']}, {cfg['sigma_u_max']}")
     if cfg["forget_fraction"] is not None and not 0 < cfg["forget_fraction"] < 1:
         raise TrainingSetupError(f"forget_fraction must be in (0, 1) or null, got {cfg['forget_fraction']}")
     if cfg["use_8bit_adam"]:
@@ -195,6 +198,9 @@ class SFDTrainer:
         self.fake_local = dn(acc.unwrap_model(self.fake_unet), fake_guidance)
         self.sigma_min = max(cfg["sigma_min"], self.teacher.sigma_min)
         self.sigma_max = min(cfg["sigma_max"], self.teacher.sigma_max)
+        if self.sigma_min >= self.sigma_max:
+            raise TrainingSetupError(f"the training σ range [{cfg['sigma_min']}, {cfg['sigma_max']}] misses the teacher's "
+                                     f"[{self.teacher.sigma_min:.3g}, {self.teacher.sigma_max:.3g}]: set sigma_min / sigma_max")
         self.sample_shape = task.sample_shape()
         self.out = Path(cfg["output_dir"])
         self.step, self.train_seconds = 0, 0.0

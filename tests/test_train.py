@@ -74,6 +74,22 @@ def test_bad_input_stops_before_loading(argv, match, tiny_teacher, tmp_path, cap
         train_main(["--teacher", tiny_teacher, "--output_dir", str(tmp_path / "o")] + argv)
 
 
+@pytest.mark.parametrize("options", [dict(sigma_min=20.0), dict(sigma_u_max=0.0)])
+def test_an_empty_training_sigma_range_is_refused_before_loading(options, tiny_teacher, tmp_path, monkeypatch):
+    import sfd.trainer as trainer
+
+    monkeypatch.setattr(trainer.SFDTrainer, "__init__", lambda *a, **k: pytest.fail("model loaded"))
+    with pytest.raises(TrainingSetupError, match="training σ range needs 0 < sigma_min < sigma_max"):
+        sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "o"), **options)
+
+
+def test_a_sigma_range_outside_the_teachers_is_refused(tiny_teacher, tiny_options, tmp_path):
+    # the tiny teacher's 100-step schedule ends near σ = 1.3; a range above it leaves nothing to train on
+    with pytest.raises(TrainingSetupError, match="misses the teacher's"):
+        sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "o"),
+                   **dict(tiny_options, sigma_min=5.0, sigma_max=13.0))
+
+
 def test_missing_teacher_and_unconditional_teacher_are_refused(tmp_path):
     from diffusers import DDPMScheduler, UNet2DModel
 
@@ -106,9 +122,9 @@ def test_yaml_config_and_flags_layer_over_the_defaults(tiny_teacher, tmp_path):
     from sfd.config import ConfigError, load_config
 
     user = tmp_path / "c.yaml"
-    user.write_text("alpha: 1.0\nmax_train_steps: 7\n")
+    user.write_text("alpha: 0.8\nmax_train_steps: 7\n")
     cfg = load_config(user, {"max_train_steps": 9})
-    assert cfg["alpha"] == 1.0 and cfg["max_train_steps"] == 9 and cfg["seed"] == 0
+    assert cfg["alpha"] == 0.8 and cfg["max_train_steps"] == 9 and cfg["seed"] == 0
     from sfd.train import parse_args
 
     args = parse_args(["--config", str(user), "--classifier", "null", "--learning_rate", "1e-4",
