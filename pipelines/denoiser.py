@@ -21,6 +21,12 @@ def alphas_cumprod_from_config(scheduler_config) -> torch.Tensor:
     return DDPMScheduler.from_config(scheduler_config).alphas_cumprod.float()
 
 
+def sigmas_from_config(scheduler_config) -> torch.Tensor:
+    """σ_t = sqrt((1 − ᾱ_t) / ᾱ_t) of every training timestep t, increasing in t."""
+    alphas_cumprod = alphas_cumprod_from_config(scheduler_config)
+    return ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
+
+
 class Denoiser(nn.Module):
     """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a DDPM-family diffusers model.
 
@@ -43,9 +49,8 @@ class Denoiser(nn.Module):
         self.null_class_id = null_class_id
         self.guidance_scale = guidance_scale
         self.null_embedding = null_embedding
-        alphas_cumprod = alphas_cumprod_from_config(scheduler_config)
-        # σ_t = sqrt((1 - ᾱ_t) / ᾱ_t), increasing in t; kept in log space for interpolation.
-        self.register_buffer("log_sigmas", ((1 - alphas_cumprod) / alphas_cumprod).sqrt().log(), persistent=False)
+        # the σ_t table, kept in log space for interpolation
+        self.register_buffer("log_sigmas", sigmas_from_config(scheduler_config).log(), persistent=False)
 
     @property
     def sigma_min(self) -> float:

@@ -19,6 +19,7 @@ from diffusers import DDPMScheduler, DiffusionPipeline, UNet2DConditionModel, UN
 
 from pipelines import (ClassConditionalDiffusionPipeline, Denoiser, OneStepClassConditionalPipeline,
                        OneStepTextToImagePipeline, TextToImageDiffusionPipeline)
+from pipelines.denoiser import sigmas_from_config
 
 from .config import PROJECT_ROOT
 from .prompts import PromptSpec, read_lines
@@ -61,6 +62,19 @@ def _unet_config(path: str, cls) -> dict:
         return cls.load_config(path, subfolder="unet")
     except OSError as err:
         raise TrainingSetupError(f"cannot read the teacher's unet/config.json at {path}: {err}") from err
+
+
+def teacher_sigma_range(teacher) -> tuple[float, float]:
+    """The teacher's σ range (its first and last training timestep), from its scheduler config: no weights."""
+    if isinstance(teacher, DiffusionPipeline):
+        config = teacher.scheduler.config
+    else:
+        try:
+            config = DDPMScheduler.load_config(str(teacher), subfolder="scheduler")
+        except OSError as err:
+            raise TrainingSetupError(f"cannot read the teacher's scheduler/scheduler_config.json at {teacher}: {err}") from err
+    sigmas = sigmas_from_config(config)
+    return float(sigmas[0]), float(sigmas[-1])
 
 
 def inspect(cfg: dict):

@@ -32,7 +32,7 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .conditioning import Conditions, TrainingSetupError, inspect
+from .conditioning import Conditions, TrainingSetupError, inspect, teacher_sigma_range
 from .config import load_config
 from .io import write_text_atomic
 from .losses import fake_score_loss, sample_sigmas, sid_generator_loss
@@ -80,6 +80,10 @@ def validate(cfg: dict, require_forget: bool = True):
             raise TrainingSetupError("use_8bit_adam needs `pip install bitsandbytes` (a CUDA machine)") from None
     task = inspect(cfg)
     spec = task.spec
+    lo, hi = teacher_sigma_range(cfg["teacher"])
+    if max(cfg["sigma_min"], lo) >= min(cfg["sigma_max"], hi):  # the trainer clamps the range to the teacher's
+        raise TrainingSetupError(f"the training σ range [{cfg['sigma_min']}, {cfg['sigma_max']}] misses the teacher's "
+                                 f"[{lo:.3g}, {hi:.3g}]: set sigma_min / sigma_max")
     if cfg["layers"] != 1:
         from .layered import split_folds
 
@@ -198,9 +202,6 @@ class SFDTrainer:
         self.fake_local = dn(acc.unwrap_model(self.fake_unet), fake_guidance)
         self.sigma_min = max(cfg["sigma_min"], self.teacher.sigma_min)
         self.sigma_max = min(cfg["sigma_max"], self.teacher.sigma_max)
-        if self.sigma_min >= self.sigma_max:
-            raise TrainingSetupError(f"the training σ range [{cfg['sigma_min']}, {cfg['sigma_max']}] misses the teacher's "
-                                     f"[{self.teacher.sigma_min:.3g}, {self.teacher.sigma_max:.3g}]: set sigma_min / sigma_max")
         self.sample_shape = task.sample_shape()
         self.out = Path(cfg["output_dir"])
         self.step, self.train_seconds = 0, 0.0

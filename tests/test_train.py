@@ -83,8 +83,11 @@ def test_an_empty_training_sigma_range_is_refused_before_loading(options, tiny_t
         sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "o"), **options)
 
 
-def test_a_sigma_range_outside_the_teachers_is_refused(tiny_teacher, tiny_options, tmp_path):
+def test_a_sigma_range_outside_the_teachers_is_refused(tiny_teacher, tiny_options, tmp_path, monkeypatch):
     # the tiny teacher's 100-step schedule ends near σ = 1.3; a range above it leaves nothing to train on
+    import sfd.trainer as trainer
+
+    monkeypatch.setattr(trainer.SFDTrainer, "__init__", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(TrainingSetupError, match="misses the teacher's"):
         sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "o"),
                    **dict(tiny_options, sigma_min=5.0, sigma_max=13.0))
