@@ -2,8 +2,9 @@
 
     python bench/checkpoint_curve.py --run outputs/forget-trouser-3x --template outputs/forget-trouser
 
-`--template` is any exported one-step model of the same teacher (its config is reused); each
-checkpoint's EMA weights (ema.safetensors, in parameter order) replace its UNet weights.
+`--template` is any exported one-step model of the same teacher (its UNet and scheduler configs are
+reused); each checkpoint's EMA weights (ema.safetensors, in parameter order) replace its UNet weights,
+and the run's own sigma_init (checkpoints/run.json) replaces the template's.
 Writes bench/results/curve-<run name>.{json,md}; run it again while training goes on to add the
 checkpoints written since (older ones are pruned by `checkpoints_total_limit`).
 """
@@ -39,9 +40,12 @@ def main(argv=None):
     previous = out / f"curve-{name}.json"  # checkpoints are pruned during a run: keep rows measured earlier
     rows = json.loads(previous.read_text())["rows"] if previous.exists() else []
     done = {r["step"] for r in rows}
+    run_config = json.loads(Path(args.run, "checkpoints", "run.json").read_text()).get("config", {})
     ckpts = sorted(Path(args.run, "checkpoints").glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[-1]))
     for ckpt in (c for c in ckpts if int(c.name.split("-")[-1]) not in done):
         pipe = OneStepClassConditionalPipeline.from_pretrained(args.template)
+        if "sigma_init" in run_config:
+            pipe.register_to_config(sigma_init=float(run_config["sigma_init"]))
         copy_checkpoint_ema(ckpt, pipe.unet.parameters())
         m = evaluate_model(pipe, forget=args.forget, classifier=judge, num_samples_per_class=args.samples_per_class,
                            num_forget_samples=args.forget_samples, seed=args.seed, progress=False)

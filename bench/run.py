@@ -28,11 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sfd.config import PROJECT_ROOT  # noqa: E402
+from sfd.config import PROJECT_ROOT, load_config  # noqa: E402
 
+DEFAULT_STEPS = load_config()["max_train_steps"]  # the full plan measures the default command's budget
 PLANS = {  # method: (full, quick) settings
-    "sfd": ({"steps": 600}, {"steps": 40}),
-    "sfd-2stage": ({"steps": 300}, {"steps": 20}),  # per stage
+    "sfd": ({"steps": DEFAULT_STEPS}, {"steps": 40}),
+    "sfd-2stage": ({"steps": DEFAULT_STEPS // 2}, {"steps": 20}),  # per stage
     "esd": ({"steps": 300, "pool_size": 256}, {"steps": 30, "pool_size": 32}),
     "gold": ({"steps": 7000}, {"steps": 60}),
 }

@@ -29,6 +29,7 @@ FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yam
     "train_batch_size": (int, "samples per process per update"),
     "learning_rate_generator": (float, "Adam learning rate of the generator G_θ"),
     "learning_rate_fake_score": (float, "Adam learning rate of the fake score f_ψ"),
+    "fake_score_updates": (int, "fake-score updates per generator update"),
     "alpha": (float, "SiD's α"),
     "sigma_init": (float, "noise level of the generator's input"),
     "init_generator": (str, "two-stage SFD: a one-step pipeline folder (e.g. from sfd.distill) to start G from"),

@@ -65,7 +65,7 @@ def validate(cfg: dict, require_forget: bool = True):
         raise TrainingSetupError('nothing to forget: pass --forget "class=NAME" (e.g. class=trouser) or "concept=PHRASE"')
     if cfg.get("init_generator") and not (Path(cfg["init_generator"]) / "unet").is_dir():
         raise TrainingSetupError(f"init_generator {cfg['init_generator']} is not a one-step pipeline folder (no unet/)")
-    for key in ("max_train_steps", "train_batch_size"):
+    for key in ("max_train_steps", "train_batch_size", "fake_score_updates"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise TrainingSetupError(f"{key} must be a positive integer, got {cfg[key]!r}")
     if not 0 < cfg["sigma_min"] < cfg["sigma_max"] or not 0 < cfg["sigma_u_max"] <= 1:
@@ -276,7 +276,8 @@ class SFDTrainer:
         bar = tqdm(total=cfg["max_train_steps"], initial=self.step, desc="sfd", disable=not acc.is_local_main_process)
         started = time.time()
         while self.step < cfg["max_train_steps"]:
-            loss_f = self.fake_score_step()
+            for _ in range(cfg["fake_score_updates"]):  # ψ tracks G on a faster time scale (DMD2's TTUR)
+                loss_f = self.fake_score_step()
             loss_g = self.generator_step()
             self.step += 1
             bar.update(1)
@@ -343,7 +344,9 @@ class SFDTrainer:
             (tmp / "trainer_state.json").write_text(json.dumps(state))
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
-            write_text_atomic(ckpt_dir / "run.json", json.dumps({"spec": self.spec.describe()}))
+            # the spec guards resuming; the options let tools rebuild a checkpoint's generator (e.g. its sigma_init)
+            write_text_atomic(ckpt_dir / "run.json", json.dumps({"spec": self.spec.describe(), "config": self.cfg},
+                                                                default=str, indent=1))
             for old in self.list_checkpoints()[: -self.cfg["checkpoints_total_limit"]]:
                 shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()

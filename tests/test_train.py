@@ -64,6 +64,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_teacher, t
     (["--forget", "class=dog", "--override", "class=dog"], "also being forgotten"),
     (["--forget", "class=cat,dog,bird"], "every class"),
     (["--forget", "class=dog", "--max_train_steps", "0"], "positive integer"),
+    (["--forget", "class=dog", "--fake_score_updates", "0"], "fake_score_updates must be a positive integer"),
     ([], "nothing to forget"),
 ])
 def test_bad_input_stops_before_loading(argv, match, tiny_teacher, tmp_path, capsys, monkeypatch):
@@ -207,3 +208,17 @@ def test_without_ema_the_export_is_the_generator_itself(tiny_teacher, tiny_optio
     exported = unet_weights(tmp_path / "out")
     for k, v in exported.items():
         torch.testing.assert_close(v, live[k], rtol=0, atol=0)
+
+
+def test_fake_score_updates_sets_the_psi_steps_per_generator_step(tiny_teacher, tiny_options, tmp_path):
+    from sfd.config import load_config
+    from sfd.trainer import SFDTrainer, validate
+
+    cfg = load_config(overrides=dict(tiny_options, teacher=tiny_teacher, forget="class=dog", fake_score_updates=3,
+                                     output_dir=str(tmp_path / "out"), validation_steps=0, checkpointing_steps=0,
+                                     final_eval_samples_per_class=0))
+    trainer = SFDTrainer(cfg, validate(cfg))
+    trainer.train()
+    adam_steps = lambda opt: max(s["step"] for s in opt.state_dict()["state"].values())  # noqa: E731
+    assert adam_steps(trainer.opt_f) == 3 * cfg["max_train_steps"]
+    assert adam_steps(trainer.opt_g) == cfg["max_train_steps"]
