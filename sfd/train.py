@@ -25,7 +25,7 @@ FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yam
     "remain_prompts": (str, "text-to-image: file of remaining prompts, one per line"),
     "negative_concepts": (str, "text-to-image: file of words for the teacher's negative prompt on forget prompts"),
     "output_dir": (str, "where the one-step pipeline, checkpoints and logs go"),
-    "max_train_steps": (int, "SFD iterations (one fake-score and one generator update each)"),
+    "max_train_steps": (int, "SFD iterations (fake_score_updates fake-score updates, then one generator update)"),
     "train_batch_size": (int, "samples per process per update"),
     "learning_rate_generator": (float, "Adam learning rate of the generator G_θ"),
     "learning_rate_fake_score": (float, "Adam learning rate of the fake score f_ψ"),

@@ -42,6 +42,8 @@ def test_tiny_run_exports_a_loadable_one_step_pipeline(tiny_teacher, tiny_option
     assert "dog" in card and "forget_accuracy" in card
     log = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2 and 0 <= log[-1]["forget_accuracy"] <= 1
+    run = json.loads((out / "checkpoints" / "run.json").read_text())  # what tools need to rebuild a checkpoint
+    assert run["spec"]["forget"] == ["dog"] and run["config"]["sigma_init"] == 2.5
 
 
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_teacher, tiny_options, tmp_path):
