@@ -49,10 +49,10 @@ def write_model_card(path: Path, cfg: dict, task, steps: int, seconds: float, me
     judge = cfg["classifier"] if task.kind == "class" else cfg.get("clip")
     unit = "class" if task.kind == "class" else "evaluation prompt"
     settings = {k: cfg[k] for k in ("max_train_steps", "train_batch_size", "learning_rate_generator",
-                                    "learning_rate_fake_score", "fake_score_updates", "alpha", "sigma_init",
-                                    "sigma_min", "sigma_max", "sigma_u_max", "forget_weight", "forget_fraction",
-                                    "guidance_scale", "fake_score_guidance_scale", "ema_decay", "seed",
-                                    "mixed_precision")}
+                                    "learning_rate_fake_score", "lr_scheduler", "adam_beta1", "fake_score_updates",
+                                    "alpha", "sigma_init", "sigma_min", "sigma_max", "sigma_u_max", "forget_weight",
+                                    "forget_fraction", "guidance_scale", "fake_score_guidance_scale", "ema_decay",
+                                    "seed", "mixed_precision")}
     extra = "" if task.kind == "class" else (
         f"- Prompts: {desc['forget_prompts']} forget prompts, {desc['remain_prompts']} remaining prompts"
         + (f"; negative prompt for the teacher: \"{desc['negative_prompt']}\"" if desc["negative_prompt"] else "") + "\n")

@@ -29,6 +29,8 @@ FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yam
     "train_batch_size": (int, "samples per process per update"),
     "learning_rate_generator": (float, "Adam learning rate of the generator G_θ"),
     "learning_rate_fake_score": (float, "Adam learning rate of the fake score f_ψ"),
+    "lr_scheduler": (str, "learning-rate schedule of both networks (diffusers': constant, linear, cosine, …)"),
+    "lr_warmup_steps": (int, "iterations of learning-rate warm-up"),
     "fake_score_updates": (int, "fake-score updates per generator update"),
     "alpha": (float, "SiD's α"),
     "sigma_init": (float, "noise level of the generator's input"),

@@ -28,6 +28,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.logging import get_logger
 from accelerate.utils import set_seed
+from diffusers.optimization import SchedulerType, get_scheduler
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
@@ -71,6 +72,11 @@ def validate(cfg: dict, require_forget: bool = True):
     if not 0 < cfg["sigma_min"] < cfg["sigma_max"] or not 0 < cfg["sigma_u_max"] <= 1:
         raise TrainingSetupError(f"the training σ range needs 0 < sigma_min < sigma_max and 0 < sigma_u_max <= 1, got "
                                  f"{cfg['sigma_min']}, {cfg['sigma_max']}, {cfg['sigma_u_max']}")
+    if not isinstance(cfg["lr_warmup_steps"], int) or cfg["lr_warmup_steps"] < 0:
+        raise TrainingSetupError(f"lr_warmup_steps must be a non-negative integer, got {cfg['lr_warmup_steps']!r}")
+    schedules = [s.value for s in SchedulerType if s.value not in _SCHEDULES_NEEDING_ARGS]
+    if cfg["lr_scheduler"] not in schedules:
+        raise TrainingSetupError(f"unknown lr_scheduler {cfg['lr_scheduler']!r}; choose one of {schedules}")
     if cfg["forget_fraction"] is not None and not 0 < cfg["forget_fraction"] < 1:
         raise TrainingSetupError(f"forget_fraction must be in (0, 1) or null, got {cfg['forget_fraction']}")
     if cfg["use_8bit_adam"]:
@@ -130,6 +136,17 @@ def _weight_dtype(mixed_precision: str) -> torch.dtype:
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
 
 
+_SCHEDULES_NEEDING_ARGS = ("piecewise_constant",)  # diffusers schedules that need more than a step count
+
+
+def _lr_schedule(optimizer, cfg: dict, updates_per_step: int, num_processes: int):
+    """diffusers' learning-rate schedule over the run's updates of one optimiser. accelerate's wrapper steps it once
+    per process at each update (as diffusers' training scripts assume), hence the counts × num_processes."""
+    per_step = updates_per_step * num_processes
+    return get_scheduler(cfg["lr_scheduler"], optimizer, num_warmup_steps=cfg["lr_warmup_steps"] * per_step,
+                         num_training_steps=cfg["max_train_steps"] * per_step)
+
+
 def _adam(parameters, lr: float, cfg: dict):
     adam = dict(lr=lr, betas=(cfg["adam_beta1"], cfg["adam_beta2"]), eps=cfg["adam_epsilon"])
     if cfg["use_8bit_adam"]:
@@ -184,7 +201,10 @@ class SFDTrainer:
 
         opt_g = _adam(gen_unet.parameters(), cfg["learning_rate_generator"], cfg)
         opt_f = _adam(fake_unet.parameters(), cfg["learning_rate_fake_score"], cfg)
-        self.gen_unet, self.fake_unet, self.opt_g, self.opt_f = acc.prepare(gen_unet, fake_unet, opt_g, opt_f)
+        sched_g = _lr_schedule(opt_g, cfg, 1, acc.num_processes)
+        sched_f = _lr_schedule(opt_f, cfg, cfg["fake_score_updates"], acc.num_processes)
+        (self.gen_unet, self.fake_unet, self.opt_g, self.opt_f, self.sched_g,
+         self.sched_f) = acc.prepare(gen_unet, fake_unet, opt_g, opt_f, sched_g, sched_f)
         gen_params = acc.unwrap_model(self.gen_unet).parameters()
         self.ema = EMAModel(gen_params, decay=cfg["ema_decay"], use_ema_warmup=True, inv_gamma=1.0,
                             power=cfg["ema_power"]) if cfg["use_ema"] else NoEMA(gen_params)
@@ -236,6 +256,7 @@ class SFDTrainer:
         acc.backward(loss)
         acc.clip_grad_value_(self.fake_unet.parameters(), self.cfg["max_grad_value"])
         self.opt_f.step()
+        self.sched_f.step()
         self.opt_f.zero_grad(set_to_none=True)
         return loss.detach().item()
 
@@ -255,6 +276,7 @@ class SFDTrainer:
             self.fake_local.unet.requires_grad_(True)
         acc.clip_grad_value_(self.gen_unet.parameters(), self.cfg["max_grad_value"])
         self.opt_g.step()
+        self.sched_g.step()
         self.opt_g.zero_grad(set_to_none=True)
         self.ema.step(acc.unwrap_model(self.gen_unet).parameters())
         return loss.detach().item()

@@ -46,12 +46,29 @@ def test_tiny_run_exports_a_loadable_one_step_pipeline(tiny_teacher, tiny_option
     assert run["spec"]["forget"] == ["dog"] and run["config"]["sigma_init"] == 2.5
 
 
-def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_teacher, tiny_options, tmp_path):
-    opts = dict(tiny_options, max_train_steps=4, validation_steps=0, final_eval_samples_per_class=0)
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_teacher, tiny_options, tmp_path, monkeypatch):
+    from sfd.trainer import SFDTrainer
+
+    # a decaying learning rate: resuming must also restore where the schedule stands
+    opts = dict(tiny_options, max_train_steps=4, validation_steps=0, final_eval_samples_per_class=0,
+                lr_scheduler="linear", learning_rate_generator=1e-3, learning_rate_fake_score=1e-3)
     sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "a"), **opts)
-    # "killed" after step 2: a run of 2 steps leaves checkpoint-2, then resume to 4
-    sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "b"), **dict(opts, max_train_steps=2))
+    save = SFDTrainer.save_checkpoint
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(self):  # the run is killed right after it wrote checkpoint-2
+        save(self)
+        if self.step == 2:
+            raise Killed
+
+    monkeypatch.setattr(SFDTrainer, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "b"), **opts)
+    monkeypatch.setattr(SFDTrainer, "save_checkpoint", save)
     assert (tmp_path / "b" / "checkpoints" / "checkpoint-2").exists()
+    assert not (tmp_path / "b" / "model_index.json").exists()  # no half-written model folder
     sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "b"),
                **dict(opts, resume_from_checkpoint="latest"))
     a, b = unet_weights(tmp_path / "a"), unet_weights(tmp_path / "b")
@@ -67,6 +84,8 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_teacher, t
     (["--forget", "class=cat,dog,bird"], "every class"),
     (["--forget", "class=dog", "--max_train_steps", "0"], "positive integer"),
     (["--forget", "class=dog", "--fake_score_updates", "0"], "fake_score_updates must be a positive integer"),
+    (["--forget", "class=dog", "--lr_scheduler", "cosin"], "unknown lr_scheduler 'cosin'.*'cosine'"),
+    (["--forget", "class=dog", "--lr_warmup_steps", "-1"], "lr_warmup_steps must be a non-negative integer"),
     ([], "nothing to forget"),
 ])
 def test_bad_input_stops_before_loading(argv, match, tiny_teacher, tmp_path, capsys, monkeypatch):
@@ -224,3 +243,18 @@ def test_fake_score_updates_sets_the_psi_steps_per_generator_step(tiny_teacher, 
     adam_steps = lambda opt: max(s["step"] for s in opt.state_dict()["state"].values())  # noqa: E731
     assert adam_steps(trainer.opt_f) == 3 * cfg["max_train_steps"]
     assert adam_steps(trainer.opt_g) == cfg["max_train_steps"]
+
+
+def test_lr_schedule_counts_the_fake_score_updates(tiny_teacher, tiny_options, tmp_path):
+    from sfd.config import load_config
+    from sfd.trainer import SFDTrainer, validate
+
+    cfg = load_config(overrides=dict(tiny_options, teacher=tiny_teacher, forget="class=dog", fake_score_updates=3,
+                                     max_train_steps=4, lr_scheduler="linear", output_dir=str(tmp_path / "out")))
+    trainer = SFDTrainer(cfg, validate(cfg))
+    for _ in range(3):
+        trainer.fake_score_step()
+    trainer.generator_step()
+    # one iteration of four: both rates are 3/4 of their start (ψ's schedule spans 3 × 4 updates)
+    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(0.75 * cfg["learning_rate_generator"])
+    assert trainer.opt_f.param_groups[0]["lr"] == pytest.approx(0.75 * cfg["learning_rate_fake_score"])
