@@ -43,6 +43,7 @@ MODEL_FILES = ("unet", "scheduler", "text_encoder", "tokenizer", "vae", "README.
 
 
 EMA_FILE = "ema.safetensors"  # in a checkpoint: the generator's EMA, tensor "i" = i-th UNet parameter
+_SCHEDULES_NEEDING_ARGS = ("piecewise_constant",)  # diffusers lr schedules that need more than a step count
 
 
 def copy_checkpoint_ema(checkpoint_dir: str | os.PathLike, parameters) -> None:
@@ -134,9 +135,6 @@ def make_accelerator(cfg: dict) -> Accelerator:
 def _weight_dtype(mixed_precision: str) -> torch.dtype:
     """Frozen networks (teacher, text encoder, VAE) are kept in the mixed-precision dtype, as diffusers' scripts do."""
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
-
-
-_SCHEDULES_NEEDING_ARGS = ("piecewise_constant",)  # diffusers schedules that need more than a step count
 
 
 def _lr_schedule(optimizer, cfg: dict, updates_per_step: int, num_processes: int):
