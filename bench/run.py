@@ -194,6 +194,9 @@ def table(record: dict, plot: Path | None) -> str:
             f"{m['remaining_accuracy']:.2%} | {_with_ci(m['fid_remaining'], m['fid_remaining_ci'])} | {to_gold} | {gap} | "
             f"{minutes} | {rss} | {m['images_per_second']:.1f} | {m['nfe_per_image']} |")
     ratios = "\n".join(f"- {k.replace('_', ' ')}: **{v:.3g}**" for k, v in record["ratios"].items())
+    floors = {r["metrics"].get("forget_accuracy_floor") for r in record["results"].values()} - {None}
+    floor = (f"\nForget-accuracy floor of the judge: {floors.pop():.2%} of real test images of the override classes are "
+             "classified as the forgotten class (what a perfect eraser would score).\n") if len(floors) == 1 else ""
     return (f"# Benchmark {record['date']}{' (quick)' if record['quick'] else ''}: forget `{record['forget']}`\n\n"
             f"`python bench/run.py{' --quick' if record['quick'] else ''}` on {record['machine']}. Evaluation seed "
             f"{record['seed']}; {record['samples_per_class']} samples per remaining class, {record['forget_samples']} of the "
@@ -201,7 +204,7 @@ def table(record: dict, plot: Path | None) -> str:
             f"of the remaining classes. FID to gold: between the method's and the gold model's remaining-class samples (gold "
             f"drawn with seed {record['seed'] + 1}, so the gold row is the sampling noise floor); accuracy gap: "
             f"|accuracy − gold's| per class, all classes. Unlearning time and peak RSS are those of the training process(es).\n\n"
-            + "\n".join(lines) + f"\n\nRatios (same run, same machine):\n{ratios}\n"
+            + "\n".join(lines) + f"\n{floor}\nRatios (same run, same machine):\n{ratios}\n"
             + (f"\n![SFD forget rate during training]({plot.name})\n" if plot else ""))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate.logging import get_logger
 from diffusers import DDPMScheduler, DiffusionPipeline, UNet2DConditionModel, UNet2DModel
 
 from pipelines import (ClassConditionalDiffusionPipeline, Denoiser, OneStepClassConditionalPipeline,
@@ -22,10 +23,13 @@ from pipelines import (ClassConditionalDiffusionPipeline, Denoiser, OneStepClass
 from pipelines.denoiser import sigmas_from_config
 
 from .config import PROJECT_ROOT
+from .judges import DEFAULT_CLASSIFIER
 from .prompts import PromptSpec, read_lines
 from .spec import ForgetSpec, SpecError
 
+logger = get_logger(__name__)
 GENERAL_REMAIN_PROMPTS = PROJECT_ROOT / "configs" / "prompts" / "remain-general.txt"
+FORGET_TARGET = 0.01  # forget accuracy above which training advises a fixed override (the project's target)
 TEACHER_PROMPTS_FILE = "prompts.txt"  # example prompts a teacher folder may ship (the embedded one does)
 
 
@@ -101,12 +105,16 @@ class _Conditioning:
     def unet(self):
         return self.pipe.unet
 
+    def warn_if_not_forgotten(self, metrics: dict) -> None:
+        """After training: advice when the final check still finds what was to be forgotten (class teachers)."""
+
 
 class ClassConditioning(_Conditioning):
     """A class-conditional teacher (`ClassConditionalDiffusionPipeline`); c = label ids."""
 
     kind = "class"
     unet_class = UNet2DModel
+    negative_forget_class = False
     fake_guidance_default = 1.0  # the fake score learns without label dropout, so it is not guided
     validation_keys = ("forget_accuracy", "remaining_accuracy", "forget_prob_mean")
 
@@ -124,7 +132,13 @@ class ClassConditioning(_Conditioning):
         guidance = index.get("default_guidance_scale", 1.0) if cfg["guidance_scale"] is None else cfg["guidance_scale"]
         if guidance != 1.0 and unet_cfg["num_class_embeds"] != len(id2label) + 1:
             raise TrainingSetupError(f"guidance_scale {guidance} needs a teacher trained with a null class; use 1.0")
-        return cls(spec, guidance)
+        negative = bool(cfg.get("negative_forget_class"))
+        if negative and guidance == 1.0:
+            raise TrainingSetupError("negative_forget_class acts through the teacher's classifier-free guidance: "
+                                     "set guidance_scale > 1 or turn it off")
+        task = cls(spec, guidance)
+        task.negative_forget_class = negative
+        return task
 
     def load(self, teacher, device, weight_dtype=torch.float32) -> None:
         pipe = teacher if isinstance(teacher, ClassConditionalDiffusionPipeline) else \
@@ -143,10 +157,14 @@ class ClassConditioning(_Conditioning):
         """Labels (forget_fraction of them forgotten); the teacher's labels carry the override; with
         `dropout`, that share of the fake score's labels becomes the null class."""
         labels = self.spec.sample_labels(n, forget_fraction).to(device)
-        fake = None
+        forgotten = self.spec.is_forgotten(labels)
+        fake, uncond = None, None
         if dropout and self.null_class_id is not None:
             fake = torch.where(torch.rand(n, device=device) < dropout, self.null_class_id, labels)
-        return Conditions(labels, self.spec.teacher_labels(labels), None, self.spec.is_forgotten(labels), fake)
+        if self.negative_forget_class:  # CFG against the forgotten class itself (a negative prompt, for classes)
+            uncond = torch.where(forgotten, labels, self.null_class_id)
+        return Conditions(labels, self.spec.teacher_labels(labels), uncond, forgotten, fake,
+                          None if fake is None else uncond)
 
     def load_judge(self, cfg: dict):
         """The image classifier that measures validation samples (None: no measurement)."""
@@ -156,7 +174,52 @@ class ClassConditioning(_Conditioning):
 
         judge = ImageClassifierJudge.from_pretrained(cfg["classifier"])
         self.label_map = judge.match_labels(self.spec.id2label)
+        self.reference = None  # real images' labels and their predictions, for the forget-accuracy floor
+        if Path(cfg["classifier"]).resolve() == Path(DEFAULT_CLASSIFIER).resolve():  # the reference is that classifier's
+            from .evaluate import load_reference_predictions
+
+            self.reference = load_reference_predictions()
+            self.warn_about_the_floor()
         return judge
+
+    def suggested_override(self) -> tuple[str, float] | None:
+        """The remaining class whose real images the judge least often calls by a forgotten name, with that floor."""
+        from dataclasses import replace
+
+        from .evaluate import forget_accuracy_floor
+
+        if getattr(self, "reference", None) is None or not self.spec.forget:
+            return None
+        by_class = {c: forget_accuracy_floor(*self.reference, replace(self.spec, override=c), self.label_map)
+                    for c in self.spec.remaining}
+        best = min(by_class, key=by_class.get)
+        return self.spec.id2label[best], by_class[best]
+
+    def override_advice(self) -> str:
+        suggestion = self.suggested_override()
+        example = f' --override "class={suggestion[0]}" (floor {suggestion[1]:.2%})' if suggestion else ""
+        return (f"a random override per sample averages the remaining classes' scores, which keeps the look of a "
+                f"class that sits among similar ones (README, 'Other classes'); a fixed override far from it forgets "
+                f"reliably, e.g.{example or ' --override class=NAME'}")
+
+    def warn_about_the_floor(self, target: float = FORGET_TARGET) -> None:
+        """Before training, with a random override: say when the judge itself calls more than `target` of real images
+        of the remaining classes by a forgotten name (the floor no eraser can beat)."""
+        from .evaluate import forget_accuracy_floor
+
+        if self.reference is None or self.spec.override is not None or not self.spec.forget:
+            return
+        floor = forget_accuracy_floor(*self.reference, self.spec, self.label_map)
+        if floor > target:
+            logger.warning(f"--override random: the judge classifies {floor:.2%} of real images of the remaining "
+                           f"classes as {self.spec.forget_names}, so even a perfect eraser would measure that forget "
+                           f"accuracy; and {self.override_advice()}.")
+
+    def warn_if_not_forgotten(self, metrics: dict, target: float = FORGET_TARGET) -> None:
+        """After training, with a random override: say when the final check still finds the forgotten classes."""
+        if self.spec.override is None and metrics.get("forget_accuracy", 0.0) > target:
+            logger.warning(f"forget accuracy {metrics['forget_accuracy']:.1%} at the end with --override random: "
+                           f"{self.override_advice()}.")
 
     @torch.no_grad()
     def measure(self, pipe, judge, n_per_class: int, seed: int):
@@ -174,7 +237,9 @@ class ClassConditioning(_Conditioning):
         if judge is None:
             return {}, grid
         probs, feats = classify(judge, images)
-        return class_metrics(probs, feats, labels, self.spec, self.label_map), grid
+        ref_labels, ref_predictions = self.reference or (None, None)
+        return class_metrics(probs, feats, labels, self.spec, self.label_map, ref_labels=ref_labels,
+                             ref_predictions=ref_predictions), grid
 
     def one_step_pipeline(self, unet, sigma_init: float) -> OneStepClassConditionalPipeline:
         scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
@@ -225,6 +290,9 @@ class TextConditioning(_Conditioning):
     def inspect(cls, cfg: dict, index: dict, unet_cfg: dict) -> "TextConditioning":
         if not unet_cfg.get("cross_attention_dim"):
             raise TrainingSetupError(f"the teacher {cfg['teacher']} has a text encoder but its UNet has no cross-attention")
+        if cfg.get("negative_forget_class"):
+            raise TrainingSetupError("negative_forget_class is for class teachers; for a text teacher give the words to "
+                                     "steer away from as --negative_concepts FILE")
         try:
             remain = read_lines(remain_prompt_file(cfg), "--remain_prompts")
             negative = read_lines(cfg["negative_concepts"], "--negative_concepts") if cfg.get("negative_concepts") else None

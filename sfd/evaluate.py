@@ -4,7 +4,9 @@
 
 Per class, samples are labelled by a `transformers` image classifier (default: assets/classifier).
 For forgotten classes: forget accuracy (share of that class's samples still classified as it), UA = 1 −
-that, mean probability of the forgotten class, mean predictive entropy. For the remaining classes:
+that, mean probability of the forgotten class, mean predictive entropy, and the forget-accuracy floor: what
+a perfect eraser would score, because the classifier also calls some real images of the override classes by
+the forgotten name. For the remaining classes:
 accuracy and FID against real test images of those classes, in the classifier's feature space
 (assets/fid_reference.safetensors). Intervals are percentile bootstrap 95%.
 """
@@ -36,6 +38,27 @@ def load_reference_features(path=DEFAULT_REFERENCE_STATS) -> tuple[torch.Tensor,
     return data["features"], data["labels"]
 
 
+def load_reference_predictions(path=DEFAULT_REFERENCE_STATS) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(true labels, the classifier's predicted labels) of the reference images; None for a reference file made
+    before predictions were recorded (or none at all)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    data = load_file(str(path))
+    return (data["labels"], data["predictions"]) if "predictions" in data else None
+
+
+def forget_accuracy_floor(ref_labels: torch.Tensor, ref_predictions: torch.Tensor, spec: ForgetSpec,
+                          label_map: dict[int, int]) -> float:
+    """The forget accuracy of a perfect eraser that draws real images of the override class(es): the share the
+    classifier labels as the forgotten class, averaged as the override is drawn (uniformly over the remaining
+    classes for `random`) and over the forgotten classes."""
+    override = [spec.override] if spec.override is not None else spec.remaining
+    rates = [(ref_predictions[ref_labels == label_map[c]] == label_map[f]).double().mean()
+             for f in spec.forget for c in override]
+    return float(torch.stack(rates).mean())
+
+
 def classify(judge: ImageClassifierJudge, images: torch.Tensor, batch_size: int = 500):
     logits, feats = zip(*(judge.logits_and_features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)))
     return torch.cat(logits).softmax(-1), torch.cat(feats)
@@ -43,8 +66,10 @@ def classify(judge: ImageClassifierJudge, images: torch.Tensor, batch_size: int 
 
 def class_metrics(probs: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor, spec: ForgetSpec,
                   label_map: dict[int, int], ref_features: torch.Tensor | None = None,
-                  ref_labels: torch.Tensor | None = None, seed: int = 0) -> dict:
-    """All classifier-based figures from per-sample probabilities; `labels` are generator class ids."""
+                  ref_labels: torch.Tensor | None = None, seed: int = 0,
+                  ref_predictions: torch.Tensor | None = None) -> dict:
+    """All classifier-based figures from per-sample probabilities; `labels` are generator class ids. With the
+    reference images' labels and the classifier's predictions of them, also the forget-accuracy floor."""
     cls_of = torch.tensor([label_map[int(c)] for c in labels])
     hit = (probs.argmax(-1) == cls_of).numpy().astype(np.float64)
     own_prob = probs.gather(1, cls_of[:, None]).squeeze(1).numpy()
@@ -60,6 +85,8 @@ def class_metrics(probs: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor
         m.update(forget_accuracy=float(fa.mean()), forget_accuracy_ci=bootstrap_ci(fa, seed=seed),
                  unlearning_accuracy=float(1 - fa.mean()), forget_prob_mean=float(own_prob[forgotten].mean()),
                  forget_entropy_mean=float(ent[forgotten].mean()), forget_samples=int(forgotten.sum()))
+        if ref_labels is not None and ref_predictions is not None:
+            m["forget_accuracy_floor"] = forget_accuracy_floor(ref_labels, ref_predictions, spec, label_map)
     rem = ~forgotten
     m.update(remaining_accuracy=float(hit[rem].mean()), remaining_accuracy_ci=bootstrap_ci(hit[rem], seed=seed),
              remaining_samples=int(rem.sum()))
@@ -96,7 +123,8 @@ def evaluate_model(model, forget: str | None, override: str | None = None, class
     images, seconds = sample_classes(pipe, labels.tolist(), batch_size, seed, progress)
     probs, feats = classify(judge, images)
     ref_f, ref_l = load_reference_features(reference_stats) if reference_stats else (None, None)
-    m = class_metrics(probs, feats, labels, spec, label_map, ref_f, ref_l, seed)
+    ref_pred = (load_reference_predictions(reference_stats) or (None, None))[1] if reference_stats else None
+    m = class_metrics(probs, feats, labels, spec, label_map, ref_f, ref_l, seed, ref_predictions=ref_pred)
     feats_remaining = feats[~spec.is_forgotten(labels)].numpy()
     if gold is not None:
         from .gold import GoldSamples, gold_alignment
@@ -272,8 +300,9 @@ def evaluate_text_model(model, forget: str | None, override: str | None = None, 
 
 def make_reference(classifier=DEFAULT_CLASSIFIER, out=DEFAULT_REFERENCE_STATS, data_root=None,
                    image_dir: str | None = None) -> Path:
-    """Classifier features of real images, saved for FID: the 10,000 Fashion-MNIST test images, or the
-    images under `image_dir` (one sub-folder per class, named as the classifier's labels)."""
+    """Classifier features of real images, saved for FID, with their labels and the classifier's predictions of
+    them (for the forget-accuracy floor): the 10,000 Fashion-MNIST test images, or the images under `image_dir`
+    (one sub-folder per class, named as the classifier's labels)."""
     from safetensors.torch import save_file
 
     judge = ImageClassifierJudge.from_pretrained(classifier)
@@ -285,9 +314,10 @@ def make_reference(classifier=DEFAULT_CLASSIFIER, out=DEFAULT_REFERENCE_STATS, d
 
         x, y = load_fashion_mnist("test", data_root)
         x, source = (x + 1) / 2, "fashion-mnist test"
-    _, feats = classify(judge, x)
+    probs, feats = classify(judge, x)
     tmp = Path(str(out) + ".tmp")
-    save_file({"features": feats.contiguous(), "labels": y}, str(tmp), metadata={"source": source})
+    save_file({"features": feats.contiguous(), "labels": y, "predictions": probs.argmax(-1)}, str(tmp),
+              metadata={"source": source})
     os.replace(tmp, out)
     return Path(out)
 
@@ -320,7 +350,8 @@ def load_image_folder(image_dir, judge: ImageClassifierJudge) -> tuple[torch.Ten
 
 
 _REPORT_COLUMNS = {
-    "class": [("forget_accuracy", "forget accuracy"), ("unlearning_accuracy", "UA"), ("remaining_accuracy", "remaining acc."),
+    "class": [("forget_accuracy", "forget accuracy"), ("forget_accuracy_floor", "forget floor"), ("unlearning_accuracy", "UA"),
+              ("remaining_accuracy", "remaining acc."),
               ("fid_remaining", "FID (remaining)"), ("precision_remaining", "precision"),
               ("recall_remaining", "recall"), ("clip_forget_detection", "CLIP forget detection"),
               ("clip_score", "CLIP score"), ("fid_to_gold", "FID to gold"),

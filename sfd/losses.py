@@ -1,4 +1,4 @@
-"""The two SFD losses, written in the σ-space of a denoiser D(x, σ, c) → x̂₀, and the DDPM denoising loss
+"""The two SFD losses (and the optional regression term), written in the σ-space of a denoiser D(x, σ, c) → x̂₀, and the DDPM denoising loss
 the teachers (and the relearning attacker) train with.
 
 Symbols follow SiD / SFD: `x_g` generator output, `y_real` the teacher's x̂₀ (under the override
@@ -37,6 +37,13 @@ def sid_generator_loss(y_real: torch.Tensor, y_fake: torch.Tensor, x_g: torch.Te
     w = (y_real - x_g).abs().flatten(1).mean(1).clamp_min(1e-5).detach().view(-1, *([1] * (x_g.dim() - 1)))
     diff = y_real - y_fake
     per_sample = (diff * ((y_real - x_g) - alpha * diff) / w).flatten(1).sum(1)
+    return _weighted_mean(per_sample, sample_weight)
+
+
+def regression_loss(x_g: torch.Tensor, x_ref: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L_reg = E[Σ_pixels (G_θ(z, c) − ODE_teacher(z, c_teacher))²]: DMD's regression term (sfd/regression.py makes the
+    pairs), summed over pixels like the SiD loss."""
+    per_sample = (x_g - x_ref).pow(2).flatten(1).sum(1)
     return _weighted_mean(per_sample, sample_weight)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-_KEYS = {"class": ("forget_accuracy", "unlearning_accuracy", "forget_prob_mean", "forget_entropy_mean", "remaining_accuracy"),
+_KEYS = {"class": ("forget_accuracy", "forget_accuracy_floor", "unlearning_accuracy", "forget_prob_mean",
+                   "forget_entropy_mean", "remaining_accuracy"),
          "text": ("clip_forget_detection", "clip_score_remaining", "clip_accuracy_remaining")}
 
 
@@ -50,9 +51,10 @@ def write_model_card(path: Path, cfg: dict, task, steps: int, seconds: float, me
     unit = "class" if task.kind == "class" else "evaluation prompt"
     settings = {k: cfg[k] for k in ("max_train_steps", "train_batch_size", "learning_rate_generator",
                                     "learning_rate_fake_score", "lr_scheduler", "adam_beta1", "fake_score_updates",
-                                    "alpha", "sigma_init", "sigma_min", "sigma_max", "sigma_u_max", "forget_weight",
-                                    "forget_fraction", "guidance_scale", "fake_score_guidance_scale", "ema_decay",
-                                    "seed", "mixed_precision")}
+                                    "regression_weight", "regression_pairs", "alpha", "sigma_init", "sigma_min",
+                                    "sigma_max", "sigma_u_max", "forget_weight", "forget_fraction", "guidance_scale",
+                                    "negative_forget_class", "fake_score_guidance_scale", "ema_decay", "seed",
+                                    "mixed_precision")}
     extra = "" if task.kind == "class" else (
         f"- Prompts: {desc['forget_prompts']} forget prompts, {desc['remain_prompts']} remaining prompts"
         + (f"; negative prompt for the teacher: \"{desc['negative_prompt']}\"" if desc["negative_prompt"] else "") + "\n")
@@ -78,7 +80,9 @@ tags: [sfd, machine-unlearning, one-step, {"class-conditional" if task.kind == "
 
 ## Measured at the end of training
 {n} samples per {unit}, seed 20000, judged by `{_display(judge)}`.
-{"A forgotten class's accuracy is the share of its samples still classified as it." if task.kind == "class" else
+{"A forgotten class's accuracy is the share of its samples still classified as it; its floor is what a perfect "
+ "eraser would score (real images of the override classes that the classifier calls by the forgotten name)."
+ if task.kind == "class" else
  "CLIP forget detection is the share of forget-prompt samples CLIP names as a forgotten concept."}
 
 | metric | value |

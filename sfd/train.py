@@ -33,6 +33,8 @@ FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yam
     "lr_warmup_steps": (int, "iterations of learning-rate warm-up"),
     "fake_score_updates": (int, "fake-score updates per generator update"),
     "alpha": (float, "SiD's α"),
+    "regression_weight": (float, "λ_reg: pull G towards the teacher's own ODE samples from the same noise (0: off)"),
+    "regression_pairs": (int, "teacher (noise, sample) pairs made before training for the regression term"),
     "sigma_init": (float, "noise level of the generator's input"),
     "init_generator": (str, "two-stage SFD: a one-step pipeline folder (e.g. from sfd.distill) to start G from"),
     "forget_weight": (float, "λ_f, weight of the forgetting term"),
@@ -64,7 +66,7 @@ def parse_args(argv=None) -> dict:
     for name, (typ, help_) in FLAGS.items():
         p.add_argument(f"--{name}", type=optional_str if typ is str else typ, help=help_)
     p.add_argument("--learning_rate", type=float, help="set both learning rates")
-    for name in ("overwrite_output_dir", "gradient_checkpointing", "use_8bit_adam"):
+    for name in ("overwrite_output_dir", "gradient_checkpointing", "use_8bit_adam", "negative_forget_class"):
         p.add_argument(f"--{name}", action="store_true")
     # unset flags stay out of the result, so the config files decide them
     args = vars(p.parse_args(argv))

@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 from .conditioning import Conditions, TrainingSetupError, inspect, teacher_sigma_range
 from .config import load_config
 from .io import write_text_atomic
-from .losses import fake_score_loss, sample_sigmas, sid_generator_loss
+from .losses import fake_score_loss, regression_loss, sample_sigmas, sid_generator_loss
+from .regression import PairBank
 
 logger = get_logger(__name__)
 MODEL_FILES = ("unet", "scheduler", "text_encoder", "tokenizer", "vae", "README.md", "training.json")  # written before model_index.json, which marks completeness
@@ -67,7 +68,7 @@ def validate(cfg: dict, require_forget: bool = True):
         raise TrainingSetupError('nothing to forget: pass --forget "class=NAME" (e.g. class=trouser) or "concept=PHRASE"')
     if cfg.get("init_generator") and not (Path(cfg["init_generator"]) / "unet").is_dir():
         raise TrainingSetupError(f"init_generator {cfg['init_generator']} is not a one-step pipeline folder (no unet/)")
-    for key in ("max_train_steps", "train_batch_size", "fake_score_updates"):
+    for key in ("max_train_steps", "train_batch_size", "fake_score_updates", "regression_pairs", "regression_batch_size"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise TrainingSetupError(f"{key} must be a positive integer, got {cfg[key]!r}")
     if not 0 < cfg["sigma_min"] < cfg["sigma_max"] or not 0 < cfg["sigma_u_max"] <= 1:
@@ -78,6 +79,10 @@ def validate(cfg: dict, require_forget: bool = True):
     schedules = [s.value for s in SchedulerType if s.value not in _SCHEDULES_NEEDING_ARGS]
     if cfg["lr_scheduler"] not in schedules:
         raise TrainingSetupError(f"unknown lr_scheduler {cfg['lr_scheduler']!r}; choose one of {schedules}")
+    if not cfg["regression_weight"] >= 0 or (cfg["regression_steps"] is not None and (
+            not isinstance(cfg["regression_steps"], int) or cfg["regression_steps"] < 1)):
+        raise TrainingSetupError(f"regression_weight must be >= 0 and regression_steps a positive integer or null, got "
+                                 f"{cfg['regression_weight']!r}, {cfg['regression_steps']!r}")
     if cfg["forget_fraction"] is not None and not 0 < cfg["forget_fraction"] < 1:
         raise TrainingSetupError(f"forget_fraction must be in (0, 1) or null, got {cfg['forget_fraction']}")
     if cfg["use_8bit_adam"]:
@@ -224,6 +229,17 @@ class SFDTrainer:
         self.out = Path(cfg["output_dir"])
         self.step, self.train_seconds = 0, 0.0
         self.judge = task.load_judge(cfg)
+        self.pairs = self.build_pairs() if cfg["regression_weight"] > 0 else None
+
+    def build_pairs(self) -> PairBank:
+        """The teacher's ODE answers for this process's share of the regression pairs; the time counts as training."""
+        started, cfg = time.time(), self.cfg
+        steps = cfg["regression_steps"] or getattr(self.task.pipe.config, "default_num_inference_steps", 25)
+        n = -(-cfg["regression_pairs"] // self.accelerator.num_processes)
+        pairs = PairBank.build(self, n, steps, progress=self.accelerator.is_local_main_process)
+        self.train_seconds += time.time() - started
+        logger.info(f"{n} teacher pairs ({steps} DPM-Solver++ steps) in {time.time() - started:.0f} s")
+        return pairs
 
     # ---- one SFD iteration -------------------------------------------------------------------
     def draw_batch(self, dropout: float = 0.0) -> tuple[Conditions, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -261,14 +277,21 @@ class SFDTrainer:
     def generator_step(self) -> float:
         acc = self.accelerator
         conds, z, sigma, eps, weights = self.draw_batch()
+        n, z_all, c_all = len(z), z, conds.student
+        if self.pairs is not None:  # the regression pairs ride in the same generator pass (one forward per backward)
+            z_ref, c_ref, w_ref, x_ref = self.pairs.sample(self.cfg["regression_batch_size"])
+            z_all, c_all = torch.cat([z, z_ref]), torch.cat([conds.student, c_ref])
         self.fake_local.unet.requires_grad_(False)
         try:
             with acc.autocast():
-                x_g = self.generate(self.gen_ddp, z, conds.student)
+                x_all = self.generate(self.gen_ddp, z_all, c_all)
+                x_g = x_all[:n]
                 x_t = x_g + sigma * eps
                 y_real = self.teacher(x_t, sigma, conds.teacher, uncond=conds.uncond)  # the override for forgotten rows
                 y_fake = self.fake_local(x_t, sigma, conds.student, uncond=conds.uncond)
             loss = sid_generator_loss(y_real.float(), y_fake.float(), x_g.float(), self.cfg["alpha"], weights)
+            if self.pairs is not None:  # L_SiD + λ_reg·L_reg
+                loss = loss + self.cfg["regression_weight"] * regression_loss(x_all[n:].float(), x_ref, w_ref)
             acc.backward(loss)
         finally:
             self.fake_local.unet.requires_grad_(True)
@@ -402,6 +425,7 @@ class SFDTrainer:
             final = {}
             if self.judge is not None and self.cfg["final_eval_samples_per_class"]:
                 final, _ = self.task.measure(pipe, self.judge, self.cfg["final_eval_samples_per_class"], seed=20_000)
+                self.task.warn_if_not_forgotten(final)
             tmp = self.out / ".export.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             pipe.save_pretrained(tmp, safe_serialization=True)

@@ -40,6 +40,25 @@ def test_a_model_that_did_not_forget_is_reported_as_not_forgetting():
     assert m["forget_entropy_mean"] == pytest.approx(float(-(0.8 * np.log(0.8) + 2 * 0.1 * np.log(0.1))), rel=1e-5)
 
 
+def test_forget_accuracy_floor_is_the_classifiers_confusion_on_real_override_images():
+    from sfd.evaluate import forget_accuracy_floor
+
+    # real images: 4 cats (1 called dog), 4 dogs, 4 birds (2 called dog)
+    ref_labels = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
+    ref_pred = torch.tensor([0, 0, 0, 1] + [1] * 4 + [2, 1, 1, 2])
+    ids = {0: 0, 1: 1, 2: 2}
+    random_override = ForgetSpec.parse("class=dog", None, NAMES)
+    assert forget_accuracy_floor(ref_labels, ref_pred, random_override, ids) == pytest.approx((1 / 4 + 2 / 4) / 2)
+    assert forget_accuracy_floor(ref_labels, ref_pred, ForgetSpec.parse("class=dog", "class=cat", NAMES), ids) == 0.25
+    # two forgotten classes, override bird: bird images called dog (2/4) and called cat (0/4)
+    two = ForgetSpec.parse("class=dog,cat", "class=bird", NAMES)
+    assert forget_accuracy_floor(ref_labels, ref_pred, two, ids) == pytest.approx(0.25)
+    labels = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
+    m = class_metrics(one_hot_probs(labels.tolist()), torch.zeros(12, 2), labels, random_override, ids,
+                      ref_labels=ref_labels, ref_predictions=ref_pred)
+    assert m["forget_accuracy_floor"] == pytest.approx(0.375) and "fid_remaining" not in m
+
+
 def test_fid_is_zero_for_identical_statistics_and_grows_with_a_shift():
     rng = np.random.default_rng(0)
     f = rng.normal(size=(2000, 4))
@@ -178,6 +197,7 @@ def test_make_reference_from_an_image_folder(tiny_classifier, tmp_path):
     main(["--make-reference", str(tmp_path / "imgs"), "--classifier", tiny_classifier, "--reference_stats", str(out)])
     data = load_file(str(out))
     assert data["labels"].tolist() == [2, 2, 2, 0, 0, 0] and data["features"].shape == (6, 16)
+    assert data["predictions"].shape == (6,)  # the classifier's labels of the same images (forget-accuracy floor)
     (tmp_path / "imgs" / "horse").mkdir()
     with pytest.raises(ValueError, match="'horse' is not a class"):
         main(["--make-reference", str(tmp_path / "imgs"), "--classifier", tiny_classifier, "--reference_stats", str(out)])
@@ -198,3 +218,26 @@ def test_esd_baseline_moves_the_forgotten_prediction_toward_the_override(tiny_te
     assert gap_after < 0.5 * gap_before
     reloaded = ClassConditionalDiffusionPipeline.from_pretrained(tmp_path / "esd")
     assert (tmp_path / "esd" / "training.json").exists() and reloaded.id2label[1] == "dog"
+
+
+def test_a_random_override_above_the_floor_target_warns_and_names_the_best_fixed_override(monkeypatch):
+    import sfd.conditioning as conditioning
+
+    said = []
+    monkeypatch.setattr(conditioning.logger, "warning", said.append)
+    task = conditioning.ClassConditioning(ForgetSpec.parse("class=dog", None, NAMES), 1.0)
+    task.label_map = {0: 0, 1: 1, 2: 2}
+    # real cats are called dog 2 times in 4, real birds never: floor (2/4 + 0) / 2 = 25%
+    task.reference = (torch.tensor([0] * 4 + [1] * 4 + [2] * 4), torch.tensor([1, 1, 0, 0] + [1] * 4 + [2] * 4))
+    task.warn_about_the_floor()
+    assert len(said) == 1 and "25.00%" in said[0] and '--override "class=bird" (floor 0.00%)' in said[0]
+    said.clear()
+    task.spec = ForgetSpec.parse("class=dog", "class=bird", NAMES)  # a fixed override: the user chose
+    task.warn_about_the_floor()
+    task.spec, task.reference = ForgetSpec.parse("class=dog", None, NAMES), None  # no reference for this judge
+    task.warn_about_the_floor()
+    assert said == []
+    task.warn_if_not_forgotten({"forget_accuracy": 0.15})  # after training: still found, so advise a fixed override
+    assert len(said) == 1 and "15.0%" in said[0] and "--override class=NAME" in said[0]
+    task.warn_if_not_forgotten({"forget_accuracy": 0.004})
+    assert len(said) == 1

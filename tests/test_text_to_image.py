@@ -128,6 +128,8 @@ def test_bad_text_spec_stops_the_command_line_before_loading(tmp_path, monkeypat
     with pytest.raises(SystemExit, match="not found in any forget prompt"):
         (tmp_path / "f.txt").write_text("a bird\n")
         train_main(["--teacher", teacher, "--forget", f"concept=dog;prompts={tmp_path / 'f.txt'}", "--override", "cat"])
+    with pytest.raises(SystemExit, match="negative_forget_class is for class teachers.*--negative_concepts"):
+        train_main(["--teacher", teacher, "--forget", "concept=dog", "--override", "cat", "--negative_forget_class"])
 
 
 @pytest.mark.parametrize("name", ["sd15-celebrity", "sd15-nudity"])

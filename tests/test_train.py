@@ -46,12 +46,14 @@ def test_tiny_run_exports_a_loadable_one_step_pipeline(tiny_teacher, tiny_option
     assert run["spec"]["forget"] == ["dog"] and run["config"]["sigma_init"] == 2.5
 
 
-def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_teacher, tiny_options, tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra", [{}, dict(regression_weight=1.0, regression_pairs=8, regression_steps=3)])
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(extra, tiny_teacher, tiny_options, tmp_path, monkeypatch):
     from sfd.trainer import SFDTrainer
 
-    # a decaying learning rate: resuming must also restore where the schedule stands
+    # a decaying learning rate: resuming must also restore where the schedule stands (and, with the regression
+    # term, rebuild the same teacher pairs and draw from them as the uninterrupted run did)
     opts = dict(tiny_options, max_train_steps=4, validation_steps=0, final_eval_samples_per_class=0,
-                lr_scheduler="linear", learning_rate_generator=1e-3, learning_rate_fake_score=1e-3)
+                lr_scheduler="linear", learning_rate_generator=1e-3, learning_rate_fake_score=1e-3, **extra)
     sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "a"), **opts)
     save = SFDTrainer.save_checkpoint
 
@@ -86,6 +88,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tiny_teacher, t
     (["--forget", "class=dog", "--fake_score_updates", "0"], "fake_score_updates must be a positive integer"),
     (["--forget", "class=dog", "--lr_scheduler", "cosin"], "unknown lr_scheduler 'cosin'.*'cosine'"),
     (["--forget", "class=dog", "--lr_warmup_steps", "-1"], "lr_warmup_steps must be a non-negative integer"),
+    (["--forget", "class=dog", "--negative_forget_class"], "negative_forget_class acts through the teacher's"),
     ([], "nothing to forget"),
 ])
 def test_bad_input_stops_before_loading(argv, match, tiny_teacher, tmp_path, capsys, monkeypatch):
@@ -258,3 +261,23 @@ def test_lr_schedule_counts_the_fake_score_updates(tiny_teacher, tiny_options, t
     # one iteration of four: both rates are 3/4 of their start (ψ's schedule spans 3 × 4 updates)
     assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(0.75 * cfg["learning_rate_generator"])
     assert trainer.opt_f.param_groups[0]["lr"] == pytest.approx(0.75 * cfg["learning_rate_fake_score"])
+
+
+def test_negative_forget_class_guides_forgotten_rows_against_their_own_class(tmp_path):
+    from sfd.config import load_config
+    from sfd.trainer import validate
+
+    teacher = make_teacher(tmp_path / "t", guidance=1.5)
+    cfg = load_config(overrides=dict(teacher=str(teacher), forget="class=dog", negative_forget_class=True,
+                                     output_dir=str(tmp_path / "o")))
+    task = validate(cfg)
+    task.load(cfg["teacher"], "cpu")
+    conds = task.draw(16, 0.5)
+    assert conds.forgotten.sum() == 8
+    # forgotten rows: CFG from the forgotten class towards the override; the others keep the null class
+    assert torch.equal(conds.uncond, torch.where(conds.forgotten, 1, task.null_class_id))
+    assert not task.spec.is_forgotten(conds.teacher).any()
+    plain = load_config(overrides=dict(cfg, negative_forget_class=False))
+    off = validate(plain)
+    off.load(plain["teacher"], "cpu")
+    assert off.draw(4, 0.5).uncond is None
