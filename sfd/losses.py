@@ -1,5 +1,5 @@
-"""The two SFD losses (and the optional regression term), written in the σ-space of a denoiser D(x, σ, c) → x̂₀, and the DDPM denoising loss
-the teachers (and the relearning attacker) train with.
+"""The two SFD losses (and the optional regression term), written in the σ-space of a denoiser D(x, σ, c) → x̂₀,
+and the DDPM denoising loss the teachers (and the relearning attacker) train with.
 
 Symbols follow SiD / SFD: `x_g` generator output, `y_real` the teacher's x̂₀ (under the override
 label for forgotten classes), `y_fake` the fake score network's x̂₀, `alpha` SiD's α.

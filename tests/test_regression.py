@@ -58,10 +58,9 @@ def test_the_pair_bank_holds_the_teachers_answers_under_the_override(tiny_teache
                              regression_batch_size=10, max_train_steps=5, learning_rate_generator=1e-3,
                              use_ema=False, forget_fraction=0.5, validation_steps=0, final_eval_samples_per_class=0,
                              mixed_precision="no"))
-    after_trainer_g = pipe.unet
     s = cfg["sigma_init"]
     with torch.no_grad():
-        student = Denoiser(after_trainer_g, pipe.scheduler.config)
+        student = Denoiser(pipe.unet, pipe.scheduler.config)
         after = regression_loss(student(s * bank.z, s, bank.student), bank.target)
     assert after < 0.5 * before
 
