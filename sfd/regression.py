@@ -7,7 +7,7 @@ During training the generator is pulled towards those answers from the same z,
     L_reg = E_(z, c) ‖G_θ(z, c) − ODE_teacher(z, c_teacher)‖²,
 
 which ties each noise to one teacher sample: DMD's remedy for modes a distribution-matching loss drops. No real
-data is used: the pairs are the teacher's. (On the embedded default it did not help at weight 1:
+data is used: the pairs are the teacher's. (On the embedded default it did not help at weights 0.1–1:
 bench/results/trial-regression-seed99.md; it is off by default.)
 
 The ODE is solved by diffusers' DPM-Solver++ (2M) on the σ-space denoiser `D(x, σ, c)`: the scheduler is
