@@ -115,6 +115,7 @@ class ClassConditioning(_Conditioning):
     kind = "class"
     unet_class = UNet2DModel
     negative_forget_class = False
+    reference = None  # (labels, classifier predictions) of real images, for the forget-accuracy floor; see load_judge
     fake_guidance_default = 1.0  # the fake score learns without label dropout, so it is not guided
     validation_keys = ("forget_accuracy", "remaining_accuracy", "forget_prob_mean")
 
@@ -163,8 +164,7 @@ class ClassConditioning(_Conditioning):
             fake = torch.where(torch.rand(n, device=device) < dropout, self.null_class_id, labels)
         if self.negative_forget_class:  # CFG against the forgotten class itself (a negative prompt, for classes)
             uncond = torch.where(forgotten, labels, self.null_class_id)
-        return Conditions(labels, self.spec.teacher_labels(labels), uncond, forgotten, fake,
-                          None if fake is None else uncond)
+        return Conditions(labels, self.spec.teacher_labels(labels), uncond, forgotten, fake, uncond)
 
     def load_judge(self, cfg: dict):
         """The image classifier that measures validation samples (None: no measurement)."""
@@ -174,7 +174,6 @@ class ClassConditioning(_Conditioning):
 
         judge = ImageClassifierJudge.from_pretrained(cfg["classifier"])
         self.label_map = judge.match_labels(self.spec.id2label)
-        self.reference = None  # real images' labels and their predictions, for the forget-accuracy floor
         if Path(cfg["classifier"]).resolve() == Path(DEFAULT_CLASSIFIER).resolve():  # the reference is that classifier's
             from .evaluate import load_reference_predictions
 
@@ -188,7 +187,7 @@ class ClassConditioning(_Conditioning):
 
         from .evaluate import forget_accuracy_floor
 
-        if getattr(self, "reference", None) is None or not self.spec.forget:
+        if self.reference is None or not self.spec.forget:
             return None
         by_class = {c: forget_accuracy_floor(*self.reference, replace(self.spec, override=c), self.label_map)
                     for c in self.spec.remaining}

@@ -30,21 +30,26 @@ from .spec import ForgetSpec
 DEFAULT_REFERENCE_STATS = Path(__file__).resolve().parent.parent / "assets" / "fid_reference.safetensors"
 
 
-def load_reference_features(path=DEFAULT_REFERENCE_STATS) -> tuple[torch.Tensor, torch.Tensor]:
+def load_reference(path=DEFAULT_REFERENCE_STATS) -> dict[str, torch.Tensor]:
+    """The reference images' classifier "features", their "labels" and (in files made since the floor was added) the
+    classifier's "predictions"."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"FID reference features not found: {path} (make them with `sfd-eval --make-reference`)")
-    data = load_file(str(path))
+    return load_file(str(path))
+
+
+def load_reference_features(path=DEFAULT_REFERENCE_STATS) -> tuple[torch.Tensor, torch.Tensor]:
+    data = load_reference(path)
     return data["features"], data["labels"]
 
 
 def load_reference_predictions(path=DEFAULT_REFERENCE_STATS) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(true labels, the classifier's predicted labels) of the reference images; None for a reference file made
     before predictions were recorded (or none at all)."""
-    path = Path(path)
-    if not path.exists():
+    if not Path(path).exists():
         return None
-    data = load_file(str(path))
+    data = load_reference(path)
     return (data["labels"], data["predictions"]) if "predictions" in data else None
 
 
@@ -122,9 +127,9 @@ def evaluate_model(model, forget: str | None, override: str | None = None, class
                        + [torch.full((n_forget,), c) for c in spec.forget])
     images, seconds = sample_classes(pipe, labels.tolist(), batch_size, seed, progress)
     probs, feats = classify(judge, images)
-    ref_f, ref_l = load_reference_features(reference_stats) if reference_stats else (None, None)
-    ref_pred = (load_reference_predictions(reference_stats) or (None, None))[1] if reference_stats else None
-    m = class_metrics(probs, feats, labels, spec, label_map, ref_f, ref_l, seed, ref_predictions=ref_pred)
+    ref = load_reference(reference_stats) if reference_stats else {}
+    m = class_metrics(probs, feats, labels, spec, label_map, ref.get("features"), ref.get("labels"), seed,
+                      ref_predictions=ref.get("predictions"))
     feats_remaining = feats[~spec.is_forgotten(labels)].numpy()
     if gold is not None:
         from .gold import GoldSamples, gold_alignment
