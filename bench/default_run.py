@@ -11,17 +11,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import sys
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sfd.config import PROJECT_ROOT  # noqa: E402
 from sfd.evaluate import evaluate_model  # noqa: E402
 from sfd.judges import ImageClassifierJudge  # noqa: E402
+from sfd.precision import describe_machine  # noqa: E402
 
 
 def main(argv=None):
@@ -44,8 +43,7 @@ def main(argv=None):
     teacher = evaluate_model(args.teacher, num_forget_samples=args.teacher_forget_samples, **common)
     card = json.loads((Path(args.model) / "training.json").read_text()) if (Path(args.model) / "training.json").exists() else {}
     result = {
-        "date": dt.date.today().isoformat(), "machine": f"{platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} torch threads", "forget": args.forget, "seed": args.seed,
+        "date": dt.date.today().isoformat(), "machine": describe_machine(), "forget": args.forget, "seed": args.seed,
         "sfd": sfd, "teacher": teacher, "training": card,
         "ratios": {
             "fid_remaining_sfd_over_teacher": sfd["fid_remaining"] / teacher["fid_remaining"],

@@ -1,17 +1,16 @@
 """Seconds per SFD iteration of the default run (two ψ updates, one G update) under ways of making it faster.
 
-    python bench/iteration_speed.py [--variants default channels_last compile] [--iterations 15]
+    python bench/iteration_speed.py [--variants default fp32 bf16 channels_last compile] [--iterations 15]
 
-Each variant builds the default trainer (`--forget class=trouser`), runs 3 warm-up iterations (for `compile`
+Each variant builds the default trainer (`--forget class=trouser`; `fp32` / `bf16` force its autocast), runs 3 warm-up iterations (for `compile`
 these include the compilation, reported apart) and times the next `--iterations`. Run it on a quiet machine.
-Writes bench/results/iteration-speed.{json,md}.
+Writes bench/results/iteration-speed-<cpu capability, e.g. avx2>.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -22,7 +21,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sfd.config import PROJECT_ROOT, load_config  # noqa: E402
+from sfd.precision import describe_machine  # noqa: E402
 from sfd.trainer import SFDTrainer, validate  # noqa: E402
+
+
+PRECISION_VARIANTS = {"fp32": "no", "bf16": "bf16"}  # the default trainer with its autocast forced
 
 
 def prepare(trainer: SFDTrainer, variant: str) -> None:
@@ -35,7 +38,7 @@ def prepare(trainer: SFDTrainer, variant: str) -> None:
     elif variant == "compile":
         for unet in unets:
             unet.forward = torch.compile(unet.forward)
-    elif variant != "default":
+    elif variant != "default" and variant not in PRECISION_VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
 
 
@@ -46,8 +49,10 @@ def iteration(trainer: SFDTrainer) -> None:
 
 
 def measure(variant: str, iterations: int) -> dict:
+    precision = PRECISION_VARIANTS.get(variant, "auto")
     with tempfile.TemporaryDirectory() as out:
-        cfg = load_config(overrides=dict(forget="class=trouser", output_dir=out, overwrite_output_dir=True, classifier=None))
+        cfg = load_config(overrides=dict(forget="class=trouser", output_dir=out, overwrite_output_dir=True, classifier=None,
+                                         mixed_precision=precision))
         trainer = SFDTrainer(cfg, validate(cfg))
         prepare(trainer, variant)
         start = time.perf_counter()
@@ -57,30 +62,29 @@ def measure(variant: str, iterations: int) -> dict:
         start = time.perf_counter()
         for _ in range(iterations):
             iteration(trainer)
-        return {"variant": variant, "seconds_per_iteration": (time.perf_counter() - start) / iterations,
+        return {"variant": variant, "mixed_precision": cfg["mixed_precision"], "seconds_per_iteration": (time.perf_counter() - start) / iterations,
                 "warmup_seconds": warmup, "iterations": iterations}
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--variants", nargs="+", default=["default", "channels_last", "compile"])
+    p.add_argument("--variants", nargs="+", default=["default", "fp32", "bf16", "channels_last", "compile"])
     p.add_argument("--iterations", type=int, default=15)
     args = p.parse_args(argv)
     rows = [measure(v, args.iterations) for v in args.variants]
-    record = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-              "rows": rows}
-    out = PROJECT_ROOT / "bench" / "results" / "iteration-speed"
+    record = {"machine": describe_machine(), "rows": rows}
+    out = PROJECT_ROOT / "bench" / "results" / f"iteration-speed-{torch.backends.cpu.get_cpu_capability().lower()}"
     out.with_suffix(".json").write_text(json.dumps(record, indent=1))
     base = next((r["seconds_per_iteration"] for r in rows if r["variant"] == "default"), None)
-    lines = [f"| {r['variant']} | {r['seconds_per_iteration']:.3f} | "
+    lines = [f"| {r['variant']} | {r['mixed_precision']} | {r['seconds_per_iteration']:.3f} | "
              + (f"{r['seconds_per_iteration'] / base:.2f}× | " if base else "– | ") + f"{r['warmup_seconds']:.0f} |"
              for r in rows]
     out.with_suffix(".md").write_text(
         "# Seconds per SFD iteration of the default run\n\n"
         f"`python bench/iteration_speed.py` on {record['machine']}: the default trainer (`--forget class=trouser`, "
-        f"bf16 autocast, batch 32), two fake-score updates and one generator update per iteration, "
+        f"`mixed_precision: auto`, batch 32), two fake-score updates and one generator update per iteration, "
         f"{args.iterations} timed iterations after 3 warm-up ones.\n\n"
-        "| variant | s / iteration | vs default | warm-up s (incl. compilation) |\n|---|---|---|---|\n"
+        "| variant | autocast | s / iteration | vs default | warm-up s (incl. compilation) |\n|---|---|---|---|---|\n"
         + "\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -2,12 +2,12 @@
 
     python bench/other_classes.py [--cases shirt shirt:bag shirt+negative pullover pullover:trouser …]
 
-A case is `CLASS` (the default command, random override), `CLASS:OVERRIDE` (a fixed override) or
-`CLASS+negative` (random override with `--negative_forget_class`). Each case trains with `sfd/train.py`
+A case is `CLASS` (the default command, random override), `CLASS:OVERRIDE` (a fixed override; `CLASS:auto` lets the
+teacher choose it) or `CLASS+negative` (random override with `--negative_forget_class`). Each case trains with `sfd/train.py`
 under bench/runs/other-<case>/ (skipped when that folder already holds a finished model) and is measured
 with sfd-eval's code at the evaluation seed: 1,000 samples of the forgotten class, 100 per remaining class.
 The forget-accuracy floor is what a perfect eraser would score with this judge (README, "Other classes").
-Writes bench/results/other-classes.{json,md}.
+Writes bench/results/other-classes.{json,md}, keeping the rows of earlier cases not measured in this call.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def train(case: str, runs: Path) -> Path:
     out = runs / f"other-{case.replace(':', '-to-').replace('+', '-').replace('/', '_')}"
     if not (out / "model_index.json").exists():
         cmd = [sys.executable, "sfd/train.py", "--forget", f"class={name}", "--output_dir", str(out),
-               "--overwrite_output_dir"] + (["--override", f"class={override}"] if override else []) \
+               "--overwrite_output_dir"] + (["--override", override if override == "auto" else f"class={override}"]
+                                            if override else []) \
             + (["--negative_forget_class"] if negative else [])
         subprocess.run(cmd, check=True, cwd=PROJECT_ROOT)
     return out
@@ -53,25 +54,28 @@ def main(argv=None) -> None:
     p.add_argument("--runs", default=str(PROJECT_ROOT / "bench" / "runs"))
     args = p.parse_args(argv)
     judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
-    rows = []
+    out = PROJECT_ROOT / "bench" / "results" / "other-classes"
+    kept = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
+    rows = [r for r in kept.get("rows", []) if kept.get("seed") == args.seed and r["case"] not in args.cases]
     for case in args.cases:
         model = train(case, Path(args.runs))
         name, override, negative = parse_case(case)
-        m = evaluate_model(model, forget=f"class={name}", override=f"class={override}" if override else None,
+        training = json.loads((model / "training.json").read_text())
+        chosen = training["override"] if override else None  # `auto`: the class the run chose
+        m = evaluate_model(model, forget=f"class={name}", override=f"class={chosen}" if chosen else None,
                            classifier=judge, num_samples_per_class=100, num_forget_samples=1000, seed=args.seed,
                            progress=False)
-        training = json.loads((model / "training.json").read_text())
-        rows.append({"case": case, "forget": name, "override": override or "random", "negative_forget_class": negative,
-                     "steps": training["steps"], **{k: m[k] for k in (
+        rows.append({"case": case, "forget": name, "override": f"auto → {chosen}" if override == "auto" else chosen
+                     or "random", "negative_forget_class": negative, "steps": training["steps"],
+                     "mixed_precision": training.get("mixed_precision", "bf16"), **{k: m[k] for k in (
                          "forget_accuracy", "forget_accuracy_ci", "forget_accuracy_floor", "remaining_accuracy",
                          "fid_remaining", "recall_remaining")}})
         print(rows[-1])
-    out = PROJECT_ROOT / "bench" / "results" / "other-classes"
     out.with_suffix(".json").write_text(json.dumps({"seed": args.seed, "rows": rows}, indent=1))
     lines = [f"| {r['forget']} | {r['override']}{' + negative guidance' if r['negative_forget_class'] else ''} | "
              f"**{r['forget_accuracy']:.1%}** [{r['forget_accuracy_ci'][0]:.1%}, {r['forget_accuracy_ci'][1]:.1%}] | "
              f"{r['forget_accuracy_floor']:.2%} | {r['remaining_accuracy']:.1%} | {r['fid_remaining']:.2f} | "
-             f"{r['recall_remaining']:.2f} |" for r in rows]
+             f"{r['recall_remaining']:.2f} | {r.get('mixed_precision', 'bf16')} |" for r in rows]
     out.with_suffix(".md").write_text(
         "# Forgetting other classes\n\n"
         f"`python bench/other_classes.py`: `sfd/train.py --forget class=NAME` with the defaults ({rows[0]['steps']} "
@@ -79,9 +83,10 @@ def main(argv=None) -> None:
         "100 per remaining class, judged by `assets/classifier`. Floor: the forget accuracy a perfect eraser would "
         "score, i.e. the share of real test images of the override class(es) the classifier calls by the forgotten "
         "name. FID and recall are against the real test images of that run's remaining classes (so they compare "
-        "within a class, not across classes).\n\n"
-        "| forgotten | override | forget accuracy [95%] | floor | remaining acc. | FID (remaining) | recall |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+        "within a class, not across classes). Autocast: the run's `mixed_precision` (the rows measured before "
+        "`auto` became the default ran bf16 on an AVX-512 machine; `no` is fp32, what `auto` picks on an AVX2 CPU).\n\n"
+        "| forgotten | override | forget accuracy [95%] | floor | remaining acc. | FID (remaining) | recall | autocast |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

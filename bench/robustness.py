@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sfd.config import PROJECT_ROOT  # noqa: E402
+from sfd.precision import CHOICES, resolve_mixed_precision  # noqa: E402
 
 RUNS = PROJECT_ROOT / "bench" / "runs"
 MODELS = {"teacher": "assets/teacher", "gold": "assets/gold-trouser", "esd": "bench/runs/esd", "sfd": "assets/sfd-trouser"}
@@ -180,9 +181,10 @@ def main(argv=None):
     p.add_argument("--layered_forget", default="class=trouser,sandal,bag")
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--layered_steps", type=int, default=600, help="SFD budget of each erasure (split over the stages)")
-    p.add_argument("--mixed_precision", default="bf16")
+    p.add_argument("--mixed_precision", default="auto", choices=CHOICES, help="auto: bf16 where the device runs it natively")
     p.add_argument("--reuse", action="store_true", help="keep today's curves already measured with the same settings")
     args = p.parse_args(argv)
+    args.mixed_precision = resolve_mixed_precision(args.mixed_precision)  # recorded resolved
     from sfd.judges import ImageClassifierJudge
 
     judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")

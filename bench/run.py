@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sfd.config import PROJECT_ROOT, load_config  # noqa: E402
+from sfd.precision import describe_machine  # noqa: E402
 
 DEFAULT_STEPS = load_config()["max_train_steps"]  # the full plan measures the default command's budget
 PLANS = {  # method: (full, quick) settings
@@ -107,7 +107,6 @@ def main(argv=None):
     p.add_argument("--runs", default=None, help="where trained models go (default: bench/runs[-quick])")
     p.add_argument("--results", default=str(PROJECT_ROOT / "bench" / "results"), help="where the tables go")
     args = p.parse_args(argv)
-    import torch
 
     from sfd.evaluate import evaluate_model
     from sfd.judges import ImageClassifierJudge
@@ -164,8 +163,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     stem = date + ("-quick" if quick else "")
     record = {"date": date, "quick": quick, "forget": args.forget, "seed": args.seed, "samples_per_class": n_per_class,
-              "forget_samples": n_forget, "forget_samples_multistep": n_forget_multistep, "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-              f"{torch.get_num_threads()} torch threads", "results": results, "ratios": ratios}
+              "forget_samples": n_forget, "forget_samples_multistep": n_forget_multistep, "machine": describe_machine(),
+              "results": results, "ratios": ratios}
     (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
     plot = forget_rate_curve(runs / "sfd" / "logs" / "metrics.jsonl", out / f"{stem}-sfd-forget-rate.png")
     (out / f"{stem}.md").write_text(table(record, plot))

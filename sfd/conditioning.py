@@ -105,6 +105,9 @@ class _Conditioning:
     def unet(self):
         return self.pipe.unet
 
+    def resolve_override(self, accelerator, sigma_min: float, sigma_max: float, seed: int) -> None:
+        """Once the teacher is loaded: choose an override the spec leaves to the teacher (class teachers' `auto`)."""
+
     def warn_if_not_forgotten(self, metrics: dict) -> None:
         """After training: advice when the final check still finds what was to be forgotten (class teachers)."""
 
@@ -146,6 +149,26 @@ class ClassConditioning(_Conditioning):
             ClassConditionalDiffusionPipeline.from_pretrained(teacher)
         self.pipe = pipe
         self.null_class_id = pipe.null_class_id
+
+    def resolve_override(self, accelerator, sigma_min: float, sigma_max: float, seed: int) -> None:
+        """`--override auto`: the main process lets the teacher choose (sfd.override_choice); every rank takes its
+        answer, so a near tie cannot split the processes."""
+        if not self.spec.needs_resolving:
+            return
+        from accelerate.utils import broadcast_object_list
+
+        from .override_choice import choose_override
+
+        choice = [None]
+        if accelerator.is_main_process:
+            teacher = self.denoiser(self.unet).to(accelerator.device)  # unguided: a class's own denoising loss
+            choice = [choose_override(self.pipe, teacher, self.spec, sigma_min, sigma_max, seed)]
+        if accelerator.num_processes > 1:
+            broadcast_object_list(choice)
+        override, distances = choice[0]
+        self.spec = self.spec.resolved(override)
+        logger.info(f"--override auto: {self.spec.id2label[override]!r}, the remaining class the teacher finds least "
+                    f"like {self.spec.forget_names} (denoising distance per class: {distances})", main_process_only=True)
 
     def sample_shape(self) -> tuple[int, ...]:
         c = self.pipe.unet.config
@@ -199,7 +222,8 @@ class ClassConditioning(_Conditioning):
         example = f' --override "class={suggestion[0]}" (floor {suggestion[1]:.2%})' if suggestion else ""
         return (f"a random override per sample averages the remaining classes' scores, which keeps the look of a "
                 f"class that sits among similar ones (README, 'Other classes'); a fixed override far from it forgets "
-                f"reliably, e.g.{example or ' --override class=NAME'}")
+                f"reliably: --override auto (the teacher chooses one), or a class, e.g."
+                f"{example or ' --override class=NAME'}")
 
     def warn_about_the_floor(self, target: float = FORGET_TARGET) -> None:
         """Before training, with a random override: say when the judge itself calls more than `target` of real images

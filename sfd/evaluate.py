@@ -119,7 +119,7 @@ def evaluate_model(model, forget: str | None, override: str | None = None, class
     `keep_features` adds the remaining samples' classifier features (an array) as "features_remaining"."""
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    spec = ForgetSpec.parse(forget or None, override, pipe.id2label)
+    spec = ForgetSpec.parse(forget or None, override, pipe.id2label, allow_auto=False)
     judge = classifier if isinstance(classifier, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(classifier)
     label_map = judge.match_labels(spec.id2label)
     n_forget = num_samples_per_class if num_forget_samples is None else num_forget_samples

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .precision import describe_machine
+
 _KEYS = {"class": ("forget_accuracy", "forget_accuracy_floor", "unlearning_accuracy", "forget_prob_mean",
                    "forget_entropy_mean", "remaining_accuracy"),
          "text": ("clip_forget_detection", "clip_score_remaining", "clip_accuracy_remaining")}
@@ -70,8 +72,8 @@ tags: [sfd, machine-unlearning, one-step, {"class-conditional" if task.kind == "
    else "One-step generator distilled with SiD (nothing forgotten)"}
 
 - Teacher: `{_display(cfg["teacher"])}`
-- Forgotten: {desc["forget"]}; override: {desc["override"]}
-{extra}- Training: {steps} SFD iterations, {seconds / 60:.1f} min wall time on {num_processes} process(es)
+- Forgotten: {desc["forget"]}; override: {desc["override"]}{" (chosen by the teacher: --override auto)" if desc.get("override_chosen_by") else ""}
+{extra}- Training: {steps} SFD iterations, {seconds / 60:.1f} min wall time on {num_processes} process(es), {describe_machine()}
 - Sampling: one network evaluation per image.
 
 ```python

@@ -76,9 +76,10 @@ class Rewriter:
 
     @classmethod
     def parse(cls, override: str | None, concepts: Sequence[str]) -> "Rewriter":
-        if override is None or override.strip().lower() == "random" or override.strip().lower().startswith("class="):
+        if override is None or override.strip().lower() in ("random", "auto") or override.strip().lower().startswith("class="):
             raise SpecError('text-to-image forgetting needs --override "PHRASE" (what to draw instead; "" deletes '
-                            'the concept) or --override "rules=FILE" (`old -> new` per line)')
+                            'the concept) or --override "rules=FILE" (`old -> new` per line); random / auto / class= '
+                            'are for class-conditional teachers')
         if override.strip().lower().startswith("rules="):
             rules = []
             for line in read_lines(override.split("=", 1)[1].strip(), "--override rules"):
@@ -159,6 +160,10 @@ class PromptSpec:
                 f"{len(set(self.override_prompts))} rewritten prompts",
                 "forget_prompts": len(self.forget_prompts), "remain_prompts": len(self.remain_prompts),
                 "negative_prompt": self.negative_prompt}
+
+    def request(self) -> dict:
+        """What the user asked for (a resumed run must ask the same)."""
+        return self.describe()
 
     def sample(self, n: int, forget_fraction: float | None, generator: torch.Generator | None = None):
         """(index, forgotten) of n prompts: `forget_fraction` of them forget prompts (None: 1/2, as the reference)."""

@@ -9,6 +9,7 @@ Defaults live in configs/default.yaml; `--config` replaces the keys it names; fl
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from sfd.trainer import TrainingSetupError, run, validate  # noqa: E402
 FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yaml
     "teacher": (str, "class-conditional diffusers pipeline folder or Hub id"),
     "forget": (str, 'what to forget: "class=NAME[,NAME…]" (names or ids), or "concept=PHRASE" / "prompts=FILE"'),
-    "override": (str, 'class: "random" or "class=NAME"; text: "PHRASE" or "rules=FILE"; what the teacher draws instead'),
+    "override": (str, 'class: "random", "auto" or "class=NAME"; text: "PHRASE" or "rules=FILE"; what the teacher draws instead'),
     "remain_prompts": (str, "text-to-image: file of remaining prompts, one per line"),
     "negative_concepts": (str, "text-to-image: file of words for the teacher's negative prompt on forget prompts"),
     "output_dir": (str, "where the one-step pipeline, checkpoints and logs go"),
@@ -44,7 +45,7 @@ FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yam
     "fake_score_guidance_scale": (float, "classifier-free guidance inside the fake score"),
     "condition_dropout": (float, "share of the fake score's conditions dropped (prompt dropout) when it is guided"),
     "seed": (int, "random seed"),
-    "mixed_precision": (str, "no | fp16 | bf16"),
+    "mixed_precision": (str, "auto | no | fp16 | bf16 (auto: bf16 where the device computes it natively, else fp32)"),
     "checkpointing_steps": (int, "save a resumable checkpoint every N steps"),
     "resume_from_checkpoint": (str, 'a checkpoint folder or "latest"'),
     "validation_steps": (int, "measure the forget rate and save a sample grid every N steps"),
@@ -79,6 +80,9 @@ def parse_args(argv=None) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # the run's own messages (the override chosen, validation figures, resuming) at INFO, as diffusers' scripts do
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
+                        level=logging.INFO)
     try:
         cfg = load_config(args.pop("config", None), args)
         task = validate(cfg)

@@ -37,6 +37,7 @@ from .conditioning import Conditions, TrainingSetupError, inspect, teacher_sigma
 from .config import load_config
 from .io import write_text_atomic
 from .losses import fake_score_loss, regression_loss, sample_sigmas, sid_generator_loss
+from .precision import describe_machine, resolve_mixed_precision
 from .regression import PairBank
 
 logger = get_logger(__name__)
@@ -83,6 +84,10 @@ def validate(cfg: dict, require_forget: bool = True):
             not isinstance(cfg["regression_steps"], int) or cfg["regression_steps"] < 1)):
         raise TrainingSetupError(f"regression_weight must be >= 0 and regression_steps a positive integer or null, got "
                                  f"{cfg['regression_weight']!r}, {cfg['regression_steps']!r}")
+    try:  # "auto" becomes what this device runs fast, recorded resolved in the model card
+        cfg["mixed_precision"] = resolve_mixed_precision(cfg["mixed_precision"])
+    except ValueError as err:
+        raise TrainingSetupError(str(err)) from None
     if cfg["forget_fraction"] is not None and not 0 < cfg["forget_fraction"] < 1:
         raise TrainingSetupError(f"forget_fraction must be in (0, 1) or null, got {cfg['forget_fraction']}")
     if cfg["use_8bit_adam"]:
@@ -112,7 +117,8 @@ def validate(cfg: dict, require_forget: bool = True):
             raise TrainingSetupError(
                 f"{out} already holds a run; pass --resume_from_checkpoint latest to continue it, "
                 "--overwrite_output_dir to replace it, or another --output_dir")
-        if state_file.exists() and json.loads(state_file.read_text())["spec"] != spec.describe():
+        saved = json.loads(state_file.read_text()) if state_file.exists() else None
+        if saved and saved.get("request", saved["spec"]) != spec.request():
             raise TrainingSetupError(f"{out} holds a run with another forget/override spec; it cannot be resumed with this one")
     return task
 
@@ -192,6 +198,12 @@ class SFDTrainer:
         weight_dtype = _weight_dtype(cfg["mixed_precision"])
         task.load(cfg["teacher"], acc.device, weight_dtype)
         teacher_unet = task.unet.to(acc.device).requires_grad_(False).eval()
+        lo, hi = teacher_sigma_range(task.pipe)
+        self.sigma_min, self.sigma_max = max(cfg["sigma_min"], lo), min(cfg["sigma_max"], hi)
+        started = time.time()
+        task.resolve_override(acc, self.sigma_min, self.sigma_max, cfg["seed"])  # `--override auto`
+        choice_seconds = time.time() - started  # counted as training, like the regression pairs
+        self.spec = task.spec
         gen_unet = copy.deepcopy(teacher_unet).float().requires_grad_(True).train()
         if cfg["init_generator"]:  # two-stage SFD: start G from an already distilled one-step generator
             gen_unet.load_state_dict(task.unet_class.from_pretrained(cfg["init_generator"], subfolder="unet").state_dict())
@@ -223,11 +235,9 @@ class SFDTrainer:
         self.gen_ddp, self.gen_local = dn(self.gen_unet), dn(acc.unwrap_model(self.gen_unet))
         self.fake_ddp = dn(self.fake_unet, fake_guidance)
         self.fake_local = dn(acc.unwrap_model(self.fake_unet), fake_guidance)
-        self.sigma_min = max(cfg["sigma_min"], self.teacher.sigma_min)
-        self.sigma_max = min(cfg["sigma_max"], self.teacher.sigma_max)
         self.sample_shape = task.sample_shape()
         self.out = Path(cfg["output_dir"])
-        self.step, self.train_seconds = 0, 0.0
+        self.step, self.train_seconds = 0, choice_seconds
         self.judge = task.load_judge(cfg)
         self.pairs = self.build_pairs() if cfg["regression_weight"] > 0 else None
 
@@ -388,7 +398,7 @@ class SFDTrainer:
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             # the spec guards resuming; the options let tools rebuild a checkpoint's generator (e.g. its sigma_init)
-            write_text_atomic(ckpt_dir / "run.json", json.dumps({"spec": self.spec.describe(), "config": self.cfg},
+            write_text_atomic(ckpt_dir / "run.json", json.dumps({"spec": self.spec.describe(), "request": self.spec.request(), "config": self.cfg},
                                                                 default=str, indent=1))
             for old in self.list_checkpoints()[: -self.cfg["checkpoints_total_limit"]]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -434,6 +444,7 @@ class SFDTrainer:
             write_model_card(tmp / "README.md", self.cfg, self.task, self.step, self.train_seconds, final,
                              acc.num_processes)
             record = {"steps": self.step, "train_seconds": self.train_seconds, "num_processes": acc.num_processes,
+                      "machine": describe_machine(), "mixed_precision": self.cfg["mixed_precision"],
                       **self.spec.describe(), "final_metrics": final}
             (tmp / "training.json").write_text(json.dumps(record, indent=1))
             (self.out / "model_index.json").unlink(missing_ok=True)

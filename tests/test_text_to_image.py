@@ -102,6 +102,7 @@ def test_rules_file_and_prompt_file(tmp_path):
     ("prompts={missing}", "a cat", "file not found: .*missing.txt"),
     ("concept=dog", "dog", "is the concept being forgotten"),
     ("concept=dog", "random", "needs --override"),
+    ("concept=dog", "auto", "are for class-conditional teachers"),
     ("class=dog", "cat", "forget a concept"),
     ("colour=red", "blue", "unknown"),
     ("prompts={forget}", "rules={rules}", "unchanged"),

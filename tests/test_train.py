@@ -89,6 +89,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(extra, tiny_tea
     (["--forget", "class=dog", "--lr_scheduler", "cosin"], "unknown lr_scheduler 'cosin'.*'cosine'"),
     (["--forget", "class=dog", "--lr_warmup_steps", "-1"], "lr_warmup_steps must be a non-negative integer"),
     (["--forget", "class=dog", "--negative_forget_class"], "negative_forget_class acts through the teacher's"),
+    (["--forget", "class=dog", "--mixed_precision", "fp8"], "mixed_precision must be one of.*'auto'"),
     ([], "nothing to forget"),
 ])
 def test_bad_input_stops_before_loading(argv, match, tiny_teacher, tmp_path, capsys, monkeypatch):

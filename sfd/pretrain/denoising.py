@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from sfd.io import atomic_directory, save_pretrained_atomic
 from sfd.losses import denoising_loss
+from sfd.precision import CHOICES
 
 
 def add_teacher_arguments(p, work_dir: str, max_steps: int, guidance: float, guidance_help: str) -> None:
@@ -23,7 +24,8 @@ def add_teacher_arguments(p, work_dir: str, max_steps: int, guidance: float, gui
     p.add_argument("--max_minutes", type=float, default=None, help="stop (and export) after this much time")
     p.add_argument("--ema_decay", type=float, default=0.999)
     p.add_argument("--checkpoint_every", type=int, default=250)
-    p.add_argument("--mixed_precision", default="bf16", choices=["no", "fp16", "bf16"])
+    p.add_argument("--mixed_precision", default="auto", choices=CHOICES,
+                   help="auto: bf16 where the device computes it natively, else fp32 (sfd/precision.py)")
     p.add_argument("--default_guidance_scale", type=float, default=guidance, help=guidance_help)
     p.add_argument("--measure_only", action="store_true",
                    help="skip training: measure the exported teacher and write metrics.json and README.md")

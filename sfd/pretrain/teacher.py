@@ -20,6 +20,7 @@ from diffusers.training_utils import EMAModel
 from pipelines import ClassConditionalDiffusionPipeline
 from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from sfd.io import save_pretrained_atomic
+from sfd.precision import resolve_mixed_precision
 from sfd.pretrain import asset_parser
 from sfd.pretrain.denoising import add_teacher_arguments, load_for_measuring, train_noise_predictor
 
@@ -52,7 +53,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.measure_only:
         return measure(args)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(args.mixed_precision))
     set_seed(args.seed)
     x, y = load_fashion_mnist("train", args.data_root)
     if args.exclude_class is not None:

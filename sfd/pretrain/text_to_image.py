@@ -30,6 +30,7 @@ from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from sfd.io import save_pretrained_atomic
 from sfd.pretrain import asset_parser
 from sfd.pretrain.clip import CAPTION_TEMPLATES
+from sfd.precision import resolve_mixed_precision
 from sfd.pretrain.denoising import add_teacher_arguments, load_for_measuring, train_noise_predictor
 
 PROMPTS_FILE = "prompts.txt"  # example captions shipped with the teacher: SFD's default remaining prompts
@@ -112,7 +113,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.measure_only:
         return measure(args)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(args.mixed_precision))
     set_seed(args.seed)
     x, y = load_fashion_mnist("train", args.data_root)
     text_encoder, tokenizer = load_text_encoder(args.clip)

@@ -1,0 +1,55 @@
+"""`--override auto`: the remaining class the teacher itself finds least like the forgotten ones (data-free).
+
+A random override per sample averages the remaining classes' scores, which keeps the look of a forgotten class that
+sits among similar ones (README, "Other classes"); a fixed override far from it forgets reliably. "Far" is measured
+with the teacher alone, the way a diffusion classifier scores a class: the teacher draws images x of each forgotten
+class f, and each remaining class c is scored by how badly the teacher's class-c denoiser reconstructs them,
+
+    d(f, c) = E_{x ~ teacher(·|f), σ, ε} λ(σ)·‖D(x + σε, σ, c) − x‖²   (the denoising loss, a bound on −log p(x | c)),
+
+over a fixed grid of σ. The override is the class whose smallest d over the forgotten classes is largest: the one
+that explains none of them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .losses import edm_weight
+from .sampling import sample_classes
+
+SAMPLES_PER_CLASS = 32  # teacher images per forgotten class
+NUM_SIGMAS = 8  # geometric grid over the training σ range
+
+
+@torch.no_grad()
+def denoising_distances(pipe, denoiser, forget: list[int], candidates: list[int], sigma_min: float, sigma_max: float,
+                        n: int = SAMPLES_PER_CLASS, num_sigmas: int = NUM_SIGMAS, seed: int = 0) -> torch.Tensor:
+    """d(f, c) above for every forgotten f (rows) and candidate c (columns); `denoiser` is the unguided teacher."""
+    images, _ = sample_classes(pipe, [f for f in forget for _ in range(n)], batch_size=max(n, 100), seed=seed,
+                               progress=False)
+    device = next(denoiser.parameters()).device
+    x0 = (images * 2 - 1).to(device).view(len(forget), n, *images.shape[1:])  # back to the model's [-1, 1]
+    sigmas = torch.logspace(math.log10(sigma_min), math.log10(sigma_max), num_sigmas).tolist()
+    gen = torch.Generator().manual_seed(seed)
+    noises = [torch.randn(x0.shape[1:], generator=gen).to(device) for _ in sigmas]  # shared by every class pair
+    d = torch.zeros(len(forget), len(candidates))
+    for i in range(len(forget)):
+        for sigma, eps in zip(sigmas, noises):
+            x_t = x0[i] + sigma * eps
+            for j, c in enumerate(candidates):
+                labels = torch.full((n,), c, device=device)
+                err = (denoiser(x_t, sigma, labels).float() - x0[i]).pow(2).flatten(1).mean(1)
+                d[i, j] += edm_weight(torch.tensor(sigma)) * err.mean().cpu() / num_sigmas
+    return d
+
+
+def choose_override(pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0) -> tuple[int, dict]:
+    """The remaining class farthest (max over c of min over f of d(f, c)) from the forgotten ones, and d per class name."""
+    candidates = list(spec.remaining)
+    d = denoising_distances(pipe, denoiser, list(spec.forget), candidates, sigma_min, sigma_max, seed=seed)
+    nearest_forgotten = d.min(0).values
+    best = candidates[int(nearest_forgotten.argmax())]
+    return best, {spec.id2label[c]: round(float(v), 4) for c, v in zip(candidates, nearest_forgotten)}

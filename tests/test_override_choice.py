@@ -1,0 +1,81 @@
+"""`--override auto`: the remaining class the teacher finds least like the forgotten one, chosen data-free."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import sfd
+from sfd.losses import edm_weight
+from sfd.override_choice import choose_override, denoising_distances
+from sfd.spec import ForgetSpec, SpecError
+from sfd.trainer import TrainingSetupError
+
+NAMES = {0: "cat", 1: "dog", 2: "bird", 3: "fish"}
+# one fixed image per class: the stub teacher draws it and its class-c denoiser always answers it
+TEMPLATES = torch.stack([torch.full((1, 4, 4), v) for v in (-0.5, -0.3, 0.9, 0.8)])
+
+
+class TemplateTeacher(torch.nn.Module):
+    """D(x, σ, c) = T_c, whatever x and σ; as a pipeline it draws T_c for class c (in [0, 1], like output_type="pt")."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, sigma, labels):
+        return TEMPLATES[labels]
+
+    def __call__(self, *args, class_labels=None, generator=None, output_type=None, **kwargs):
+        if class_labels is None:
+            return super().__call__(*args, **kwargs)
+        return SimpleNamespace(images=TEMPLATES[torch.tensor(class_labels)] / 2 + 0.5)
+
+
+def test_auto_is_parsed_unresolved_and_then_resolved():
+    spec = ForgetSpec.parse("class=cat", "auto", NAMES)
+    assert spec.needs_resolving and spec.describe()["override"] == "auto"
+    with pytest.raises(SpecError, match="not been resolved"):
+        spec.teacher_labels(torch.tensor([0, 1]))
+    chosen = spec.resolved(2)
+    assert chosen.describe() == {"forget": ["cat"], "override": "bird", "override_chosen_by": "auto"}
+    assert chosen.request() == spec.request() == {"forget": ["cat"], "override": "auto"}
+    assert chosen.teacher_labels(torch.tensor([0, 1])).tolist() == [2, 1]
+    with pytest.raises(SpecError, match="must be a remaining class"):
+        spec.resolved(0)
+    with pytest.raises(SpecError, match="name the class the run chose"):
+        ForgetSpec.parse("class=cat", "auto", NAMES, allow_auto=False)
+
+
+def test_denoising_distances_match_the_hand_computed_values():
+    teacher = TemplateTeacher()
+    d = denoising_distances(teacher, teacher, [0], [1, 2, 3], 0.5, 2.0, n=3, num_sigmas=2)
+    # D ignores its input, so d(f, c) = mean over σ of λ(σ)·mean‖T_c − T_f‖²
+    weight = (edm_weight(torch.tensor(0.5)) + edm_weight(torch.tensor(2.0))) / 2
+    expected = torch.tensor([(TEMPLATES[c] - TEMPLATES[0]).pow(2).mean() for c in (1, 2, 3)]) * weight
+    torch.testing.assert_close(d, expected.view(1, 3))
+
+
+def test_the_choice_is_far_from_every_forgotten_class():
+    teacher = TemplateTeacher()
+    # alone, cat (-0.5) is farthest from bird (0.9); with fish (0.8) also forgotten, bird is near fish and dog wins
+    assert choose_override(teacher, teacher, ForgetSpec.parse("class=cat", "auto", NAMES), 0.5, 2.0)[0] == 2
+    best, distances = choose_override(teacher, teacher, ForgetSpec.parse("class=cat,fish", "auto", NAMES), 0.5, 2.0)
+    assert best == 1 and set(distances) == {"dog", "bird"} and distances["dog"] > distances["bird"]
+
+
+def test_a_run_with_auto_records_the_choice_and_resumes(tiny_teacher, tiny_options, tmp_path):
+    out = tmp_path / "o"
+    sfd.forget(tiny_teacher, forget="class=dog", override="auto", output_dir=str(out),
+               **dict(tiny_options, validation_steps=0))
+    training = json.loads((out / "training.json").read_text())
+    assert training["override"] in ("cat", "bird") and training["override_chosen_by"] == "auto"
+    assert "(chosen by the teacher: --override auto)" in (out / "README.md").read_text()
+    run = json.loads((out / "checkpoints" / "run.json").read_text())
+    assert run["request"] == {"forget": ["dog"], "override": "auto"}
+    sfd.forget(tiny_teacher, forget="class=dog", override="auto", output_dir=str(out),  # same request: resumes
+               **dict(tiny_options, validation_steps=0, max_train_steps=3, resume_from_checkpoint="latest"))
+    with pytest.raises(TrainingSetupError, match="another forget/override spec"):
+        sfd.forget(tiny_teacher, forget="class=dog", override="random", output_dir=str(out),
+                   **dict(tiny_options, resume_from_checkpoint="latest"))
