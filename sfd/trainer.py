@@ -398,8 +398,8 @@ class SFDTrainer:
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             # the spec guards resuming; the options let tools rebuild a checkpoint's generator (e.g. its sigma_init)
-            write_text_atomic(ckpt_dir / "run.json", json.dumps({"spec": self.spec.describe(), "request": self.spec.request(), "config": self.cfg},
-                                                                default=str, indent=1))
+            state = {"spec": self.spec.describe(), "request": self.spec.request(), "config": self.cfg}
+            write_text_atomic(ckpt_dir / "run.json", json.dumps(state, default=str, indent=1))
             for old in self.list_checkpoints()[: -self.cfg["checkpoints_total_limit"]]:
                 shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
