@@ -1,9 +1,13 @@
 """A diffusers UNet plus its noise schedule, seen as a denoiser D(x, σ, c) that returns x̂₀.
 
-Everything in SFD talks in the variance-exploding σ of EDM / k-diffusion: x_σ = x₀ + σ·ε.
-A DDPM-family model with cumulative ᾱ_t lives at σ_t = sqrt((1 - ᾱ_t) / ᾱ_t) and takes the input
-sqrt(ᾱ_t)·x_σ = x_σ / sqrt(1 + σ²). Its ε-, v- or sample-prediction is turned into x̂₀ here, once,
-so losses and samplers never see the parameterisation.
+Everything in SFD talks in the variance-exploding σ of EDM / k-diffusion: x_σ = x₀ + σ·ε. Two families of
+teachers are wrapped here, once, so losses and samplers never see the parameterisation:
+- DDPM-family schedulers (DDPM, DDIM, DPM-Solver, Euler, … with betas): a model with cumulative ᾱ_t lives at
+  σ_t = sqrt((1 − ᾱ_t) / ᾱ_t), takes the input sqrt(ᾱ_t)·x_σ = x_σ / sqrt(1 + σ²) and the timestep t, and predicts
+  ε, v or x₀ (`DDPMParameterisation`);
+- EDM-style schedulers (diffusers' `EDMEulerScheduler`, `EDMDPMSolverMultistepScheduler`: they carry `sigma_data`):
+  the network F sees c_in(σ)·x and c_noise(σ) = ¼·ln σ, and D = c_skip(σ)·x + c_out(σ)·F (Karras et al. 2022,
+  Table 1), computed by the scheduler's own `precondition_*` methods (`EDMParameterisation`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,12 @@ import torch
 from torch import nn
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+EDM_PREDICTION_TYPES = ("epsilon", "v_prediction")
+
+
+def is_edm(scheduler_config) -> bool:
+    """EDM-style schedulers are parameterised by σ and σ_data instead of a beta schedule."""
+    return "sigma_data" in scheduler_config
 
 
 def alphas_cumprod_from_config(scheduler_config) -> torch.Tensor:
@@ -22,13 +32,90 @@ def alphas_cumprod_from_config(scheduler_config) -> torch.Tensor:
 
 
 def sigmas_from_config(scheduler_config) -> torch.Tensor:
-    """σ_t = sqrt((1 − ᾱ_t) / ᾱ_t) of every training timestep t, increasing in t."""
+    """σ_t = sqrt((1 − ᾱ_t) / ᾱ_t) of every training timestep t of a DDPM-family scheduler, increasing in t."""
     alphas_cumprod = alphas_cumprod_from_config(scheduler_config)
     return ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
 
 
+def sigma_range_from_config(scheduler_config) -> tuple[float, float]:
+    """The σ range the teacher was trained on: its first and last timestep's σ, or an EDM scheduler's σ_min / σ_max."""
+    if is_edm(scheduler_config):
+        return float(scheduler_config["sigma_min"]), float(scheduler_config["sigma_max"])
+    sigmas = sigmas_from_config(scheduler_config)
+    return float(sigmas[0]), float(sigmas[-1])
+
+
+def scheduler_of_family(scheduler_config):
+    """A DDPMScheduler or an EDMEulerScheduler built from the config, whichever family it belongs to: what a one-step
+    pipeline stores (only its parameterisation is used) and a text teacher samples with."""
+    from diffusers import DDPMScheduler, EDMEulerScheduler
+
+    return (EDMEulerScheduler if is_edm(scheduler_config) else DDPMScheduler).from_config(scheduler_config)
+
+
+class DDPMParameterisation(nn.Module):
+    """σ ↔ t by interpolating log σ over the training table; input x/sqrt(1 + σ²); ε / v / x₀ → x̂₀."""
+
+    def __init__(self, scheduler_config):
+        super().__init__()
+        prediction_type = scheduler_config.get("prediction_type", "epsilon")
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"unsupported prediction_type {prediction_type!r}; expected one of {PREDICTION_TYPES}")
+        self.prediction_type = prediction_type
+        self.register_buffer("log_sigmas", sigmas_from_config(scheduler_config).log(), persistent=False)
+
+    @property
+    def sigma_range(self) -> tuple[float, float]:
+        return float(self.log_sigmas[0].exp()), float(self.log_sigmas[-1].exp())
+
+    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Continuous timestep for σ by linear interpolation of log σ over the training table."""
+        log_sigma = sigma.float().log().clamp(self.log_sigmas[0], self.log_sigmas[-1])
+        idx = torch.searchsorted(self.log_sigmas, log_sigma.contiguous()).clamp(1, len(self.log_sigmas) - 1)
+        low, high = self.log_sigmas[idx - 1], self.log_sigmas[idx]
+        frac = (log_sigma - low) / (high - low)
+        return idx - 1 + frac
+
+    def model_input(self, x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x * (1 + sigma**2).rsqrt(), self.sigma_to_t(sigma.flatten())
+
+    def x0(self, out: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if self.prediction_type == "epsilon":  # x̂₀ = x − σ·ε̂
+            return x - sigma * out
+        if self.prediction_type == "v_prediction":  # x̂₀ = x/(1+σ²) − σ/sqrt(1+σ²)·v̂
+            return x / (1 + sigma**2) - sigma / (1 + sigma**2).sqrt() * out
+        return out
+
+
+class EDMParameterisation(nn.Module):
+    """EDM preconditioning (Karras et al. 2022, Table 1) by the diffusers EDM scheduler's own methods."""
+
+    def __init__(self, scheduler_config):
+        super().__init__()
+        from diffusers import EDMEulerScheduler
+
+        prediction_type = scheduler_config.get("prediction_type", "epsilon")
+        if prediction_type not in EDM_PREDICTION_TYPES:
+            raise ValueError(f"unsupported prediction_type {prediction_type!r} for an EDM scheduler; expected one of "
+                             f"{EDM_PREDICTION_TYPES}")
+        self.prediction_type = prediction_type
+        self.scheduler = EDMEulerScheduler.from_config(scheduler_config)
+        self.sigma_range = sigma_range_from_config(scheduler_config)
+
+    def model_input(self, x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # c_in = 1/sqrt(σ² + σ_data²), c_noise = ¼·ln σ
+        return self.scheduler.precondition_inputs(x, sigma), self.scheduler.precondition_noise(sigma.flatten())
+
+    def x0(self, out: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.scheduler.precondition_outputs(x, out, sigma)  # D = c_skip·x + c_out·F
+
+
+def noise_parameterisation(scheduler_config) -> nn.Module:
+    return (EDMParameterisation if is_edm(scheduler_config) else DDPMParameterisation)(scheduler_config)
+
+
 class Denoiser(nn.Module):
-    """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a DDPM-family diffusers model.
+    """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a diffusers model and its scheduler (DDPM family or EDM).
 
     The condition c is integer class labels (a `UNet2DModel` with class embeddings) or text-encoder
     hidden states (a `UNet2DConditionModel`). `guidance_scale` > 1 applies classifier-free guidance on
@@ -39,50 +126,33 @@ class Denoiser(nn.Module):
     def __init__(self, unet: nn.Module, scheduler_config, null_class_id: int | None = None,
                  guidance_scale: float = 1.0, null_embedding: torch.Tensor | None = None):
         super().__init__()
-        prediction_type = scheduler_config.get("prediction_type", "epsilon")
-        if prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"unsupported prediction_type {prediction_type!r}; expected one of {PREDICTION_TYPES}")
         if guidance_scale != 1.0 and null_class_id is None and null_embedding is None:
             raise ValueError("classifier-free guidance needs a model trained with a null class or an empty-prompt embedding")
         self.unet = unet
-        self.prediction_type = prediction_type
+        self.parameterisation = noise_parameterisation(scheduler_config)
         self.null_class_id = null_class_id
         self.guidance_scale = guidance_scale
         self.null_embedding = null_embedding
-        # the σ_t table, kept in log space for interpolation
-        self.register_buffer("log_sigmas", sigmas_from_config(scheduler_config).log(), persistent=False)
+
+    @property
+    def prediction_type(self) -> str:
+        return self.parameterisation.prediction_type
 
     @property
     def sigma_min(self) -> float:
-        return float(self.log_sigmas[0].exp())
+        return self.parameterisation.sigma_range[0]
 
     @property
     def sigma_max(self) -> float:
-        return float(self.log_sigmas[-1].exp())
-
-    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Continuous timestep for σ by linear interpolation of log σ over the training table."""
-        log_sigma = sigma.float().log().clamp(self.log_sigmas[0], self.log_sigmas[-1])
-        idx = torch.searchsorted(self.log_sigmas, log_sigma.contiguous()).clamp(1, len(self.log_sigmas) - 1)
-        low, high = self.log_sigmas[idx - 1], self.log_sigmas[idx]
-        frac = (log_sigma - low) / (high - low)
-        return idx - 1 + frac
-
-    def x0_from_output(self, out: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        if self.prediction_type == "epsilon":  # x̂₀ = x − σ·ε̂
-            return x - sigma * out
-        if self.prediction_type == "v_prediction":  # x̂₀ = x/(1+σ²) − σ/sqrt(1+σ²)·v̂
-            return x / (1 + sigma**2) - sigma / (1 + sigma**2).sqrt() * out
-        return out
+        return self.parameterisation.sigma_range[1]
 
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        c_in = (1 + sigma**2).rsqrt()
-        t = self.sigma_to_t(sigma.flatten())
+        x_in, t = self.parameterisation.model_input(x, sigma)
         if cond.is_floating_point():  # text-encoder hidden states
-            out = self.unet(x * c_in, t, encoder_hidden_states=cond.to(self.unet.dtype)).sample
+            out = self.unet(x_in, t, encoder_hidden_states=cond.to(self.unet.dtype)).sample
         else:
-            out = self.unet(x * c_in, t, class_labels=cond).sample
-        return self.x0_from_output(out.to(x.dtype), x, sigma)
+            out = self.unet(x_in, t, class_labels=cond).sample
+        return self.parameterisation.x0(out.to(x.dtype), x, sigma)
 
     def null_condition(self, cond: torch.Tensor) -> torch.Tensor:
         if cond.is_floating_point():

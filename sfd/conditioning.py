@@ -20,7 +20,7 @@ from diffusers import DDPMScheduler, DiffusionPipeline, UNet2DConditionModel, UN
 
 from pipelines import (ClassConditionalDiffusionPipeline, Denoiser, OneStepClassConditionalPipeline,
                        OneStepTextToImagePipeline, TextToImageDiffusionPipeline)
-from pipelines.denoiser import sigmas_from_config
+from pipelines.denoiser import noise_parameterisation, scheduler_of_family
 
 from .config import PROJECT_ROOT
 from .judges import DEFAULT_CLASSIFIER
@@ -68,17 +68,23 @@ def _unet_config(path: str, cls) -> dict:
         raise TrainingSetupError(f"cannot read the teacher's unet/config.json at {path}: {err}") from err
 
 
-def teacher_sigma_range(teacher) -> tuple[float, float]:
-    """The teacher's σ range (its first and last training timestep), from its scheduler config: no weights."""
+def teacher_scheduler_config(teacher) -> dict:
+    """The teacher's scheduler config (a loaded pipeline's, or read from its folder: no weights)."""
     if isinstance(teacher, DiffusionPipeline):
-        config = teacher.scheduler.config
-    else:
-        try:
-            config = DDPMScheduler.load_config(str(teacher), subfolder="scheduler")
-        except OSError as err:
-            raise TrainingSetupError(f"cannot read the teacher's scheduler/scheduler_config.json at {teacher}: {err}") from err
-    sigmas = sigmas_from_config(config)
-    return float(sigmas[0]), float(sigmas[-1])
+        return dict(teacher.scheduler.config)
+    try:
+        return DDPMScheduler.load_config(str(teacher), subfolder="scheduler")
+    except OSError as err:
+        raise TrainingSetupError(f"cannot read the teacher's scheduler/scheduler_config.json at {teacher}: {err}") from err
+
+
+def teacher_sigma_range(teacher) -> tuple[float, float]:
+    """The teacher's σ range (its first and last training timestep, or an EDM scheduler's σ_min / σ_max), checking
+    that its parameterisation is one `Denoiser` wraps: configs only, no weights."""
+    try:
+        return noise_parameterisation(teacher_scheduler_config(teacher)).sigma_range
+    except ValueError as err:
+        raise TrainingSetupError(f"the teacher's scheduler: {err}") from None
 
 
 def inspect(cfg: dict):
@@ -265,7 +271,7 @@ class ClassConditioning(_Conditioning):
                              ref_predictions=ref_predictions), grid
 
     def one_step_pipeline(self, unet, sigma_init: float) -> OneStepClassConditionalPipeline:
-        scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
+        scheduler = scheduler_of_family(self.pipe.scheduler.config)
         return OneStepClassConditionalPipeline(unet=unet.eval(), scheduler=scheduler, id2label=self.spec.id2label,
                                                sigma_init=sigma_init, forgotten=list(self.spec.forget))
 
@@ -279,7 +285,7 @@ def load_text_to_image_teacher(path: str, weight_dtype=torch.float32) -> TextToI
     unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=weight_dtype)
     text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=weight_dtype)
     tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
-    scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler")
+    scheduler = scheduler_of_family(DDPMScheduler.load_config(path, subfolder="scheduler"))
     vae = None
     if (index.get("vae") or [None])[0] is not None:
         from diffusers import AutoencoderKL
@@ -399,5 +405,5 @@ class TextConditioning(_Conditioning):
         p = self.pipe
         return OneStepTextToImagePipeline(
             unet=unet.eval(), text_encoder=p.text_encoder, tokenizer=p.tokenizer, vae=p.vae,
-            scheduler=DDPMScheduler.from_config(p.scheduler.config), sigma_init=sigma_init,
+            scheduler=scheduler_of_family(p.scheduler.config), sigma_init=sigma_init,
             forgotten=list(self.spec.concepts) or list(self.spec.forget_prompts), concepts=p.concepts)

@@ -23,6 +23,8 @@ import torch
 from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
+from pipelines.denoiser import is_edm
+
 from .data import load_fashion_mnist
 from .evaluate import classify
 from .judges import ImageClassifierJudge
@@ -112,6 +114,9 @@ def relearn_curve(model, forget: str, n_images: int = 10, checkpoints: Sequence[
 
     if at_sampling_level and "sigma_init" not in pipe.config:
         raise ValueError("at_sampling_level attacks a one-step generator (sampled at σ_init); this model samples in many steps")
+    if not at_sampling_level and is_edm(pipe.scheduler.config):
+        raise ValueError("the denoising-loss attack samples DDPM timesteps; this model has an EDM scheduler: attack it "
+                         "with at_sampling_level (one-step models)")
     released = pipe.unet
     pipe.unet = unet = copy.deepcopy(released).float()
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)

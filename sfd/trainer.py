@@ -33,7 +33,9 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .conditioning import Conditions, TrainingSetupError, inspect, teacher_sigma_range
+from pipelines.denoiser import is_edm
+
+from .conditioning import Conditions, TrainingSetupError, inspect, teacher_scheduler_config, teacher_sigma_range
 from .config import load_config
 from .io import write_text_atomic
 from .losses import fake_score_loss, regression_loss, sample_sigmas, sid_generator_loss
@@ -98,6 +100,9 @@ def validate(cfg: dict, require_forget: bool = True):
     task = inspect(cfg)
     spec = task.spec
     lo, hi = teacher_sigma_range(cfg["teacher"])
+    if cfg["regression_weight"] > 0 and is_edm(teacher_scheduler_config(cfg["teacher"])):
+        raise TrainingSetupError("regression_weight > 0 solves the teacher's ODE with a DDPM-family DPM-Solver; it is not "
+                                 "available for EDM-style teachers yet: set regression_weight 0")
     if max(cfg["sigma_min"], lo) >= min(cfg["sigma_max"], hi):  # the trainer clamps the range to the teacher's
         raise TrainingSetupError(f"the training σ range [{cfg['sigma_min']}, {cfg['sigma_max']}] misses the teacher's "
                                  f"[{lo:.3g}, {hi:.3g}]: set sigma_min / sigma_max")

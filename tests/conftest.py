@@ -17,14 +17,17 @@ def tiny_unet(num_class_embeds=4):
                        num_class_embeds=num_class_embeds, norm_num_groups=4)
 
 
-def make_teacher(path, num_class_embeds=4, prediction_type="epsilon", guidance=1.0, seed=0):
-    from diffusers import DDPMScheduler
+def make_teacher(path, num_class_embeds=4, prediction_type="epsilon", guidance=1.0, seed=0, edm=False):
+    """A tiny class-conditional teacher: a DDPM scheduler, or with `edm` an EDM-style one (diffusers' EDMEulerScheduler)."""
+    from diffusers import DDPMScheduler, EDMEulerScheduler
 
     from pipelines import ClassConditionalDiffusionPipeline
 
     torch.manual_seed(seed)
+    scheduler = (EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, prediction_type=prediction_type) if edm
+                 else DDPMScheduler(num_train_timesteps=100, prediction_type=prediction_type))
     pipe = ClassConditionalDiffusionPipeline(
-        unet=tiny_unet(num_class_embeds), scheduler=DDPMScheduler(num_train_timesteps=100, prediction_type=prediction_type),
+        unet=tiny_unet(num_class_embeds), scheduler=scheduler,
         id2label=NAMES, default_guidance_scale=guidance, default_num_inference_steps=3)
     pipe.save_pretrained(path)
     return path
@@ -60,13 +63,13 @@ def tiny_options(tiny_classifier):
 T2I_PROMPTS = ["a photo of a cat", "a photo of a dog", "a photo of a bird", "a small dog", "a dark cat", "a bird"]
 
 
-def make_t2i_teacher(path, with_vae: bool = False, layout: str = "sfd", seed: int = 0):
+def make_t2i_teacher(path, with_vae: bool = False, layout: str = "sfd", seed: int = 0, edm: bool = False):
     """A tiny Stable Diffusion-layout pipeline: CLIP text encoder + tokenizer, UNet2DConditionModel,
     DDPM scheduler and, with `with_vae`, an AutoencoderKL (latent space). `layout="diffusers"` saves it
-    as a diffusers `StableDiffusionPipeline` (the layout of Hub SD checkpoints)."""
+    as a diffusers `StableDiffusionPipeline` (the layout of Hub SD checkpoints); `edm` gives it an EDM scheduler."""
     from pathlib import Path
 
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDPMScheduler, EDMEulerScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from pipelines import TextToImageDiffusionPipeline
@@ -88,7 +91,7 @@ def make_t2i_teacher(path, with_vae: bool = False, layout: str = "sfd", seed: in
         vae = AutoencoderKL(in_channels=1, out_channels=1, latent_channels=2, block_out_channels=(8, 8),
                             down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
                             norm_num_groups=4, sample_size=16)
-    scheduler = DDPMScheduler(num_train_timesteps=100)
+    scheduler = EDMEulerScheduler(sigma_data=0.5) if edm else DDPMScheduler(num_train_timesteps=100)
     if layout == "diffusers":
         from diffusers import StableDiffusionPipeline
 

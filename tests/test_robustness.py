@@ -9,6 +9,8 @@ import torch
 from sfd.losses import denoising_loss
 from sfd.relearn import area_under_curve, attacker_images, relearn_curve, steps_to_reach
 
+from conftest import make_teacher
+
 
 def test_curve_summaries_by_hand():
     steps, acc = [0, 10, 20], [0.0, 0.2, 1.0]
@@ -75,6 +77,15 @@ def test_relearn_curve_fine_tunes_a_copy_and_measures_every_budget(tiny_teacher,
     # the resurgence test attacks with the remaining classes only
     benign = relearn_curve(pipe, "class=dog", n_images=5, checkpoints=[0, 3], benign=True, learning_rate=1e-2, **kw)
     assert benign["attacked"] == ["cat", "bird"] and benign["benign"]
+
+
+def test_denoising_loss_attack_refuses_an_edm_model(tmp_path, tiny_classifier):
+    from pipelines import ClassConditionalDiffusionPipeline
+
+    pipe = ClassConditionalDiffusionPipeline.from_pretrained(make_teacher(tmp_path / "edm", edm=True))
+    with pytest.raises(ValueError, match="EDM scheduler: attack it with at_sampling_level"):
+        relearn_curve(pipe, "class=dog", n_images=5, checkpoints=[0], classifier=tiny_classifier, pool=tiny_pool(),
+                      progress=False)
 
 
 def test_adaptive_attack_trains_the_generator_at_its_sampling_level(tiny_teacher, tiny_classifier):

@@ -14,9 +14,9 @@ from sfd.train import main as train_main
 from conftest import T2I_PROMPTS, make_t2i_teacher
 
 
-@pytest.mark.parametrize("with_vae,layout", [(False, "sfd"), (True, "diffusers")])
-def test_tiny_text_to_image_run_exports_and_reloads(tmp_path, tiny_t2i_options, with_vae, layout):
-    teacher = make_t2i_teacher(tmp_path / "teacher", with_vae=with_vae, layout=layout)
+@pytest.mark.parametrize("with_vae,layout,edm", [(False, "sfd", False), (True, "diffusers", False), (False, "sfd", True)])
+def test_tiny_text_to_image_run_exports_and_reloads(tmp_path, tiny_t2i_options, with_vae, layout, edm):
+    teacher = make_t2i_teacher(tmp_path / "teacher", with_vae=with_vae, layout=layout, edm=edm)
     out = tmp_path / "out"
     pipe = sfd.forget(teacher, forget="concept=dog", override="cat", output_dir=str(out), **tiny_t2i_options)
     assert isinstance(pipe, OneStepTextToImagePipeline)
@@ -26,6 +26,7 @@ def test_tiny_text_to_image_run_exports_and_reloads(tmp_path, tiny_t2i_options, 
     assert (out / "vae").exists() == with_vae
     loaded = OneStepTextToImagePipeline.from_pretrained(out)
     assert loaded.config.forgotten == ["dog"] and (loaded.vae is None) == (not with_vae)
+    assert ("sigma_data" in loaded.scheduler.config) == edm  # the scheduler family (DDPM or EDM) is the teacher's
     images = loaded(prompt=["a photo of a dog", "a bird"], generator=torch.Generator().manual_seed(0), output_type="np").images
     assert images.shape == (2, 16 if with_vae else 8, 16 if with_vae else 8, 1)
     with pytest.raises(ValueError, match="one-step"):

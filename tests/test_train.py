@@ -282,3 +282,41 @@ def test_negative_forget_class_guides_forgotten_rows_against_their_own_class(tmp
     off = validate(plain)
     off.load(plain["teacher"], "cpu")
     assert off.draw(4, 0.5).uncond is None
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_edm_teacher_trains_and_exports_an_edm_one_step_pipeline(prediction_type, tiny_options, tmp_path):
+    """An EDM-style teacher (UNet2DModel + diffusers' EDMEulerScheduler) goes through the same σ-space losses; the
+    one-step pipeline keeps its scheduler family, so G(z, c) = D(σ_init·z, σ_init, c) with EDM's preconditioning."""
+    from diffusers import EDMEulerScheduler
+
+    from pipelines import Denoiser
+    from pipelines.denoiser import EDMParameterisation
+
+    teacher = make_teacher(tmp_path / "edm", prediction_type=prediction_type, edm=True)
+    out = tmp_path / "out"
+    pipe = sfd.forget(str(teacher), forget="class=dog", output_dir=str(out), **tiny_options)
+    loaded = OneStepClassConditionalPipeline.from_pretrained(out)
+    assert isinstance(loaded.scheduler, EDMEulerScheduler) and loaded.scheduler.config.prediction_type == prediction_type
+    card = json.loads((out / "training.json").read_text())
+    assert card["steps"] == tiny_options["max_train_steps"]
+    images = loaded(class_labels=[0, 1, 2], generator=torch.Generator().manual_seed(0), output_type="pt").images
+    z = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        generator = Denoiser(loaded.unet, loaded.scheduler.config)
+        x = generator(2.5 * z, 2.5, torch.tensor([0, 1, 2]))
+    assert isinstance(generator.parameterisation, EDMParameterisation)
+    torch.testing.assert_close(images, (x / 2 + 0.5).clamp(0, 1))
+    torch.testing.assert_close(pipe.unet.state_dict()["conv_in.weight"], loaded.unet.state_dict()["conv_in.weight"])
+
+
+def test_edm_teacher_bad_parameterisation_and_regression_are_refused_before_loading(tmp_path, monkeypatch):
+    import sfd.trainer as trainer
+
+    monkeypatch.setattr(trainer.SFDTrainer, "__init__", lambda *a, **k: pytest.fail("model loaded"))
+    teacher = str(make_teacher(tmp_path / "edm", edm=True))
+    with pytest.raises(SystemExit, match="regression_weight > 0 .* not available for EDM-style teachers"):
+        train_main(["--teacher", teacher, "--forget", "class=dog", "--regression_weight", "1"])
+    sample = str(make_teacher(tmp_path / "edm-sample", prediction_type="sample", edm=True))
+    with pytest.raises(SystemExit, match="teacher's scheduler: unsupported prediction_type 'sample' for an EDM"):
+        train_main(["--teacher", sample, "--forget", "class=dog"])
