@@ -1,5 +1,5 @@
 """The two SFD losses (and the optional regression term), written in the σ-space of a denoiser D(x, σ, c) → x̂₀,
-and the DDPM denoising loss the teachers (and the relearning attacker) train with.
+and the DDPM / EDM denoising losses the teachers (and the relearning attacker) train with.
 
 Symbols follow SiD / SFD: `x_g` generator output, `y_real` the teacher's x̂₀ (under the override
 label for forgotten classes), `y_fake` the fake score network's x̂₀, `alpha` SiD's α.
@@ -56,7 +56,12 @@ def _weighted_mean(per_sample: torch.Tensor, sample_weight: torch.Tensor | None)
 
 def denoising_loss(unet, scheduler, x0: torch.Tensor, cond: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """E_t,ε ‖target − UNet(√ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t, c)‖² (DDPM, Ho et al. eq. 14), target ε, v or x₀ per the
-    schedule's prediction_type; c is class ids or text hidden states. The teachers' and the relearning attacker's loss."""
+    schedule's prediction_type; c is class ids or text hidden states. The teachers' and the relearning attacker's loss.
+    An EDM-style scheduler (it carries sigma_data) trains with `edm_denoising_loss` instead."""
+    if "sigma_data" in scheduler.config:
+        from pipelines import Denoiser
+
+        return edm_denoising_loss(Denoiser(unet, scheduler.config), scheduler.config.sigma_data, x0, cond, gen)
     dev = next(unet.parameters()).device  # draws on the CPU generator, computed where the UNet lives
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=gen).to(dev)
     x0, noise = x0.to(dev), torch.randn(x0.shape, generator=gen).to(dev)
@@ -65,6 +70,18 @@ def denoising_loss(unet, scheduler, x0: torch.Tensor, cond: torch.Tensor, gen: t
               "sample": x0}[scheduler.config.prediction_type]
     kwarg = "encoder_hidden_states" if cond.is_floating_point() else "class_labels"
     return F.mse_loss(unet(x_t, t, **{kwarg: cond.to(dev)}).sample.float(), target)
+
+
+def edm_denoising_loss(denoiser, sigma_data: float, x0: torch.Tensor, cond: torch.Tensor, gen: torch.Generator,
+                       p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
+    """E_σ,ε λ(σ)·‖D(x₀ + σ·ε, σ, c) − x₀‖² with ln σ ~ N(P_mean, P_std²) (EDM, Karras et al. eq. 2 and Table 1)."""
+    dev = next(denoiser.parameters()).device
+    sigma = (torch.randn(len(x0), generator=gen) * p_std + p_mean).exp().view(-1, *([1] * (x0.dim() - 1)))
+    noise = torch.randn(x0.shape, generator=gen)
+    x0, sigma = x0.to(dev), sigma.to(dev)
+    per_sample = edm_weight(sigma.flatten(), sigma_data) * (denoiser(x0 + sigma * noise.to(dev), sigma, cond.to(dev)).float()
+                                                            - x0).pow(2).flatten(1).mean(1)
+    return per_sample.mean()
 
 
 def sampling_level_loss(denoiser, sigma: float, x0: torch.Tensor, labels: torch.Tensor,

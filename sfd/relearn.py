@@ -20,10 +20,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
-from pipelines.denoiser import is_edm
+from pipelines.denoiser import scheduler_of_family
 
 from .data import load_fashion_mnist
 from .evaluate import classify
@@ -114,12 +113,9 @@ def relearn_curve(model, forget: str, n_images: int = 10, checkpoints: Sequence[
 
     if at_sampling_level and "sigma_init" not in pipe.config:
         raise ValueError("at_sampling_level attacks a one-step generator (sampled at σ_init); this model samples in many steps")
-    if not at_sampling_level and is_edm(pipe.scheduler.config):
-        raise ValueError("the denoising-loss attack samples DDPM timesteps; this model has an EDM scheduler: attack it "
-                         "with at_sampling_level (one-step models)")
     released = pipe.unet
     pipe.unet = unet = copy.deepcopy(released).float()
-    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    scheduler = scheduler_of_family(pipe.scheduler.config)  # its training parameterisation (DDPM family or EDM)
     if at_sampling_level:
         denoiser, sigma = pipe.generator_network(), pipe.config.sigma_init
         loss_fn = lambda x0, c, g: sampling_level_loss(denoiser, sigma, x0, c, g)  # noqa: E731

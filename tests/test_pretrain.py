@@ -1,5 +1,7 @@
 """The asset builders, on tiny settings: everything saves with save_pretrained and reloads."""
 
+import numpy as np
+import pytest
 import torch
 from transformers import AutoModelForImageClassification, AutoTokenizer, CLIPModel
 
@@ -113,3 +115,22 @@ def test_changing_the_default_guidance_keeps_the_folder_files(tmp_path):
                                      argparse.Namespace(output_dir=folder, default_guidance_scale=3.0))
     assert steps == 5 and (tmp_path / "t" / "prompts.txt").exists()
     assert TextToImageDiffusionPipeline.from_pretrained(folder).config.default_guidance_scale == 3.0
+
+
+@pytest.mark.parametrize("edm", [False, True])
+def test_teacher_script_trains_a_few_steps_and_exports_a_sampling_pipeline(edm, tmp_path):
+    """`python -m sfd.pretrain.teacher [--edm]`: DDPM or EDM training, exported with the DPM-Solver++ of its family."""
+    from diffusers import DPMSolverMultistepScheduler, EDMDPMSolverMultistepScheduler
+
+    from pipelines import ClassConditionalDiffusionPipeline
+    from sfd.pretrain.teacher import main
+
+    out = tmp_path / "teacher"
+    main(["--output_dir", str(out), "--work_dir", str(tmp_path / "work"), "--max_steps", "2", "--batch_size", "4",
+          "--checkpoint_every", "1", "--mixed_precision", "no"] + (["--edm"] if edm else []))
+    pipe = ClassConditionalDiffusionPipeline.from_pretrained(out)
+    assert type(pipe.scheduler) is (EDMDPMSolverMultistepScheduler if edm else DPMSolverMultistepScheduler)
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe(class_labels=["trouser", "bag"], num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                  output_type="np").images
+    assert images.shape == (2, 28, 28, 1) and np.isfinite(images).all()

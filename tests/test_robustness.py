@@ -47,6 +47,21 @@ def test_denoising_loss_targets_the_schedule_parameterisation(prediction_type):
     assert loss.item() == pytest.approx(target.pow(2).mean().item(), rel=1e-5)
 
 
+def test_edm_denoising_loss_by_hand():
+    """With F = 0 an EDM model's x̂₀ is c_skip·x: the loss is λ(σ)·‖c_skip·(x₀ + σε) − x₀‖², ln σ ~ N(−1.2, 1.2²)."""
+    from diffusers import EDMEulerScheduler
+
+    sched = EDMEulerScheduler(sigma_data=0.5)
+    x0 = torch.randn(6, 1, 4, 4)
+    loss = denoising_loss(ZeroUNet(), sched, x0, torch.zeros(6, dtype=torch.long), torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    sigma = (torch.randn(6, generator=gen) * 1.2 - 1.2).exp().view(-1, 1, 1, 1)
+    x = x0 + sigma * torch.randn(x0.shape, generator=gen)
+    c_skip, weight = 0.25 / (sigma**2 + 0.25), (sigma**2 + 0.25) / (sigma * 0.5) ** 2
+    expected = (weight * (c_skip * x - x0) ** 2).flatten(1).mean(1).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_attacker_images_are_n_per_class_of_the_asked_classes():
     x, y = torch.arange(30.0).view(30, 1, 1, 1), torch.arange(30) % 3
     xs, ys = attacker_images((x, y), [2, 0], 4, seed=1)
@@ -79,13 +94,16 @@ def test_relearn_curve_fine_tunes_a_copy_and_measures_every_budget(tiny_teacher,
     assert benign["attacked"] == ["cat", "bird"] and benign["benign"]
 
 
-def test_denoising_loss_attack_refuses_an_edm_model(tmp_path, tiny_classifier):
+def test_relearning_attack_fine_tunes_an_edm_model_with_its_own_loss(tmp_path, tiny_classifier):
     from pipelines import ClassConditionalDiffusionPipeline
 
     pipe = ClassConditionalDiffusionPipeline.from_pretrained(make_teacher(tmp_path / "edm", edm=True))
-    with pytest.raises(ValueError, match="EDM scheduler: attack it with at_sampling_level"):
-        relearn_curve(pipe, "class=dog", n_images=5, checkpoints=[0], classifier=tiny_classifier, pool=tiny_pool(),
-                      progress=False)
+    before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    curve = relearn_curve(pipe, "class=dog", n_images=5, checkpoints=[0, 2], classifier=tiny_classifier, pool=tiny_pool(),
+                          eval_samples=6, learning_rate=1e-2, progress=False)
+    assert curve["steps"] == [0, 2] and len(curve["forget_accuracy"]) == 2
+    assert all(torch.equal(before[k], v) for k, v in pipe.unet.state_dict().items())
+
 
 
 def test_adaptive_attack_trains_the_generator_at_its_sampling_level(tiny_teacher, tiny_classifier):

@@ -1,4 +1,5 @@
-"""The DDPM training loop the embedded teachers share: ε-prediction, EMA, resumable atomic checkpoints."""
+"""The denoising training loop the embedded teachers share (DDPM, or EDM for an EDM scheduler), EMA, resumable
+atomic checkpoints."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def load_for_measuring(pipeline_class, args):
 def train_noise_predictor(args, accelerator: Accelerator, unet, noise_scheduler, x: torch.Tensor,
                           condition: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
                           export: Callable[[torch.nn.Module, EMAModel, int], None], desc: str = "teacher") -> int:
-    """Minimise the DDPM loss (`sfd.losses.denoising_loss`, Ho et al. eq. 14) over random rows of `x`.
+    """Minimise the DDPM loss (`sfd.losses.denoising_loss`, Ho et al. eq. 14; EDM's for an EDM scheduler) over random
+    rows of `x`.
 
     `condition(idx, gen)` gives the condition of rows `idx` (class labels or text hidden states), with
     the caller's condition dropout already applied. Reads args.{work_dir, max_steps, max_minutes,
