@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pipelines.denoiser import Denoiser, is_edm
+
 
 def sample_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, u_max: float = 0.8,
                   generator: torch.Generator | None = None) -> torch.Tensor:
@@ -58,9 +60,7 @@ def denoising_loss(unet, scheduler, x0: torch.Tensor, cond: torch.Tensor, gen: t
     """E_t,ε ‖target − UNet(√ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t, c)‖² (DDPM, Ho et al. eq. 14), target ε, v or x₀ per the
     schedule's prediction_type; c is class ids or text hidden states. The teachers' and the relearning attacker's loss.
     An EDM-style scheduler (it carries sigma_data) trains with `edm_denoising_loss` instead."""
-    if "sigma_data" in scheduler.config:
-        from pipelines import Denoiser
-
+    if is_edm(scheduler.config):
         return edm_denoising_loss(Denoiser(unet, scheduler.config), scheduler.config.sigma_data, x0, cond, gen)
     dev = next(unet.parameters()).device  # draws on the CPU generator, computed where the UNet lives
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=gen).to(dev)

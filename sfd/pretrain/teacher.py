@@ -20,6 +20,7 @@ from diffusers import (DDPMScheduler, DPMSolverMultistepScheduler, EDMDPMSolverM
 from diffusers.training_utils import EMAModel
 
 from pipelines import ClassConditionalDiffusionPipeline
+from pipelines.denoiser import is_edm
 from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
 from sfd.io import save_pretrained_atomic
 from sfd.precision import resolve_mixed_precision
@@ -48,8 +49,8 @@ def build_scheduler(edm: bool = False):
 
 def sampling_scheduler(noise_scheduler):
     """DPM-Solver++ of the training scheduler's family: what the exported pipeline samples with."""
-    edm = "sigma_data" in noise_scheduler.config
-    return (EDMDPMSolverMultistepScheduler if edm else DPMSolverMultistepScheduler).from_config(noise_scheduler.config)
+    family = EDMDPMSolverMultistepScheduler if is_edm(noise_scheduler.config) else DPMSolverMultistepScheduler
+    return family.from_config(noise_scheduler.config)
 
 
 def parse_args(argv=None):
@@ -111,20 +112,25 @@ def measure(args) -> dict:
               "fid": m["fid_remaining"], "fid_ci": m["fid_remaining_ci"], "guidance_scale": pipe.config.default_guidance_scale,
               "num_inference_steps": pipe.config.default_num_inference_steps, "training_steps": steps}
     out = Path(args.output_dir)
+    edm = is_edm(pipe.scheduler.config)
+    kind, flag = ("edm", " --edm") if edm else ("ddpm", "")
+    parameterisation = ("EDM preconditioning and loss (σ_data 0.5, σ ∈ [0.002, 80])" if edm
+                        else "ε-prediction, linear β, 1000 training timesteps")
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in per_class.items())
     (out / "README.md").write_text(f"""---
 library_name: diffusers
-tags: [class-conditional, ddpm, fashion-mnist]
+tags: [class-conditional, {kind}, fashion-mnist]
 ---
 # Fashion-MNIST class-conditional teacher
 
-`UNet2DModel` ({sum(p.numel() for p in pipe.unet.parameters()) / 1e6:.2f} M parameters), ε-prediction, linear β,
-1000 training timesteps, 10% label dropout (class id 10 is the null label for classifier-free guidance),
-EMA weights after {steps} steps of batch 64 on the 60,000 training images. Sampled with DPM-Solver++
+`UNet2DModel` ({sum(p.numel() for p in pipe.unet.parameters()) / 1e6:.2f} M parameters), {parameterisation},
+10% label dropout (class id 10 is the null label for classifier-free guidance), EMA weights after {steps} steps
+of batch 64 on the 60,000 training images. Sampled with DPM-Solver++
 ({pipe.config.default_num_inference_steps} steps, guidance {pipe.config.default_guidance_scale}).
 
-Reproduce: `python -m sfd.pretrain.teacher --output_dir assets/teacher --default_guidance_scale {pipe.config.default_guidance_scale}`
+Reproduce: `python -m sfd.pretrain.teacher{flag} --output_dir {args.output_dir}
+--default_guidance_scale {pipe.config.default_guidance_scale}`
 (then `--measure_only` for the figures below).
 
 ## Measured
