@@ -45,12 +45,23 @@ def sigma_range_from_config(scheduler_config) -> tuple[float, float]:
     return float(sigmas[0]), float(sigmas[-1])
 
 
+def edm_scheduler(scheduler_config):
+    """diffusers' EDMEulerScheduler with the EDM settings of any EDM scheduler's config (other solvers' keys dropped,
+    which diffusers would otherwise warn about)."""
+    import inspect
+
+    from diffusers import EDMEulerScheduler
+
+    keys = inspect.signature(EDMEulerScheduler.__init__).parameters
+    return EDMEulerScheduler.from_config({k: v for k, v in dict(scheduler_config).items() if k in keys})
+
+
 def scheduler_of_family(scheduler_config):
     """A DDPMScheduler or an EDMEulerScheduler built from the config, whichever family it belongs to: what a one-step
     pipeline stores (only its parameterisation is used) and a text teacher samples with."""
-    from diffusers import DDPMScheduler, EDMEulerScheduler
+    from diffusers import DDPMScheduler
 
-    return (EDMEulerScheduler if is_edm(scheduler_config) else DDPMScheduler).from_config(scheduler_config)
+    return edm_scheduler(scheduler_config) if is_edm(scheduler_config) else DDPMScheduler.from_config(scheduler_config)
 
 
 class DDPMParameterisation(nn.Module):
@@ -92,14 +103,12 @@ class EDMParameterisation(nn.Module):
 
     def __init__(self, scheduler_config):
         super().__init__()
-        from diffusers import EDMEulerScheduler
-
         prediction_type = scheduler_config.get("prediction_type", "epsilon")
         if prediction_type not in EDM_PREDICTION_TYPES:
             raise ValueError(f"unsupported prediction_type {prediction_type!r} for an EDM scheduler; expected one of "
                              f"{EDM_PREDICTION_TYPES}")
         self.prediction_type = prediction_type
-        self.scheduler = EDMEulerScheduler.from_config(scheduler_config)
+        self.scheduler = edm_scheduler(scheduler_config)
         self.sigma_range = sigma_range_from_config(scheduler_config)
 
     def model_input(self, x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
