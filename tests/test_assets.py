@@ -32,11 +32,12 @@ def test_clip_zero_shot_accuracy_at_least_80_percent():
     assert zero_shot_accuracy(model, tok, x, y, FASHION_MNIST_CLASSES) >= 0.80
 
 
-def test_teacher_samples_land_in_their_class():
+@pytest.mark.parametrize("teacher,samples_per_class", [("teacher", 50), ("edm-teacher", 30)])
+def test_teacher_samples_land_in_their_class(teacher, samples_per_class):
     from sfd.evaluate import evaluate_model
 
     torch.manual_seed(0)
-    m = evaluate_model(str(ASSETS / "teacher"), forget=None, num_samples_per_class=50, seed=7,
+    m = evaluate_model(str(ASSETS / teacher), forget=None, num_samples_per_class=samples_per_class, seed=7,
                        reference_stats=None, progress=False)
     assert m["remaining_accuracy"] >= 0.85  # nothing forgotten: the accuracy over all classes
 

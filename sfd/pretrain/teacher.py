@@ -129,7 +129,7 @@ tags: [class-conditional, {kind}, fashion-mnist]
 of batch 64 on the 60,000 training images. Sampled with DPM-Solver++
 ({pipe.config.default_num_inference_steps} steps, guidance {pipe.config.default_guidance_scale}).
 
-Reproduce: `python -m sfd.pretrain.teacher{flag} --output_dir {args.output_dir}
+Reproduce: `python -m sfd.pretrain.teacher{flag} --output_dir {args.output_dir} --max_steps {steps}
 --default_guidance_scale {pipe.config.default_guidance_scale}`
 (then `--measure_only` for the figures below).
 
