@@ -17,7 +17,8 @@ class SpecError(ValueError):
 
 def _split_spec(text: str, what: str) -> tuple[str, list[str]]:
     if "=" not in text:
-        raise SpecError(f'{what} must look like "class=NAME[,NAME…]", got {text!r} (did you mean "class={text}"?)')
+        hint = f' (did you mean "class={text.strip()}"?)' if text.strip() else ""
+        raise SpecError(f'{what} must look like "class=NAME[,NAME…]", got {text!r}{hint}')
     kind, _, body = text.partition("=")
     items = [s.strip() for s in body.split(",") if s.strip()]
     if not items:

@@ -24,6 +24,7 @@ def test_unknown_class_lists_the_valid_ones():
     ("class=trouser", "class=trouser", "also being forgotten"),
     ("class=0,1,2,3", None, "every class"),
     ("trouser", None, r"class=NAME.*did you mean \"class=trouser\""),
+    (" ", None, r"class=NAME\[,NAME…\]\", got ' '$"),
     ("class=", None, "names nothing"),
     ("concept=sneaker", None, "not supported"),
 ])
