@@ -1,9 +1,10 @@
-"""The default command on other classes than trouser, and with a fixed override: does forgetting hold?
+"""The default command on other classes than trouser, and other overrides: does forgetting hold?
 
-    python bench/other_classes.py [--cases shirt shirt:bag shirt+negative pullover pullover:trouser …]
+    python bench/other_classes.py [--cases shirt:auto shirt shirt:bag shirt+negative pullover pullover:trouser …]
 
-A case is `CLASS` (the default command, random override), `CLASS:OVERRIDE` (a fixed override; `CLASS:auto` lets the
-teacher choose it) or `CLASS+negative` (random override with `--negative_forget_class`). Each case trains with `sfd/train.py`
+A case is `CLASS:auto` (the default command: the teacher chooses the override), `CLASS` (`--override random`, the
+default before the twelfth session), `CLASS:OVERRIDE` (a fixed override) or `CLASS+negative` (random override with
+`--negative_forget_class`). Each case trains with `sfd/train.py`
 under bench/runs/other-<case>/ (skipped when that folder already holds a finished model) and is measured
 with sfd-eval's code at the evaluation seed: 1,000 samples of the forgotten class, 100 per remaining class.
 The forget-accuracy floor is what a perfect eraser would score with this judge (README, "Other classes").
@@ -25,14 +26,14 @@ from sfd.evaluate import evaluate_model  # noqa: E402
 from sfd.judges import ImageClassifierJudge  # noqa: E402
 
 DEFAULT_CASES = ["trouser", "sneaker", "bag", "shirt", "shirt+negative", "shirt:bag", "pullover", "pullover:trouser",
-                 "dress", "dress:sandal"]
+                 "dress", "dress:sandal", "shirt:auto", "trouser:auto", "bag:auto", "coat:auto", "pullover:auto"]
 
 
-def parse_case(case: str) -> tuple[str, str | None, bool]:
-    """(forgotten class, fixed override or None, negative_forget_class)."""
+def parse_case(case: str) -> tuple[str, str, bool]:
+    """(forgotten class, override: "random", "auto" or a class name, negative_forget_class)."""
     negative = case.endswith("+negative")
     name, _, override = case.removesuffix("+negative").partition(":")
-    return name, override or None, negative
+    return name, override or "random", negative
 
 
 def train(case: str, runs: Path) -> Path:
@@ -40,8 +41,7 @@ def train(case: str, runs: Path) -> Path:
     out = runs / f"other-{case.replace(':', '-to-').replace('+', '-').replace('/', '_')}"
     if not (out / "model_index.json").exists():
         cmd = [sys.executable, "sfd/train.py", "--forget", f"class={name}", "--output_dir", str(out),
-               "--overwrite_output_dir"] + (["--override", override if override == "auto" else f"class={override}"]
-                                            if override else []) \
+               "--overwrite_output_dir", "--override", override if override in ("random", "auto") else f"class={override}"] \
             + (["--negative_forget_class"] if negative else [])
         subprocess.run(cmd, check=True, cwd=PROJECT_ROOT)
     return out
@@ -61,7 +61,7 @@ def main(argv=None) -> None:
         model = train(case, Path(args.runs))
         name, override, negative = parse_case(case)
         training = json.loads((model / "training.json").read_text())
-        chosen = training["override"] if override else None  # `auto`: the class the run chose
+        chosen = None if override == "random" else training["override"]  # `auto`: the class the run chose
         m = evaluate_model(model, forget=f"class={name}", override=f"class={chosen}" if chosen else None,
                            classifier=judge, num_samples_per_class=100, num_forget_samples=1000, seed=args.seed,
                            progress=False)
@@ -79,7 +79,8 @@ def main(argv=None) -> None:
     out.with_suffix(".md").write_text(
         "# Forgetting other classes\n\n"
         f"`python bench/other_classes.py`: `sfd/train.py --forget class=NAME` with the defaults ({rows[0]['steps']} "
-        f"iterations), the override as listed; evaluation seed {args.seed}, 1,000 samples of the forgotten class and "
+        f"iterations), the override as listed (`auto` is the default since the twelfth session, `random` before); "
+        f"evaluation seed {args.seed}, 1,000 samples of the forgotten class and "
         "100 per remaining class, judged by `assets/classifier`. Floor: the forget accuracy a perfect eraser would "
         "score, i.e. the share of real test images of the override class(es) the classifier calls by the forgotten "
         "name. FID and recall are against the real test images of that run's remaining classes (so they compare "

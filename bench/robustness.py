@@ -53,23 +53,27 @@ def relearn_part(args, judge, previous: dict) -> dict:
     """Every model's curves; those in `previous` (an earlier record with the same settings) are kept."""
     from sfd.relearn import relearn_curve, steps_to_reach
 
-    ensure_esd(PROJECT_ROOT / MODELS["esd"], args.forget)
     kw = dict(attack_settings(args), classifier=judge)
     attacks = {f"n={n}": dict(n_images=n) for n in args.images} | {"benign n=10": dict(n_images=10, benign=True)}
     adaptive = {f"n={n} at σ_init": dict(n_images=n, at_sampling_level=True) for n in args.images}  # one-step only
-    curves = {}
+    curves, measured_on = {}, {}
     for model, path in MODELS.items():
         for name, attack in (attacks | adaptive if model == "sfd" else attacks).items():
             done = previous.get("curves", {}).get(model, {}).get(name)
             if done is None:
+                if model == "esd":
+                    ensure_esd(PROJECT_ROOT / path, args.forget)
                 print(f"[relearn] {model} {name}", flush=True)
                 done = relearn_curve(str(PROJECT_ROOT / path), args.forget, **attack, **kw)
+                measured_on[model] = dt.date.today().isoformat()
+            else:
+                measured_on.setdefault(model, previous.get("measured_on", {}).get(model, previous["date"]))
             curves.setdefault(model, {})[name] = done
     teacher_rate = curves["teacher"][f"n={args.images[0]}"]["forget_accuracy"][0]
     for model in curves.values():
         for c in model.values():
             c["steps_to_half_teacher_rate"] = steps_to_reach(c["steps"], c["forget_accuracy"], teacher_rate / 2)
-    return {"teacher_rate": teacher_rate, "models": MODELS, "curves": curves}
+    return {"teacher_rate": teacher_rate, "models": MODELS, "curves": curves, "measured_on": measured_on}
 
 
 def relearn_markdown(record: dict, plot: str) -> str:
@@ -86,7 +90,16 @@ def relearn_markdown(record: dict, plot: str) -> str:
             f"{record['seed']}; attacker seed {record['attack_seed']}, Adam lr {record['learning_rate']}, batch 16. "
             f"n = real images of the forgotten class; benign = 10 images of each remaining class only; \"at σ_init\": "
             f"the adaptive attacker of a one-step generator (denoising loss at its sampling level only). Teacher's rate: "
-            f"{record['teacher_rate']:.1%}.\n\n" + "\n".join(lines) + f"\n\n![relearning curves]({plot})\n")
+            f"{record['teacher_rate']:.1%}.{_measured_on(record)}\n\n" + "\n".join(lines)
+            + f"\n\n![relearning curves]({plot})\n")
+
+
+def _measured_on(record: dict) -> str:
+    """A note naming each model's measurement date when a record mixes dates (rows carried over with --reuse)."""
+    dates = record.get("measured_on", {})
+    if len(set(dates.values())) <= 1:
+        return ""
+    return " Measured on: " + ", ".join(f"{NAMES[m]} {d}" for m, d in dates.items()) + " (earlier rows carried over)."
 
 
 def train_erasure(name: str, args) -> Path:
@@ -182,7 +195,10 @@ def main(argv=None):
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--layered_steps", type=int, default=600, help="SFD budget of each erasure (split over the stages)")
     p.add_argument("--mixed_precision", default="auto", choices=CHOICES, help="auto: bf16 where the device runs it natively")
-    p.add_argument("--reuse", action="store_true", help="keep today's curves already measured with the same settings")
+    p.add_argument("--reuse", nargs="?", const="today", default=None, metavar="RECORD_JSON",
+                   help="keep curves already measured with the same settings: today's record, or the given earlier one")
+    p.add_argument("--remeasure", nargs="+", default=[], choices=sorted(MODELS),
+                   help="with --reuse: measure these models again (e.g. sfd after the shipped model was retrained)")
     args = p.parse_args(argv)
     args.mixed_precision = resolve_mixed_precision(args.mixed_precision)  # recorded resolved
     from sfd.judges import ImageClassifierJudge
@@ -194,9 +210,14 @@ def main(argv=None):
               "learning_rate": args.learning_rate, "eval_samples": args.eval_samples}
     if args.part in ("relearn", "all"):
         stem = out / f"robustness-relearn-{date}"
-        previous = json.loads(stem.with_suffix(".json").read_text()) if args.reuse and stem.with_suffix(".json").exists() else {}
-        if any(previous.get(k) != v for k, v in common.items()):
+        source = stem.with_suffix(".json") if args.reuse == "today" else Path(args.reuse) if args.reuse else None
+        if source is not None and args.reuse != "today" and not source.exists():
+            raise SystemExit(f"--reuse: {source} not found")
+        previous = json.loads(source.read_text()) if source is not None and source.exists() else {}
+        if any(previous.get(k) != v for k, v in common.items() if k != "date"):
             previous = {}  # measured with other settings: nothing to keep
+        for model in args.remeasure:
+            previous.get("curves", {}).pop(model, None)
         record = {**common, **relearn_part(args, judge, previous)}
         plot_relearn(record, stem.with_suffix(".png"))
         stem.with_suffix(".json").write_text(json.dumps(record, indent=1))

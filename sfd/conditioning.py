@@ -111,8 +111,9 @@ class _Conditioning:
     def unet(self):
         return self.pipe.unet
 
-    def resolve_override(self, accelerator, sigma_min: float, sigma_max: float, seed: int) -> None:
-        """Once the teacher is loaded: choose an override the spec leaves to the teacher (class teachers' `auto`)."""
+    def resolve_override(self, accelerator, sigma_min: float, sigma_max: float, seed: int, exclude=()) -> None:
+        """Once the teacher is loaded: choose an override the spec leaves to the teacher (class teachers' `auto`),
+        never one of the classes named in `exclude` (a layered erasure's later folds)."""
 
     def warn_if_not_forgotten(self, metrics: dict) -> None:
         """After training: advice when the final check still finds what was to be forgotten (class teachers)."""
@@ -156,7 +157,7 @@ class ClassConditioning(_Conditioning):
         self.pipe = pipe
         self.null_class_id = pipe.null_class_id
 
-    def resolve_override(self, accelerator, sigma_min: float, sigma_max: float, seed: int) -> None:
+    def resolve_override(self, accelerator, sigma_min: float, sigma_max: float, seed: int, exclude=()) -> None:
         """`--override auto`: the main process lets the teacher choose (sfd.override_choice); every rank takes its
         answer, so a near tie cannot split the processes."""
         if not self.spec.needs_resolving:
@@ -168,7 +169,8 @@ class ClassConditioning(_Conditioning):
         choice = [None]
         if accelerator.is_main_process:
             teacher = self.denoiser(self.unet).to(accelerator.device)  # unguided: a class's own denoising loss
-            choice = [choose_override(self.pipe, teacher, self.spec, sigma_min, sigma_max, seed)]
+            excluded = [i for i, name in self.spec.id2label.items() if name in set(exclude)]
+            choice = [choose_override(self.pipe, teacher, self.spec, sigma_min, sigma_max, seed, exclude=excluded)]
         if accelerator.num_processes > 1:
             broadcast_object_list(choice)
         override, distances = choice[0]

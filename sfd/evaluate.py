@@ -107,6 +107,19 @@ def class_metrics(probs: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor
     return m
 
 
+def recorded_override(model, forget_names: list[str]) -> str | None:
+    """`class=NAME` when `model` is a folder whose training.json records a fixed override (given or chosen by
+    `auto`) for exactly these forgotten classes; None (a random override) otherwise."""
+    path = Path(str(model)) / "training.json"
+    if not forget_names or not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    override = record.get("override")
+    if sorted(record.get("forget") or []) != sorted(forget_names) or not isinstance(override, str) or override == "random":
+        return None
+    return f"class={override}"
+
+
 def evaluate_model(model, forget: str | None, override: str | None = None, classifier=DEFAULT_CLASSIFIER,
                    reference_stats=DEFAULT_REFERENCE_STATS, num_samples_per_class: int = 100,
                    batch_size: int = 100, seed: int = 0, progress: bool = True,
@@ -119,6 +132,8 @@ def evaluate_model(model, forget: str | None, override: str | None = None, class
     `keep_features` adds the remaining samples' classifier features (an array) as "features_remaining"."""
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
+    if override is None:  # the floor is the override's: take the one the run recorded (e.g. chosen by `auto`)
+        override = recorded_override(model, ForgetSpec.parse(forget or None, None, pipe.id2label).forget_names)
     spec = ForgetSpec.parse(forget or None, override, pipe.id2label, allow_auto=False)
     judge = classifier if isinstance(classifier, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(classifier)
     label_map = judge.match_labels(spec.id2label)
@@ -406,7 +421,8 @@ def parse_args(argv=None):
     p.add_argument("--model", help="pipeline folder or Hub id to measure")
     p.add_argument("--reference", default=None, help="second model (e.g. the teacher) measured the same way")
     p.add_argument("--forget", default=None, help='e.g. "class=trouser"; without it every class counts as remaining')
-    p.add_argument("--override", default=None)
+    p.add_argument("--override", default=None, help='for the floor: "class=NAME" or "random" (default: what the '
+                   "model's training.json records, else random)")
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER))
     p.add_argument("--reference_stats", default=str(DEFAULT_REFERENCE_STATS))
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="CLIP model for the CLIP check ('none' to skip)")

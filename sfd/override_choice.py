@@ -46,9 +46,13 @@ def denoising_distances(pipe, denoiser, forget: list[int], candidates: list[int]
     return d
 
 
-def choose_override(pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0) -> tuple[int, dict]:
-    """The remaining class farthest (max over c of min over f of d(f, c)) from the forgotten ones, and d per class name."""
-    candidates = list(spec.remaining)
+def choose_override(pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0,
+                    exclude=()) -> tuple[int, dict]:
+    """The remaining class farthest (max over c of min over f of d(f, c)) from the forgotten ones, and d per class name.
+    Classes in `exclude` (ids; a layered erasure's later folds, to be forgotten next) are not candidates."""
+    candidates = [c for c in spec.remaining if c not in set(exclude)]
+    if not candidates:
+        raise ValueError(f"--override auto: every remaining class of {spec.describe()} is excluded ({list(exclude)})")
     d = denoising_distances(pipe, denoiser, list(spec.forget), candidates, sigma_min, sigma_max, seed=seed)
     nearest_forgotten = d.min(0).values
     best = candidates[int(nearest_forgotten.argmax())]

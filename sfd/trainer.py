@@ -206,7 +206,8 @@ class SFDTrainer:
         lo, hi = teacher_sigma_range(task.pipe)
         self.sigma_min, self.sigma_max = max(cfg["sigma_min"], lo), min(cfg["sigma_max"], hi)
         started = time.time()
-        task.resolve_override(acc, self.sigma_min, self.sigma_max, cfg["seed"])  # `--override auto`
+        later_folds = [name for fold in cfg.get("layer_folds") or [] for name in fold]  # layered: forgotten later
+        task.resolve_override(acc, self.sigma_min, self.sigma_max, cfg["seed"], later_folds)  # `--override auto`
         choice_seconds = time.time() - started  # counted as training, like the regression pairs
         self.spec = task.spec
         gen_unet = copy.deepcopy(teacher_unet).float().requires_grad_(True).train()

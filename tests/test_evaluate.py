@@ -241,3 +241,14 @@ def test_a_random_override_above_the_floor_target_warns_and_names_the_best_fixed
     assert len(said) == 1 and "15.0%" in said[0] and "--override class=NAME" in said[0]
     task.warn_if_not_forgotten({"forget_accuracy": 0.004})
     assert len(said) == 1
+
+
+def test_the_floor_uses_the_override_the_run_recorded(tmp_path):
+    from sfd.evaluate import recorded_override
+
+    (tmp_path / "training.json").write_text(json.dumps({"forget": ["dog"], "override": "bird", "override_chosen_by": "auto"}))
+    assert recorded_override(tmp_path, ["dog"]) == "class=bird"
+    assert recorded_override(tmp_path, ["cat"]) is None  # asked about another forget set: no claim
+    assert recorded_override(tmp_path, []) is None and recorded_override(tmp_path / "none", ["dog"]) is None
+    (tmp_path / "training.json").write_text(json.dumps({"forget": ["dog"], "override": "random"}))
+    assert recorded_override(tmp_path, ["dog"]) is None

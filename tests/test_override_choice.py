@@ -63,6 +63,11 @@ def test_the_choice_is_far_from_every_forgotten_class():
     assert choose_override(teacher, teacher, ForgetSpec.parse("class=cat", "auto", NAMES), 0.5, 2.0)[0] == 2
     best, distances = choose_override(teacher, teacher, ForgetSpec.parse("class=cat,fish", "auto", NAMES), 0.5, 2.0)
     assert best == 1 and set(distances) == {"dog", "bird"} and distances["dog"] > distances["bird"]
+    # a layered erasure's later fold is not a candidate: without bird, fish (0.8) is the farthest from cat
+    best, distances = choose_override(teacher, teacher, ForgetSpec.parse("class=cat", "auto", NAMES), 0.5, 2.0, exclude=[2])
+    assert best == 3 and set(distances) == {"dog", "fish"}
+    with pytest.raises(ValueError, match="every remaining class"):
+        choose_override(teacher, teacher, ForgetSpec.parse("class=cat", "auto", NAMES), 0.5, 2.0, exclude=[1, 2, 3])
 
 
 def test_a_run_with_auto_records_the_choice_and_resumes(tiny_teacher, tiny_options, tmp_path):

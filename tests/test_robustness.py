@@ -174,6 +174,8 @@ def test_layered_erasure_runs_stages_each_from_the_previous(tiny_teacher, tiny_o
     first, last = (json.loads((d / "training.json").read_text()) for d in (stage1, out))
     assert first["forget"] == ["cat"] and last["forget"] == ["cat", "dog"]
     assert first["steps"] == last["steps"] == 2  # the budget is split over the stages
+    # the default --override auto never picks a class a later stage forgets (dog): bird is the one left
+    assert first["override"] == last["override"] == "bird" and first["override_chosen_by"] == "auto"
     assert "stage 2 of 2" in (out / "README.md").read_text() and "stage-1-of-2" in (out / "README.md").read_text()
     reloaded = OneStepClassConditionalPipeline.from_pretrained(out)
     assert reloaded.config.forgotten == [0, 1]

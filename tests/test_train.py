@@ -44,6 +44,7 @@ def test_tiny_run_exports_a_loadable_one_step_pipeline(tiny_teacher, tiny_option
     assert log[-1]["step"] == 2 and 0 <= log[-1]["forget_accuracy"] <= 1
     run = json.loads((out / "checkpoints" / "run.json").read_text())  # what tools need to rebuild a checkpoint
     assert run["spec"]["forget"] == ["dog"] and run["config"]["sigma_init"] == 2.5
+    assert run["request"]["override"] == "auto" and run["spec"]["override"] in ("cat", "bird")  # the default: the teacher's pick
 
 
 @pytest.mark.parametrize("extra", [{}, dict(regression_weight=1.0, regression_pairs=8, regression_steps=3)])

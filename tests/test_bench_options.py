@@ -1,0 +1,43 @@
+"""Benchmark scripts' reuse options: earlier figures are kept only when they were measured the same way."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import default_run  # noqa: E402
+import robustness  # noqa: E402
+
+
+def _teacher_record(seed=1234, per_class=200):
+    return {"forget": "class=trouser", "teacher": {"seed": seed, "batch_size": 100, "model": "assets/teacher",
+                                                   "num_samples_per_class": per_class, "num_forget_samples": 200,
+                                                   "fid_remaining": 0.59}}
+
+
+def _args(path, **kw):
+    base = dict(reuse_teacher=str(path), forget="class=trouser", seed=1234, batch_size=100, samples_per_class=200,
+                teacher_forget_samples=200, teacher="assets/teacher")
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_default_run_reuses_the_teacher_only_with_the_same_seed_and_counts(tmp_path):
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps(_teacher_record()))
+    assert default_run.reused_teacher(_args(path))["fid_remaining"] == 0.59
+    with pytest.raises(SystemExit, match="'seed': 1234.*'seed': 99"):
+        default_run.reused_teacher(_args(path, seed=99))
+    with pytest.raises(SystemExit, match="num_samples_per_class"):
+        default_run.reused_teacher(_args(path, samples_per_class=100))
+    with pytest.raises(SystemExit, match="missing.json not found"):
+        default_run.reused_teacher(_args(tmp_path / "missing.json"))
+
+
+def test_a_relearning_record_names_the_dates_of_carried_over_rows():
+    assert robustness._measured_on({"measured_on": {"teacher": "2026-11-25", "sfd": "2026-11-25"}}) == ""
+    note = robustness._measured_on({"measured_on": {"teacher": "2026-11-23", "sfd": "2026-11-25"}})
+    assert "Teacher (multi-step) 2026-11-23" in note and "SFD (one step) 2026-11-25" in note
