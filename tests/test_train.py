@@ -270,8 +270,8 @@ def test_negative_forget_class_guides_forgotten_rows_against_their_own_class(tmp
     from sfd.trainer import validate
 
     teacher = make_teacher(tmp_path / "t", guidance=1.5)
-    cfg = load_config(overrides=dict(teacher=str(teacher), forget="class=dog", negative_forget_class=True,
-                                     output_dir=str(tmp_path / "o")))
+    cfg = load_config(overrides=dict(teacher=str(teacher), forget="class=dog", override="random",
+                                     negative_forget_class=True, output_dir=str(tmp_path / "o")))
     task = validate(cfg)
     task.load(cfg["teacher"], "cpu")
     conds = task.draw(16, 0.5)
