@@ -62,9 +62,9 @@ def main(argv=None) -> None:
         name, override, negative = parse_case(case)
         training = json.loads((model / "training.json").read_text())
         chosen = None if override == "random" else training["override"]  # `auto`: the class the run chose
-        m = evaluate_model(model, forget=f"class={name}", override=f"class={chosen}" if chosen else None,
-                           classifier=judge, num_samples_per_class=100, num_forget_samples=1000, seed=args.seed,
-                           progress=False)
+        # the floor's override is the one the run recorded in training.json (evaluate_model reads it)
+        m = evaluate_model(model, forget=f"class={name}", classifier=judge, num_samples_per_class=100,
+                           num_forget_samples=1000, seed=args.seed, progress=False)
         rows.append({"case": case, "forget": name, "override": f"auto → {chosen}" if override == "auto" else chosen
                      or "random", "negative_forget_class": negative, "steps": training["steps"],
                      "mixed_precision": training.get("mixed_precision", "bf16"), **{k: m[k] for k in (

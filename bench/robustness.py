@@ -200,6 +200,10 @@ def main(argv=None):
     p.add_argument("--remeasure", nargs="+", default=[], choices=sorted(MODELS),
                    help="with --reuse: measure these models again (e.g. sfd after the shipped model was retrained)")
     args = p.parse_args(argv)
+    if args.remeasure and not args.reuse:
+        p.error("--remeasure only makes sense with --reuse (without it every model is measured anyway)")
+    if args.reuse not in (None, "today") and not Path(args.reuse).exists():
+        p.error(f"--reuse: {args.reuse} not found")
     args.mixed_precision = resolve_mixed_precision(args.mixed_precision)  # recorded resolved
     from sfd.judges import ImageClassifierJudge
 
@@ -210,10 +214,11 @@ def main(argv=None):
               "learning_rate": args.learning_rate, "eval_samples": args.eval_samples}
     if args.part in ("relearn", "all"):
         stem = out / f"robustness-relearn-{date}"
-        source = stem.with_suffix(".json") if args.reuse == "today" else Path(args.reuse) if args.reuse else None
-        if source is not None and args.reuse != "today" and not source.exists():
-            raise SystemExit(f"--reuse: {source} not found")
-        previous = json.loads(source.read_text()) if source is not None and source.exists() else {}
+        previous = {}
+        if args.reuse == "today" and stem.with_suffix(".json").exists():
+            previous = json.loads(stem.with_suffix(".json").read_text())
+        elif args.reuse not in (None, "today"):
+            previous = json.loads(Path(args.reuse).read_text())
         if any(previous.get(k) != v for k, v in common.items() if k != "date"):
             previous = {}  # measured with other settings: nothing to keep
         for model in args.remeasure:

@@ -25,7 +25,7 @@ from pipelines.denoiser import noise_parameterisation, scheduler_of_family
 from .config import PROJECT_ROOT
 from .judges import DEFAULT_CLASSIFIER
 from .prompts import PromptSpec, read_lines
-from .spec import ForgetSpec, SpecError
+from .spec import ForgetSpec, SpecError, resolve_classes
 
 logger = get_logger(__name__)
 GENERAL_REMAIN_PROMPTS = PROJECT_ROOT / "configs" / "prompts" / "remain-general.txt"
@@ -169,7 +169,7 @@ class ClassConditioning(_Conditioning):
         choice = [None]
         if accelerator.is_main_process:
             teacher = self.denoiser(self.unet).to(accelerator.device)  # unguided: a class's own denoising loss
-            excluded = [i for i, name in self.spec.id2label.items() if name in set(exclude)]
+            excluded = resolve_classes(list(exclude), self.spec.id2label, "layered erasure folds")
             choice = [choose_override(self.pipe, teacher, self.spec, sigma_min, sigma_max, seed, exclude=excluded)]
         if accelerator.num_processes > 1:
             broadcast_object_list(choice)

@@ -50,7 +50,8 @@ def choose_override(pipe, denoiser, spec, sigma_min: float, sigma_max: float, se
                     exclude=()) -> tuple[int, dict]:
     """The remaining class farthest (max over c of min over f of d(f, c)) from the forgotten ones, and d per class name.
     Classes in `exclude` (ids; a layered erasure's later folds, to be forgotten next) are not candidates."""
-    candidates = [c for c in spec.remaining if c not in set(exclude)]
+    excluded = set(exclude)
+    candidates = [c for c in spec.remaining if c not in excluded]
     if not candidates:
         raise ValueError(f"--override auto: every remaining class of {spec.describe()} is excluded ({list(exclude)})")
     d = denoising_distances(pipe, denoiser, list(spec.forget), candidates, sigma_min, sigma_max, seed=seed)

@@ -41,3 +41,11 @@ def test_a_relearning_record_names_the_dates_of_carried_over_rows():
     assert robustness._measured_on({"measured_on": {"teacher": "2026-11-25", "sfd": "2026-11-25"}}) == ""
     note = robustness._measured_on({"measured_on": {"teacher": "2026-11-23", "sfd": "2026-11-25"}})
     assert "Teacher (multi-step) 2026-11-23" in note and "SFD (one step) 2026-11-25" in note
+
+
+@pytest.mark.parametrize("argv,match", [(["--remeasure", "sfd"], "only makes sense with --reuse"),
+                                        (["--reuse", "missing.json"], "missing.json not found")])
+def test_robustness_refuses_reuse_options_that_cannot_work_before_loading(argv, match, capsys):
+    with pytest.raises(SystemExit):
+        robustness.main(argv)
+    assert match in capsys.readouterr().err
