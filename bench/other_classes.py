@@ -2,7 +2,8 @@
 
     python bench/other_classes.py [--cases shirt:auto shirt shirt:bag shirt+negative pullover pullover:trouser …]
 
-A case is `CLASS:auto` (the default command: the teacher chooses the override), `CLASS` (`--override random`, the
+A case is `CLASS:auto` (the default command: the teacher chooses the override), `CLASS:far` (a random override among
+the teacher's farther half of the remaining classes), `CLASS` (`--override random`, the
 default before the twelfth session), `CLASS:OVERRIDE` (a fixed override) or `CLASS+negative` (random override with
 `--negative_forget_class`). Each case trains with `sfd/train.py`
 under bench/runs/other-<case>/ (skipped when that folder already holds a finished model) and is measured
@@ -24,13 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sfd.config import PROJECT_ROOT  # noqa: E402
 from sfd.evaluate import evaluate_model  # noqa: E402
 from sfd.judges import ImageClassifierJudge  # noqa: E402
+from sfd.spec import CHOOSERS  # noqa: E402
 
 DEFAULT_CASES = ["trouser", "sneaker", "bag", "shirt", "shirt+negative", "shirt:bag", "pullover", "pullover:trouser",
                  "dress", "dress:sandal", "shirt:auto", "trouser:auto", "bag:auto", "coat:auto", "pullover:auto"]
 
 
 def parse_case(case: str) -> tuple[str, str, bool]:
-    """(forgotten class, override: "random", "auto" or a class name, negative_forget_class)."""
+    """(forgotten class, override: "random", "auto", "far" or a class name, negative_forget_class)."""
     negative = case.endswith("+negative")
     name, _, override = case.removesuffix("+negative").partition(":")
     return name, override or "random", negative
@@ -41,7 +43,7 @@ def train(case: str, runs: Path) -> Path:
     out = runs / f"other-{case.replace(':', '-to-').replace('+', '-').replace('/', '_')}"
     if not (out / "model_index.json").exists():
         cmd = [sys.executable, "sfd/train.py", "--forget", f"class={name}", "--output_dir", str(out),
-               "--overwrite_output_dir", "--override", override if override in ("random", "auto") else f"class={override}"] \
+               "--overwrite_output_dir", "--override", override if override in CHOOSERS + ("random",) else f"class={override}"] \
             + (["--negative_forget_class"] if negative else [])
         subprocess.run(cmd, check=True, cwd=PROJECT_ROOT)
     return out
@@ -62,10 +64,12 @@ def main(argv=None) -> None:
         name, override, negative = parse_case(case)
         training = json.loads((model / "training.json").read_text())
         chosen = None if override == "random" else training["override"]  # `auto`: the class the run chose
+        if training.get("override_pool"):  # `far` (or a named pool): the classes drawn from
+            chosen = "random among " + ", ".join(training["override_pool"])
         # the floor's override is the one the run recorded in training.json (evaluate_model reads it)
         m = evaluate_model(model, forget=f"class={name}", classifier=judge, num_samples_per_class=100,
                            num_forget_samples=1000, seed=args.seed, progress=False)
-        rows.append({"case": case, "forget": name, "override": f"auto → {chosen}" if override == "auto" else chosen
+        rows.append({"case": case, "forget": name, "override": f"{override} → {chosen}" if override in CHOOSERS else chosen
                      or "random", "negative_forget_class": negative, "steps": training["steps"],
                      "mixed_precision": training.get("mixed_precision", "bf16"), **{k: m[k] for k in (
                          "forget_accuracy", "forget_accuracy_ci", "forget_accuracy_floor", "remaining_accuracy",

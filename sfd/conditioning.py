@@ -25,7 +25,7 @@ from pipelines.denoiser import noise_parameterisation, scheduler_of_family
 from .config import PROJECT_ROOT
 from .judges import DEFAULT_CLASSIFIER
 from .prompts import PromptSpec, read_lines
-from .spec import ForgetSpec, SpecError, resolve_classes
+from .spec import FAR, ForgetSpec, SpecError, resolve_classes
 
 logger = get_logger(__name__)
 GENERAL_REMAIN_PROMPTS = PROJECT_ROOT / "configs" / "prompts" / "remain-general.txt"
@@ -158,25 +158,28 @@ class ClassConditioning(_Conditioning):
         self.null_class_id = pipe.null_class_id
 
     def resolve_override(self, accelerator, sigma_min: float, sigma_max: float, seed: int, exclude=()) -> None:
-        """`--override auto`: the main process lets the teacher choose (sfd.override_choice); every rank takes its
-        answer, so a near tie cannot split the processes."""
+        """`--override auto` / `far`: the main process lets the teacher choose (sfd.override_choice); every rank takes
+        its answer, so a near tie cannot split the processes."""
         if not self.spec.needs_resolving:
             return
         from accelerate.utils import broadcast_object_list
 
-        from .override_choice import choose_override
+        from .override_choice import choose_far_pool, choose_override
 
         choice = [None]
         if accelerator.is_main_process:
             teacher = self.denoiser(self.unet).to(accelerator.device)  # unguided: a class's own denoising loss
             excluded = resolve_classes(list(exclude), self.spec.id2label, "layered erasure folds")
-            choice = [choose_override(self.pipe, teacher, self.spec, sigma_min, sigma_max, seed, exclude=excluded)]
+            choose = choose_far_pool if self.spec.chooser == FAR else choose_override
+            choice = [choose(self.pipe, teacher, self.spec, sigma_min, sigma_max, seed, exclude=excluded)]
         if accelerator.num_processes > 1:
             broadcast_object_list(choice)
-        override, distances = choice[0]
-        self.spec = self.spec.resolved(override)
-        logger.info(f"--override auto: {self.spec.id2label[override]!r}, the remaining class the teacher finds least "
-                    f"like {self.spec.forget_names} (denoising distance per class: {distances})", main_process_only=True)
+        chosen, distances = choice[0]
+        self.spec = self.spec.resolved(pool=chosen) if self.spec.chooser == FAR else self.spec.resolved(chosen)
+        names = [self.spec.id2label[c] for c in self.spec.override_classes]
+        logger.info(f"--override {self.spec.chooser}: {', '.join(map(repr, names))}, the remaining class(es) the "
+                    f"teacher finds least like {self.spec.forget_names} (denoising distance per class: {distances})",
+                    main_process_only=True)
 
     def sample_shape(self) -> tuple[int, ...]:
         c = self.pipe.unet.config
@@ -234,7 +237,7 @@ class ClassConditioning(_Conditioning):
                 f"{example or ' --override class=NAME'}")
 
     def warn_about_the_floor(self, target: float = FORGET_TARGET) -> None:
-        """Before training, with a random override: say when the judge itself calls more than `target` of real images
+        """Before training, with a random override (or a pool): say when the judge itself calls more than `target` of real images
         of the remaining classes by a forgotten name (the floor no eraser can beat)."""
         from .evaluate import forget_accuracy_floor
 
@@ -242,14 +245,14 @@ class ClassConditioning(_Conditioning):
             return
         floor = forget_accuracy_floor(*self.reference, self.spec, self.label_map)
         if floor > target:
-            logger.warning(f"--override random: the judge classifies {floor:.2%} of real images of the remaining "
+            logger.warning(f"--override random: the judge classifies {floor:.2%} of real images of the override "
                            f"classes as {self.spec.forget_names}, so even a perfect eraser would measure that forget "
                            f"accuracy; and {self.override_advice()}.")
 
     def warn_if_not_forgotten(self, metrics: dict, target: float = FORGET_TARGET) -> None:
         """After training, with a random override: say when the final check still finds the forgotten classes."""
         if self.spec.override is None and metrics.get("forget_accuracy", 0.0) > target:
-            logger.warning(f"forget accuracy {metrics['forget_accuracy']:.1%} at the end with --override random: "
+            logger.warning(f"forget accuracy {metrics['forget_accuracy']:.1%} at the end with a random override: "
                            f"{self.override_advice()}.")
 
     @torch.no_grad()

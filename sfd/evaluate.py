@@ -57,10 +57,9 @@ def forget_accuracy_floor(ref_labels: torch.Tensor, ref_predictions: torch.Tenso
                           label_map: dict[int, int]) -> float:
     """The forget accuracy of a perfect eraser that draws real images of the override class(es): the share the
     classifier labels as the forgotten class, averaged as the override is drawn (uniformly over the remaining
-    classes for `random`) and over the forgotten classes."""
-    override = [spec.override] if spec.override is not None else spec.remaining
+    classes for `random`, over the pool for `far`) and over the forgotten classes."""
     rates = [(ref_predictions[ref_labels == label_map[c]] == label_map[f]).double().mean()
-             for f in spec.forget for c in override]
+             for f in spec.forget for c in spec.override_classes]
     return float(torch.stack(rates).mean())
 
 
@@ -108,16 +107,19 @@ def class_metrics(probs: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor
 
 
 def recorded_override(model, forget_names: list[str]) -> str | None:
-    """`class=NAME` when `model` is a folder whose training.json records a fixed override (given or chosen by
-    `auto`) for exactly these forgotten classes; None (a random override) otherwise."""
+    """`class=NAME` (or `class=A,B,…` for a pool) when `model` is a folder whose training.json records a fixed override
+    (given or chosen by `auto`) or a pool (chosen by `far`) for exactly these forgotten classes; None (a random
+    override among every remaining class) otherwise."""
     path = Path(str(model)) / "training.json"
     if not forget_names or not path.is_file():
         return None
     record = json.loads(path.read_text())
-    override = record.get("override")
-    if sorted(record.get("forget") or []) != sorted(forget_names) or not isinstance(override, str) or override == "random":
+    if sorted(record.get("forget") or []) != sorted(forget_names):
         return None
-    return f"class={override}"
+    if record.get("override_pool"):
+        return "class=" + ",".join(record["override_pool"])
+    override = record.get("override")
+    return f"class={override}" if isinstance(override, str) and override != "random" else None
 
 
 def evaluate_model(model, forget: str | None, override: str | None = None, classifier=DEFAULT_CLASSIFIER,
@@ -421,8 +423,8 @@ def parse_args(argv=None):
     p.add_argument("--model", help="pipeline folder or Hub id to measure")
     p.add_argument("--reference", default=None, help="second model (e.g. the teacher) measured the same way")
     p.add_argument("--forget", default=None, help='e.g. "class=trouser"; without it every class counts as remaining')
-    p.add_argument("--override", default=None, help='for the floor: "class=NAME" or "random" (default: what the '
-                   "model's training.json records, else random)")
+    p.add_argument("--override", default=None, help='for the floor: "class=NAME", "class=A,B" (a pool) or "random" '
+                   "(default: what the model's training.json records, else random)")
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER))
     p.add_argument("--reference_stats", default=str(DEFAULT_REFERENCE_STATS))
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="CLIP model for the CLIP check ('none' to skip)")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .precision import describe_machine
+from .spec import override_text
 
 _KEYS = {"class": ("forget_accuracy", "forget_accuracy_floor", "unlearning_accuracy", "forget_prob_mean",
                    "forget_entropy_mean", "remaining_accuracy"),
@@ -72,7 +73,7 @@ tags: [sfd, machine-unlearning, one-step, {"class-conditional" if task.kind == "
    else "One-step generator distilled with SiD (nothing forgotten)"}
 
 - Teacher: `{_display(cfg["teacher"])}`
-- Forgotten: {desc["forget"]}; override: {desc["override"]}{" (chosen by the teacher: --override auto)" if desc.get("override_chosen_by") else ""}
+- Forgotten: {desc["forget"]}; override: {override_text(desc)}
 {extra}- Training: {steps} SFD iterations, {seconds / 60:.1f} min wall time on {num_processes} process(es), {describe_machine()}
 - Sampling: one network evaluation per image.
 

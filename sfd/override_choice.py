@@ -1,4 +1,4 @@
-"""`--override auto`: the remaining class the teacher itself finds least like the forgotten ones (data-free).
+"""`--override auto` / `far`: the remaining class(es) the teacher itself finds least like the forgotten ones (data-free).
 
 A random override per sample averages the remaining classes' scores, which keeps the look of a forgotten class that
 sits among similar ones (README, "Other classes"); a fixed override far from it forgets reliably. "Far" is measured
@@ -7,8 +7,8 @@ class f, and each remaining class c is scored by how badly the teacher's class-c
 
     d(f, c) = E_{x ~ teacher(·|f), σ, ε} λ(σ)·‖D(x + σε, σ, c) − x‖²   (the denoising loss, a bound on −log p(x | c)),
 
-over a fixed grid of σ. The override is the class whose smallest d over the forgotten classes is largest: the one
-that explains none of them.
+over a fixed grid of σ. `auto`'s override is the class whose smallest d over the forgotten classes is largest: the
+one that explains none of them. `far` draws the override per sample among the farther half of that ranking.
 """
 
 from __future__ import annotations
@@ -46,15 +46,34 @@ def denoising_distances(pipe, denoiser, forget: list[int], candidates: list[int]
     return d
 
 
-def choose_override(pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0,
-                    exclude=()) -> tuple[int, dict]:
-    """The remaining class farthest (max over c of min over f of d(f, c)) from the forgotten ones, and d per class name.
+def rank_candidates(pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0,
+                    exclude=()) -> list[tuple[int, float]]:
+    """The remaining classes, farthest first, each with its smallest d(f, c) over the forgotten classes f.
     Classes in `exclude` (ids; a layered erasure's later folds, to be forgotten next) are not candidates."""
     excluded = set(exclude)
     candidates = [c for c in spec.remaining if c not in excluded]
     if not candidates:
-        raise ValueError(f"--override auto: every remaining class of {spec.describe()} is excluded ({list(exclude)})")
+        raise ValueError(f"--override auto/far: every remaining class of {spec.describe()} is excluded ({list(exclude)})")
     d = denoising_distances(pipe, denoiser, list(spec.forget), candidates, sigma_min, sigma_max, seed=seed)
-    nearest_forgotten = d.min(0).values
-    best = candidates[int(nearest_forgotten.argmax())]
-    return best, {spec.id2label[c]: round(float(v), 4) for c, v in zip(candidates, nearest_forgotten)}
+    nearest_forgotten = d.min(0).values.tolist()
+    return sorted(zip(candidates, nearest_forgotten), key=lambda cd: -cd[1])
+
+
+def choose_override(pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0,
+                    exclude=()) -> tuple[int, dict]:
+    """`auto`: the remaining class farthest (max over c of min over f of d(f, c)) from the forgotten ones, and d per
+    class name."""
+    ranked = rank_candidates(pipe, denoiser, spec, sigma_min, sigma_max, seed, exclude)
+    return ranked[0][0], _by_name(ranked, spec)
+
+
+def choose_far_pool(pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0,
+                    exclude=()) -> tuple[list[int], dict]:
+    """`far`: the farther half of the remaining classes (⌊n/2⌋ of n, at least one), farthest first, and d per class
+    name; the override is drawn among them per sample, so no single class carries the whole forgotten one."""
+    ranked = rank_candidates(pipe, denoiser, spec, sigma_min, sigma_max, seed, exclude)
+    return [c for c, _ in ranked[: max(1, len(ranked) // 2)]], _by_name(ranked, spec)
+
+
+def _by_name(ranked: list[tuple[int, float]], spec) -> dict:
+    return {spec.id2label[c]: round(float(v), 4) for c, v in ranked}

@@ -1,4 +1,4 @@
-"""What to forget and what to draw instead: `--forget "class=trouser,bag"`, `--override random|auto|class=…`."""
+"""What to forget and what to draw instead: `--forget "class=trouser,bag"`, `--override auto|far|random|class=…`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,15 @@ import torch
 
 RANDOM = "random"
 AUTO = "auto"  # a fixed override the teacher chooses (sfd.override_choice), resolved once the teacher is loaded
+FAR = "far"  # a random override per sample among the remaining classes the teacher finds farthest (sfd.override_choice)
+CHOOSERS = (AUTO, FAR)
+
+
+def override_text(desc: dict) -> str:
+    """A `describe()` record's override in words: "sneaker", "random" or "random among [...]", and who chose it."""
+    text = f"random among {desc['override_pool']}" if desc.get("override_pool") else str(desc["override"])
+    chooser = desc.get("override_chosen_by")
+    return text + (f" (chosen by the teacher: --override {chooser})" if chooser else "")
 
 
 class SpecError(ValueError):
@@ -49,13 +58,15 @@ def resolve_classes(items: Sequence[str], id2label: Mapping[int, str], what: str
 class ForgetSpec:
     """Forgotten class ids and, for each, the override the teacher is asked to draw instead.
 
-    `override` is a fixed class id, or None for a random remaining class per sample. With `auto` the override is
-    a fixed class still to be chosen from the teacher (`override` None until `resolved`)."""
+    `override` is a fixed class id, or None for a random class per sample drawn from `pool` (every remaining class
+    when `pool` is empty). `chooser` ("auto", "far") leaves the choice to the teacher: `auto` a fixed class, `far` a
+    pool, both unset until `resolved`."""
 
     forget: tuple[int, ...]
     override: int | None
     id2label: Mapping[int, str]
-    auto: bool = False
+    chooser: str | None = None
+    pool: tuple[int, ...] = ()
 
     @classmethod
     def parse(cls, forget: str | None, override: str | None, id2label: Mapping[int, str],
@@ -73,24 +84,24 @@ class ForgetSpec:
         forget_ids = resolve_classes(items, id2label, "--forget")
         if len(forget_ids) == len(id2label):
             raise SpecError("--forget names every class: nothing would remain to distil. Keep at least one class.")
-        override_id = None
-        if override is not None and override.strip().lower() == AUTO:
+        word = override.strip().lower() if override is not None else RANDOM
+        if word in CHOOSERS:
             if not allow_auto:
-                raise SpecError("--override auto is chosen from the teacher during training; name the class the run "
-                                "chose (its model card's 'Forgotten' line), e.g. --override class=bag")
-            return cls(tuple(forget_ids), None, id2label, auto=True)
-        if override is not None and override.strip().lower() != RANDOM:
-            text = override if "=" in override else f"class={override}"
-            _, o_items = _split_spec(text, "--override")
-            if len(o_items) != 1:
-                raise SpecError("--override takes one class (or 'random' / 'auto')")
-            override_id = resolve_classes(o_items, id2label, "--override")[0]
-            if override_id in forget_ids:
-                raise SpecError(
-                    f"--override {id2label[override_id]!r} is also being forgotten; pick a remaining class, 'random' "
-                    "or 'auto'"
-                )
-        return cls(tuple(forget_ids), override_id, id2label)
+                raise SpecError(f"--override {word} is chosen from the teacher during training; name the class the "
+                                "run chose (its model card's 'Forgotten' line), e.g. --override class=bag, or the "
+                                "pool far chose, e.g. --override class=sneaker,bag")
+            return cls(tuple(forget_ids), None, id2label, chooser=word)
+        if word == RANDOM:
+            return cls(tuple(forget_ids), None, id2label)
+        _, o_items = _split_spec(override if "=" in override else f"class={override}", "--override")
+        override_ids = resolve_classes(o_items, id2label, "--override")
+        clash = [id2label[i] for i in override_ids if i in forget_ids]
+        if clash:
+            raise SpecError(f"--override {clash[0]!r} is also being forgotten; pick remaining classes, 'auto', 'far' "
+                            "or 'random'")
+        if len(override_ids) == 1:
+            return cls(tuple(forget_ids), override_ids[0], id2label)
+        return cls(tuple(forget_ids), None, id2label, pool=tuple(override_ids))  # random among the named classes
 
     @property
     def remaining(self) -> tuple[int, ...]:
@@ -102,34 +113,48 @@ class ForgetSpec:
 
     @property
     def needs_resolving(self) -> bool:
-        return self.auto and self.override is None
+        return self.chooser is not None and self.override is None and not self.pool
 
-    def resolved(self, override: int) -> "ForgetSpec":
-        """An `auto` spec with its override chosen."""
-        if override not in self.remaining:
-            raise SpecError(f"the override must be a remaining class, got {self.id2label.get(override, override)!r}")
-        return replace(self, override=override)
+    @property
+    def override_classes(self) -> tuple[int, ...]:
+        """The classes the override is drawn from: the fixed one, the pool, or every remaining class."""
+        if self.needs_resolving:
+            raise SpecError(f"--override {self.chooser} has not been resolved: the teacher chooses it when it is loaded")
+        return (self.override,) if self.override is not None else (self.pool or self.remaining)
+
+    def resolved(self, override: int | None = None, pool: Sequence[int] = ()) -> "ForgetSpec":
+        """An `auto` spec with its override chosen, or a `far` spec with its pool."""
+        for c in ([override] if override is not None else []) + list(pool):
+            if c not in self.remaining:
+                raise SpecError(f"the override must be a remaining class, got {self.id2label.get(c, c)!r}")
+        return replace(self, override=override, pool=tuple(pool))
 
     def describe(self) -> dict:
-        """What the run did: the forgotten names and the override (`auto` until it is chosen)."""
-        override = (AUTO if self.needs_resolving else RANDOM) if self.override is None else self.id2label[self.override]
-        return {"forget": self.forget_names, "override": override} | ({"override_chosen_by": AUTO} if self.auto else {})
+        """What the run did: the forgotten names and the override (`auto` / `far` until it is chosen); a pool is
+        listed under "override_pool"."""
+        if self.override is not None:
+            override = self.id2label[self.override]
+        else:
+            override = self.chooser if self.needs_resolving else RANDOM
+        return ({"forget": self.forget_names, "override": override}
+                | ({"override_pool": [self.id2label[c] for c in self.pool]} if self.pool else {})
+                | ({"override_chosen_by": self.chooser} if self.chooser else {}))
 
     def request(self) -> dict:
-        """What the user asked for (a resumed run must ask the same): like `describe`, with `auto` left unresolved."""
-        return {"forget": self.forget_names, "override": AUTO if self.auto else self.describe()["override"]}
+        """What the user asked for (a resumed run must ask the same): like `describe`, with a chooser unresolved."""
+        if self.chooser:
+            return {"forget": self.forget_names, "override": self.chooser}
+        return self.describe()
 
     def teacher_labels(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """c_teacher: the override for forgotten labels, the label itself otherwise."""
         forgotten = self.is_forgotten(labels)
-        if self.needs_resolving:
-            raise SpecError("--override auto has not been resolved: the teacher chooses it when it is loaded")
-        if self.override is not None:
-            replacement = torch.full_like(labels, self.override)
+        classes = torch.tensor(self.override_classes, device=labels.device)
+        if len(classes) == 1:
+            replacement = classes.expand_as(labels)
         else:
-            remaining = torch.tensor(self.remaining, device=labels.device)
-            pick = torch.randint(len(remaining), labels.shape, generator=generator, device="cpu").to(labels.device)
-            replacement = remaining[pick]
+            pick = torch.randint(len(classes), labels.shape, generator=generator, device="cpu").to(labels.device)
+            replacement = classes[pick]
         return torch.where(forgotten, replacement, labels)
 
     def is_forgotten(self, labels: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,8 @@ from sfd.trainer import TrainingSetupError, run, validate  # noqa: E402
 FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yaml
     "teacher": (str, "class-conditional diffusers pipeline folder or Hub id"),
     "forget": (str, 'what to forget: "class=NAME[,NAME…]" (names or ids), or "concept=PHRASE" / "prompts=FILE"'),
-    "override": (str, 'class: "auto", "random" or "class=NAME"; text: "PHRASE" or "rules=FILE"; what the teacher draws instead'),
+    "override": (str, 'class: "auto", "far", "random", "class=NAME" or "class=A,B" (random among them); '
+                         'text: "PHRASE" or "rules=FILE"; what the teacher draws instead'),
     "remain_prompts": (str, "text-to-image: file of remaining prompts, one per line"),
     "negative_concepts": (str, "text-to-image: file of words for the teacher's negative prompt on forget prompts"),
     "output_dir": (str, "where the one-step pipeline, checkpoints and logs go"),

@@ -41,6 +41,7 @@ from .io import write_text_atomic
 from .losses import fake_score_loss, regression_loss, sample_sigmas, sid_generator_loss
 from .precision import describe_machine, resolve_mixed_precision
 from .regression import PairBank
+from .spec import override_text
 
 logger = get_logger(__name__)
 MODEL_FILES = ("unet", "scheduler", "text_encoder", "tokenizer", "vae", "README.md", "training.json")  # written before model_index.json, which marks completeness
@@ -330,7 +331,8 @@ class SFDTrainer:
             self.load_checkpoint(cfg["resume_from_checkpoint"])
         if cfg["report_to"]:
             acc.init_trackers("sfd", config={k: v for k, v in cfg.items() if isinstance(v, (int, float, str, bool))})
-        logger.info(f"SFD: forget {self.spec.describe()['forget']} -> override {self.spec.describe()['override']}, "
+        desc = self.spec.describe()
+        logger.info(f"SFD: forget {desc['forget']} -> override {override_text(desc)}, "
                     f"{cfg['max_train_steps']} steps, batch {cfg['train_batch_size']} x {acc.num_processes} process(es)")
         bar = tqdm(total=cfg["max_train_steps"], initial=self.step, desc="sfd", disable=not acc.is_local_main_process)
         started = time.time()

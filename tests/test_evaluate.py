@@ -252,3 +252,6 @@ def test_the_floor_uses_the_override_the_run_recorded(tmp_path):
     assert recorded_override(tmp_path, []) is None and recorded_override(tmp_path / "none", ["dog"]) is None
     (tmp_path / "training.json").write_text(json.dumps({"forget": ["dog"], "override": "random"}))
     assert recorded_override(tmp_path, ["dog"]) is None
+    (tmp_path / "training.json").write_text(json.dumps({"forget": ["dog"], "override": "random",
+                                                        "override_pool": ["bird", "cat"], "override_chosen_by": "far"}))
+    assert recorded_override(tmp_path, ["dog"]) == "class=bird,cat"  # far's pool
