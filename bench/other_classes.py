@@ -83,7 +83,8 @@ def main(argv=None) -> None:
     out.with_suffix(".md").write_text(
         "# Forgetting other classes\n\n"
         f"`python bench/other_classes.py`: `sfd/train.py --forget class=NAME` with the defaults ({rows[0]['steps']} "
-        f"iterations), the override as listed (`auto` is the default since the twelfth session, `random` before); "
+        f"iterations), the override as listed (`auto` is the default since the twelfth session, `random` before; "
+        "`far` draws it per sample among the farther half of `auto`'s ranking, the classes listed); "
         f"evaluation seed {args.seed}, 1,000 samples of the forgotten class and "
         "100 per remaining class, judged by `assets/classifier`. Floor: the forget accuracy a perfect eraser would "
         "score, i.e. the share of real test images of the override class(es) the classifier calls by the forgotten "

@@ -237,15 +237,16 @@ class ClassConditioning(_Conditioning):
                 f"{example or ' --override class=NAME'}")
 
     def warn_about_the_floor(self, target: float = FORGET_TARGET) -> None:
-        """Before training, with a random override (or a pool): say when the judge itself calls more than `target` of real images
-        of the remaining classes by a forgotten name (the floor no eraser can beat)."""
+        """Before training, with a random override (among every remaining class or a pool): say when the judge itself
+        calls more than `target` of real images of those classes by a forgotten name (the floor no eraser can beat)."""
         from .evaluate import forget_accuracy_floor
 
-        if self.reference is None or self.spec.override is not None or not self.spec.forget:
+        if self.reference is None or self.spec.override is not None or self.spec.needs_resolving or not self.spec.forget:
             return
         floor = forget_accuracy_floor(*self.reference, self.spec, self.label_map)
         if floor > target:
-            logger.warning(f"--override random: the judge classifies {floor:.2%} of real images of the override "
+            logger.warning(f"{'the override pool' if self.spec.pool else '--override random'}: the judge classifies "
+                           f"{floor:.2%} of real images of the override "
                            f"classes as {self.spec.forget_names}, so even a perfect eraser would measure that forget "
                            f"accuracy; and {self.override_advice()}.")
 
