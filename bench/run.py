@@ -32,10 +32,10 @@ from sfd.precision import describe_machine  # noqa: E402
 
 DEFAULT_STEPS = load_config()["max_train_steps"]  # the full plan measures the default command's budget
 PLANS = {  # method: (full, quick) settings
-    "sfd": ({"steps": DEFAULT_STEPS}, {"steps": 40}),
-    "sfd-2stage": ({"steps": DEFAULT_STEPS // 2}, {"steps": 20}),  # per stage
-    "esd": ({"steps": 300, "pool_size": 256}, {"steps": 30, "pool_size": 32}),
-    "gold": ({"steps": 7000}, {"steps": 60}),
+    "sfd": ({"steps": DEFAULT_STEPS}, {"steps": 30}),
+    "sfd-2stage": ({"steps": DEFAULT_STEPS // 2}, {"steps": 16}),  # per stage
+    "esd": ({"steps": 300, "pool_size": 256}, {"steps": 20, "pool_size": 32}),
+    "gold": ({"steps": 7000}, {"steps": 40}),
 }
 
 
@@ -53,9 +53,9 @@ def run_measured(cmd: list[str], log: Path) -> dict:
 
 def train_commands(method: str, plan: dict, runs: Path, forget: str, quick: bool) -> list[list[str]]:
     py = sys.executable
-    common = ["--validation_steps", str(max(plan["steps"] // 6, 1)), "--overwrite_output_dir"]
-    if quick:
-        common += ["--train_batch_size", "8"]
+    common = ["--validation_steps", str(max(plan["steps"] // (2 if quick else 6), 1)), "--overwrite_output_dir"]
+    if quick:  # a smoke run: few validations, on few samples (the bound for --quick is 10 minutes on 2 cores)
+        common += ["--train_batch_size", "8", "--validation_samples_per_class", "10", "--final_eval_samples_per_class", "20"]
     if method == "sfd":
         return [[py, "sfd/train.py", "--forget", forget, "--output_dir", str(runs / "sfd"),
                  "--max_train_steps", str(plan["steps"]), *common]]
@@ -115,7 +115,7 @@ def main(argv=None):
     quick = args.quick
     runs = Path(args.runs or PROJECT_ROOT / "bench" / ("runs-quick" if quick else "runs"))
     runs.mkdir(parents=True, exist_ok=True)
-    n_per_class, n_forget = (10, 50) if quick else (100, 1000)
+    n_per_class, n_forget = (10, 30) if quick else (100, 1000)
     n_forget_multistep = n_forget if quick else 200  # multi-step models sample ~50x slower
     judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
     model_dirs = {"teacher": PROJECT_ROOT / "assets" / "teacher", "sfd": runs / "sfd", "sfd-2stage": runs / "sfd-2stage",

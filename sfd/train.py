@@ -50,6 +50,8 @@ FLAGS = {  # flag: (type, help); every flag is also a key of configs/default.yam
     "checkpointing_steps": (int, "save a resumable checkpoint every N steps"),
     "resume_from_checkpoint": (str, 'a checkpoint folder or "latest"'),
     "validation_steps": (int, "measure the forget rate and save a sample grid every N steps"),
+    "validation_samples_per_class": (int, "samples per class at each validation"),
+    "final_eval_samples_per_class": (int, "samples per class of the final check in the model card (0 skips it)"),
     "classifier": (str, "transformers image classifier used for validation (class teachers)"),
     "clip": (str, "CLIP model used for validation (text-to-image teachers)"),
     "report_to": (str, "accelerate tracker, e.g. tensorboard or wandb"),
