@@ -25,7 +25,7 @@ from sfd.data import load_fashion_mnist  # noqa: E402
 from sfd.evaluate import class_metrics, classify, load_reference  # noqa: E402
 from sfd.judges import ImageClassifierJudge  # noqa: E402
 from sfd.precision import describe_machine  # noqa: E402
-from sfd.spec import ForgetSpec  # noqa: E402
+from sfd.spec import ForgetSpec, SpecError  # noqa: E402
 
 
 def draw_real(x: torch.Tensor, y: torch.Tensor, classes, n_per_class: int, seed: int):
@@ -45,7 +45,10 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results" / "real-data-floor"))
     args = p.parse_args(argv)
     judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
-    spec = ForgetSpec.parse(args.forget, "random", judge.id2label)  # the dataset's ids are the classifier's
+    try:  # the dataset's ids are the classifier's
+        spec = ForgetSpec.parse(args.forget, "random", judge.id2label)
+    except SpecError as err:
+        raise SystemExit(f"real_data_floor: {err}") from None
     label_map = judge.match_labels(spec.id2label)
     ref = load_reference()
     x, y = load_fashion_mnist("train")

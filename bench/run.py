@@ -55,7 +55,8 @@ def train_commands(method: str, plan: dict, runs: Path, forget: str, quick: bool
     py = sys.executable
     common = ["--validation_steps", str(max(plan["steps"] // (2 if quick else 6), 1)), "--overwrite_output_dir"]
     if quick:  # a smoke run: few validations, on few samples (the bound for --quick is 10 minutes on 2 cores)
-        common += ["--train_batch_size", "8", "--validation_samples_per_class", "10", "--final_eval_samples_per_class", "20"]
+        common += ["--train_batch_size", "8", "--validation_samples_per_class", "10",
+                   "--final_eval_samples_per_class", "20"]
     if method == "sfd":
         return [[py, "sfd/train.py", "--forget", forget, "--output_dir", str(runs / "sfd"),
                  "--max_train_steps", str(plan["steps"]), *common]]

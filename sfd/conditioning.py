@@ -166,16 +166,16 @@ class ClassConditioning(_Conditioning):
 
         from .override_choice import choose_far_pool, choose_override
 
-        choice = [None]
+        far, choice = self.spec.chooser == FAR, [None]  # far: a pool; auto: one class
         if accelerator.is_main_process:
             teacher = self.denoiser(self.unet).to(accelerator.device)  # unguided: a class's own denoising loss
             excluded = resolve_classes(list(exclude), self.spec.id2label, "layered erasure folds")
-            choose = choose_far_pool if self.spec.chooser == FAR else choose_override
+            choose = choose_far_pool if far else choose_override
             choice = [choose(self.pipe, teacher, self.spec, sigma_min, sigma_max, seed, exclude=excluded)]
         if accelerator.num_processes > 1:
             broadcast_object_list(choice)
         chosen, distances = choice[0]
-        self.spec = self.spec.resolved(pool=chosen) if self.spec.chooser == FAR else self.spec.resolved(chosen)
+        self.spec = self.spec.resolved(pool=chosen) if far else self.spec.resolved(chosen)
         names = [self.spec.id2label[c] for c in self.spec.override_classes]
         logger.info(f"--override {self.spec.chooser}: {', '.join(map(repr, names))}, the remaining class(es) the "
                     f"teacher finds least like {self.spec.forget_names} (denoising distance per class: {distances})",
@@ -241,13 +241,14 @@ class ClassConditioning(_Conditioning):
         calls more than `target` of real images of those classes by a forgotten name (the floor no eraser can beat)."""
         from .evaluate import forget_accuracy_floor
 
-        if self.reference is None or self.spec.override is not None or self.spec.needs_resolving or not self.spec.forget:
+        spec = self.spec
+        if self.reference is None or spec.override is not None or spec.needs_resolving or not spec.forget:
             return
-        floor = forget_accuracy_floor(*self.reference, self.spec, self.label_map)
+        floor = forget_accuracy_floor(*self.reference, spec, self.label_map)
         if floor > target:
-            logger.warning(f"{'the override pool' if self.spec.pool else '--override random'}: the judge classifies "
+            logger.warning(f"{'the override pool' if spec.pool else '--override random'}: the judge classifies "
                            f"{floor:.2%} of real images of the override "
-                           f"classes as {self.spec.forget_names}, so even a perfect eraser would measure that forget "
+                           f"classes as {spec.forget_names}, so even a perfect eraser would measure that forget "
                            f"accuracy; and {self.override_advice()}.")
 
     def warn_if_not_forgotten(self, metrics: dict, target: float = FORGET_TARGET) -> None:
