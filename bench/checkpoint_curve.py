@@ -1,6 +1,6 @@
 """Forget accuracy, remaining accuracy and FID of the EMA generator at every checkpoint of an SFD run.
 
-    python bench/checkpoint_curve.py --run outputs/forget-trouser-3x --template outputs/forget-trouser
+    python -m bench.checkpoint_curve --run outputs/forget-trouser-3x --template outputs/forget-trouser
 
 `--template` is any exported one-step model of the same teacher (its UNet and scheduler configs are
 reused); each checkpoint's EMA weights (ema.safetensors, in parameter order) replace its UNet weights,
@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipelines import OneStepClassConditionalPipeline  # noqa: E402
-from sfd.config import PROJECT_ROOT  # noqa: E402
-from sfd.evaluate import evaluate_model  # noqa: E402
-from sfd.judges import ImageClassifierJudge  # noqa: E402
-from sfd.trainer import copy_checkpoint_ema  # noqa: E402
+from bench.common import RESULTS
+from sfd.core.paths import DEFAULT_CLASSIFIER
+from sfd.evaluation.evaluate_classes import evaluate_model
+from sfd.evaluation.judges import ImageClassifierJudge
+from sfd.pipelines import OneStepClassConditionalPipeline
+from sfd.training.trainer import copy_checkpoint_ema
 
 
 def main(argv=None):
@@ -34,8 +32,8 @@ def main(argv=None):
     p.add_argument("--forget_samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1234)
     args = p.parse_args(argv)
-    judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
-    out = PROJECT_ROOT / "bench" / "results"
+    judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
+    out = RESULTS
     name = Path(args.run).name
     previous = out / f"curve-{name}.json"  # checkpoints are pruned during a run: keep rows measured earlier
     rows = json.loads(previous.read_text())["rows"] if previous.exists() else []

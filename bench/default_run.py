@@ -1,6 +1,6 @@
 """Measure the default SFD run against its teacher with sfd-eval's code, and write JSON + a markdown table.
 
-    python bench/default_run.py --model outputs/forget-trouser --forget "class=trouser"
+    python -m bench.default_run --model outputs/forget-trouser --forget "class=trouser"
 
 Both models are sampled in this one process, with the same seeds and batch size, so timings are
 comparable as ratios. Results go to bench/results/default-<forget>[-<tag>]-<date>.{json,md}.
@@ -13,35 +13,32 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sfd.config import PROJECT_ROOT  # noqa: E402
-from sfd.evaluate import evaluate_model  # noqa: E402
-from sfd.judges import ImageClassifierJudge  # noqa: E402
-from sfd.precision import describe_machine  # noqa: E402
+from bench.common import RESULTS
+from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_TEACHER
+from sfd.core.precision import describe_machine
+from sfd.evaluation.evaluate_classes import evaluate_model
+from sfd.evaluation.judges import ImageClassifierJudge
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
-    p.add_argument("--teacher", default=str(PROJECT_ROOT / "assets" / "teacher"))
+    p.add_argument("--teacher", default=str(DEFAULT_TEACHER))
     p.add_argument("--forget", default="class=trouser")
     p.add_argument("--samples_per_class", type=int, default=200, help="remaining classes, both models")
     p.add_argument("--forget_samples", type=int, default=1000, help="forgotten class, SFD model")
     p.add_argument("--teacher_forget_samples", type=int, default=200)
     p.add_argument("--batch_size", type=int, default=100)
     p.add_argument("--seed", type=int, default=1234, help="evaluation seed (never used in training)")
-    p.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results"))
+    p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--tag", default="", help="added to the result's file name (e.g. the override compared)")
     p.add_argument("--reuse_teacher", help="an earlier result JSON of this script whose teacher figures to keep")
     args = p.parse_args(argv)
     earlier = reused_teacher(args) if args.reuse_teacher else None
 
-    judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
+    judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
     common = dict(forget=args.forget, classifier=judge, batch_size=args.batch_size, seed=args.seed,
                   num_samples_per_class=args.samples_per_class)
     sfd = evaluate_model(args.model, num_forget_samples=args.forget_samples, **common)

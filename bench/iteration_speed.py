@@ -1,6 +1,6 @@
 """Seconds per SFD iteration of the default run (two ψ updates, one G update) under ways of making it faster.
 
-    python bench/iteration_speed.py [--variants default fp32 bf16 channels_last compile] [--iterations 15]
+    python -m bench.iteration_speed [--variants default fp32 bf16 channels_last compile] [--iterations 15]
 
 Each variant builds the default trainer (`--forget class=trouser`; `fp32` / `bf16` force its autocast), runs 3 warm-up iterations (for `compile`
 these include the compilation, reported apart) and times the next `--iterations`. Run it on a quiet machine.
@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sfd.config import PROJECT_ROOT, load_config  # noqa: E402
-from sfd.precision import describe_machine  # noqa: E402
-from sfd.trainer import SFDTrainer, validate  # noqa: E402
-
+from bench.common import RESULTS
+from sfd.core.precision import describe_machine
+from sfd.training.config import load_config
+from sfd.training.setup import validate
+from sfd.training.trainer import SFDTrainer
 
 PRECISION_VARIANTS = {"fp32": "no", "bf16": "bf16"}  # the default trainer with its autocast forced
 
@@ -43,7 +40,7 @@ def prepare(trainer: SFDTrainer, variant: str) -> None:
 
 
 def iteration(trainer: SFDTrainer) -> None:
-    for _ in range(trainer.cfg["fake_score_updates"]):
+    for _ in range(trainer.cfg.fake_score_updates):
         trainer.fake_score_step()
     trainer.generator_step()
 
@@ -62,7 +59,7 @@ def measure(variant: str, iterations: int) -> dict:
         start = time.perf_counter()
         for _ in range(iterations):
             iteration(trainer)
-        return {"variant": variant, "mixed_precision": cfg["mixed_precision"], "seconds_per_iteration": (time.perf_counter() - start) / iterations,
+        return {"variant": variant, "mixed_precision": cfg.mixed_precision, "seconds_per_iteration": (time.perf_counter() - start) / iterations,
                 "warmup_seconds": warmup, "iterations": iterations}
 
 
@@ -73,7 +70,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     rows = [measure(v, args.iterations) for v in args.variants]
     record = {"machine": describe_machine(), "rows": rows}
-    out = PROJECT_ROOT / "bench" / "results" / f"iteration-speed-{torch.backends.cpu.get_cpu_capability().lower()}"
+    out = RESULTS / f"iteration-speed-{torch.backends.cpu.get_cpu_capability().lower()}"
     out.with_suffix(".json").write_text(json.dumps(record, indent=1))
     base = next((r["seconds_per_iteration"] for r in rows if r["variant"] == "default"), None)
     lines = [f"| {r['variant']} | {r['mixed_precision']} | {r['seconds_per_iteration']:.3f} | "
@@ -81,7 +78,7 @@ def main(argv=None) -> None:
              for r in rows]
     out.with_suffix(".md").write_text(
         "# Seconds per SFD iteration of the default run\n\n"
-        f"`python bench/iteration_speed.py` on {record['machine']}: the default trainer (`--forget class=trouser`, "
+        f"`python -m bench.iteration_speed` on {record['machine']}: the default trainer (`--forget class=trouser`, "
         f"`mixed_precision: auto`, batch 32), two fake-score updates and one generator update per iteration, "
         f"{args.iterations} timed iterations after 3 warm-up ones.\n\n"
         "| variant | autocast | s / iteration | vs default | warm-up s (incl. compilation) |\n|---|---|---|---|---|\n"

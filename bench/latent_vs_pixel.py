@@ -1,6 +1,6 @@
 """Should the small text-to-image teacher work in the latent space of a VAE, as Stable Diffusion does?
 
-    python bench/latent_vs_pixel.py --max_minutes 5
+    python -m bench.latent_vs_pixel --max_minutes 5
 
 Trains a small `AutoencoderKL` on Fashion-MNIST (28×28 → 7×7×4 latents, 4× fewer values than pixels)
 for a few minutes and measures what any latent model would inherit from it: its reconstructions of
@@ -13,23 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from diffusers import AutoencoderKL  # noqa: E402
-
-from sfd.config import PROJECT_ROOT  # noqa: E402
-from sfd.data import load_fashion_mnist  # noqa: E402
-from sfd.evaluate import classify, load_reference_features  # noqa: E402
-from sfd.judges import ImageClassifierJudge  # noqa: E402
-from sfd.metrics import feature_statistics, frechet_distance  # noqa: E402
+from bench.common import RESULTS
+from sfd.core.metrics import feature_statistics, frechet_distance
+from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_TEACHER
+from sfd.data.fashion_mnist import load_fashion_mnist
+from sfd.evaluation.judges import ImageClassifierJudge, classify
+from sfd.evaluation.reference import load_reference_features
 
 
 def build_vae() -> AutoencoderKL:
@@ -71,7 +67,7 @@ def main(argv=None):
     with torch.no_grad():
         recon = torch.cat([vae.decode(vae.encode(x_test[i : i + 500]).latent_dist.mode()).sample
                            for i in range(0, len(x_test), 500)]).clamp(-1, 1)
-    judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
+    judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
     to01 = lambda t: (t + 1) / 2  # noqa: E731
     p_real, f_real = classify(judge, to01(x_test))
     p_rec, f_rec = classify(judge, to01(recon))
@@ -81,7 +77,7 @@ def main(argv=None):
     mu_r, s_r = feature_statistics(ref_f.numpy())
     fid_recon = frechet_distance(*feature_statistics(f_rec[:1000].numpy()), mu_r, s_r)
     fid_floor = frechet_distance(*feature_statistics(f_real[:1000].numpy()), mu_r, s_r)
-    teacher = json.loads((PROJECT_ROOT / "assets" / "teacher" / "metrics.json").read_text())
+    teacher = json.loads((DEFAULT_TEACHER / "metrics.json").read_text())
     result = {
         "vae_steps": step, "vae_minutes": round(minutes, 2), "latent_shape": [4, 7, 7], "pixels": 784, "latent_values": 196,
         "test_images": len(x_test), "classifier_accuracy_real": float((p_real.argmax(-1) == y_test).float().mean()),
@@ -90,7 +86,7 @@ def main(argv=None):
         "fid_reconstructed_vs_real": fid_recon, "fid_real_vs_real": fid_floor,
         "pixel_teacher_sampling_fid": teacher["fid"], "seed": args.seed,
     }
-    out = PROJECT_ROOT / "bench" / "results"
+    out = RESULTS
     out.mkdir(parents=True, exist_ok=True)
     (out / "latent-vs-pixel.json").write_text(json.dumps(result, indent=1))
     verdict = ("pixel space: the VAE's reconstructions alone are further from the real images than the pixel-space "
@@ -98,7 +94,7 @@ def main(argv=None):
                "latent space is viable: reconstructions are closer to real images than the pixel teacher's samples")
     rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
     (out / "latent-vs-pixel.md").write_text(
-        f"# Latent or pixel space for the small text-to-image teacher\n\n`python bench/latent_vs_pixel.py` "
+        f"# Latent or pixel space for the small text-to-image teacher\n\n`python -m bench.latent_vs_pixel` "
         f"(AutoencoderKL 28×28×1 → 7×7×4, {step} steps, {minutes:.1f} min on this CPU).\n\n| figure | value |\n|---|---|\n"
         f"{rows}\n\nFID here is in the shipped classifier's feature space: 1,000 images against the 10,000 test images, "
         f"as the teacher's sampling FID.\n\n"

@@ -1,6 +1,6 @@
 """The default command on other classes than trouser, and other overrides: does forgetting hold?
 
-    python bench/other_classes.py [--cases shirt:auto shirt shirt:bag shirt+negative pullover pullover:trouser …]
+    python -m bench.other_classes [--cases shirt:auto shirt shirt:bag shirt+negative pullover pullover:trouser …]
 
 A case is `CLASS:auto` (the default command: the teacher chooses the override), `CLASS:far` (a random override among
 the teacher's farther half of the remaining classes), `CLASS` (`--override random`, the
@@ -20,12 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sfd.config import PROJECT_ROOT  # noqa: E402
-from sfd.evaluate import evaluate_model  # noqa: E402
-from sfd.judges import ImageClassifierJudge  # noqa: E402
-from sfd.spec import CHOOSERS  # noqa: E402
+from bench.common import PROJECT, RESULTS, RUNS
+from sfd.core.paths import DEFAULT_CLASSIFIER
+from sfd.core.spec import CHOOSERS
+from sfd.evaluation.evaluate_classes import evaluate_model
+from sfd.evaluation.judges import ImageClassifierJudge
 
 DEFAULT_CASES = ["trouser", "sneaker", "bag", "shirt", "shirt+negative", "shirt:bag", "pullover", "pullover:trouser",
                  "dress", "dress:sandal", "shirt:auto", "trouser:auto", "bag:auto", "coat:auto", "pullover:auto"]
@@ -45,7 +44,7 @@ def train(case: str, runs: Path) -> Path:
         cmd = [sys.executable, "sfd/train.py", "--forget", f"class={name}", "--output_dir", str(out),
                "--overwrite_output_dir", "--override", override if override in CHOOSERS + ("random",) else f"class={override}"] \
             + (["--negative_forget_class"] if negative else [])
-        subprocess.run(cmd, check=True, cwd=PROJECT_ROOT)
+        subprocess.run(cmd, check=True, cwd=PROJECT)
     return out
 
 
@@ -53,10 +52,10 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", nargs="+", default=DEFAULT_CASES)
     p.add_argument("--seed", type=int, default=1234, help="evaluation seed (never used in training)")
-    p.add_argument("--runs", default=str(PROJECT_ROOT / "bench" / "runs"))
+    p.add_argument("--runs", default=str(RUNS))
     args = p.parse_args(argv)
-    judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
-    out = PROJECT_ROOT / "bench" / "results" / "other-classes"
+    judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
+    out = RESULTS / "other-classes"
     kept = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
     rows = [r for r in kept.get("rows", []) if kept.get("seed") == args.seed and r["case"] not in args.cases]
     for case in args.cases:
@@ -82,7 +81,7 @@ def main(argv=None) -> None:
              f"{r['recall_remaining']:.2f} | {r.get('mixed_precision', 'bf16')} |" for r in rows]
     out.with_suffix(".md").write_text(
         "# Forgetting other classes\n\n"
-        f"`python bench/other_classes.py`: `sfd/train.py --forget class=NAME` with the defaults ({rows[0]['steps']} "
+        f"`python -m bench.other_classes`: `sfd/train.py --forget class=NAME` with the defaults ({rows[0]['steps']} "
         f"iterations), the override as listed (`auto` is the default since the twelfth session, `random` before; "
         "`far` draws it per sample among the farther half of `auto`'s ranking, the classes listed); "
         f"evaluation seed {args.seed}, 1,000 samples of the forgotten class and "

@@ -1,6 +1,6 @@
 """What `--override auto` chooses for every class of the embedded teacher, checked against the judge.
 
-    python bench/override_choice.py
+    python -m bench.override_choice
 
 For each class as the forgotten one: the remaining class the teacher finds least like it (sfd.override_choice,
 data-free: teacher samples and the teacher's own denoising loss, seed 0 as in training), the forget-accuracy floor
@@ -12,31 +12,28 @@ Writes bench/results/override-choice.{json,md}.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sfd.config import PROJECT_ROOT, load_config  # noqa: E402
-from sfd.conditioning import teacher_sigma_range  # noqa: E402
-from sfd.evaluate import forget_accuracy_floor, load_reference_predictions  # noqa: E402
-from sfd.judges import ImageClassifierJudge  # noqa: E402
-from sfd.override_choice import choose_override  # noqa: E402
-from sfd.precision import describe_machine  # noqa: E402
-from sfd.spec import ForgetSpec  # noqa: E402
-from pipelines import ClassConditionalDiffusionPipeline, Denoiser  # noqa: E402
+from bench.common import RESULTS
+from sfd.core.precision import describe_machine
+from sfd.core.spec import ForgetSpec
+from sfd.evaluation.judges import ImageClassifierJudge
+from sfd.evaluation.reference import forget_accuracy_floor, load_reference_predictions
+from sfd.pipelines import ClassConditionalDiffusionPipeline, Denoiser
+from sfd.training.conditioning import teacher_sigma_range
+from sfd.training.config import load_config
+from sfd.training.override_choice import choose_override
 
 
 def main() -> None:
     cfg = load_config()
-    pipe = ClassConditionalDiffusionPipeline.from_pretrained(cfg["teacher"])
+    pipe = ClassConditionalDiffusionPipeline.from_pretrained(cfg.teacher)
     pipe.set_progress_bar_config(disable=True)
     denoiser = Denoiser(pipe.unet, pipe.scheduler.config, null_class_id=pipe.null_class_id)
     lo, hi = teacher_sigma_range(pipe)
-    sigma_min, sigma_max = max(cfg["sigma_min"], lo), min(cfg["sigma_max"], hi)
-    judge = ImageClassifierJudge.from_pretrained(cfg["classifier"])
+    sigma_min, sigma_max = max(cfg.sigma_min, lo), min(cfg.sigma_max, hi)
+    judge = ImageClassifierJudge.from_pretrained(cfg.classifier)
     label_map = judge.match_labels(pipe.id2label)
     reference = load_reference_predictions()
     rows = []
@@ -44,7 +41,7 @@ def main() -> None:
         name = pipe.id2label[forgotten]
         spec = ForgetSpec.parse(f"class={name}", "auto", pipe.id2label)
         start = time.perf_counter()
-        chosen, distances = choose_override(pipe, denoiser, spec, sigma_min, sigma_max, seed=cfg["seed"])
+        chosen, distances = choose_override(pipe, denoiser, spec, sigma_min, sigma_max, seed=cfg.seed)
         seconds = time.perf_counter() - start
         floors = {c: forget_accuracy_floor(*reference, replace(spec, override=c), label_map) for c in spec.remaining}
         best = min(floors, key=floors.get)
@@ -53,13 +50,13 @@ def main() -> None:
                      "random_floor": forget_accuracy_floor(*reference, replace(spec, auto=False), label_map),
                      "distances": distances, "seconds": seconds})
         print(rows[-1], flush=True)
-    out = PROJECT_ROOT / "bench" / "results" / "override-choice"
+    out = RESULTS / "override-choice"
     out.with_suffix(".json").write_text(json.dumps({"machine": describe_machine(), "rows": rows}, indent=1))
     lines = [f"| {r['forget']} | {r['auto']} | {r['auto_floor']:.2%} | {r['judge_best']} | {r['judge_best_floor']:.2%} | "
              f"{r['random_floor']:.2%} | {r['seconds']:.0f} |" for r in rows]
     out.with_suffix(".md").write_text(
         "# What `--override auto` chooses\n\n"
-        f"`python bench/override_choice.py` on {describe_machine()}: for each forgotten class, the remaining class "
+        f"`python -m bench.override_choice` on {describe_machine()}: for each forgotten class, the remaining class "
         "the embedded teacher finds least like it (`sfd.override_choice`: 32 teacher samples of the forgotten class, "
         "the teacher's denoising loss under each remaining class over 8 σ, seed 0), with the floor of that choice: "
         "the share of real test images of the chosen class `assets/classifier` calls by the forgotten name. The "

@@ -1,6 +1,6 @@
 """What FID a perfect generator would score here: real Fashion-MNIST *training* images measured like samples.
 
-    python bench/real_data_floor.py [--forget "class=trouser"] [--samples_per_class 100 200 300] [--seeds 1234 99]
+    python -m bench.real_data_floor [--forget "class=trouser"] [--samples_per_class 100 200 300] [--seeds 1234 99]
 
 The FID of the remaining classes is taken against the real *test* images (assets/fid_reference.safetensors) in the
 classifier's feature space, from a few hundred samples per class. Real training images of the same classes, drawn at
@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sfd.config import PROJECT_ROOT  # noqa: E402
-from sfd.data import load_fashion_mnist  # noqa: E402
-from sfd.evaluate import class_metrics, classify, load_reference  # noqa: E402
-from sfd.judges import ImageClassifierJudge  # noqa: E402
-from sfd.precision import describe_machine  # noqa: E402
-from sfd.spec import ForgetSpec, SpecError  # noqa: E402
+from bench.common import RESULTS
+from sfd.core.paths import DEFAULT_CLASSIFIER
+from sfd.core.precision import describe_machine
+from sfd.core.spec import ForgetSpec, SpecError
+from sfd.data.fashion_mnist import load_fashion_mnist
+from sfd.evaluation.evaluate_classes import class_metrics
+from sfd.evaluation.judges import ImageClassifierJudge, classify
+from sfd.evaluation.reference import load_reference
 
 
 def draw_real(x: torch.Tensor, y: torch.Tensor, classes, n_per_class: int, seed: int):
@@ -42,9 +41,9 @@ def main(argv=None) -> None:
     p.add_argument("--forget", default="class=trouser", help="its classes are left out, as in the FID of a model")
     p.add_argument("--samples_per_class", type=int, nargs="+", default=[100, 200, 300])
     p.add_argument("--seeds", type=int, nargs="+", default=[1234, 99])
-    p.add_argument("--out", default=str(PROJECT_ROOT / "bench" / "results" / "real-data-floor"))
+    p.add_argument("--out", default=str(RESULTS / "real-data-floor"))
     args = p.parse_args(argv)
-    judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
+    judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
     try:  # the dataset's ids are the classifier's
         spec = ForgetSpec.parse(args.forget, "random", judge.id2label)
     except SpecError as err:
@@ -70,7 +69,7 @@ def main(argv=None) -> None:
              f"{r['precision_remaining']:.2f} | {r['recall_remaining']:.2f} |" for r in rows]
     out.with_suffix(".md").write_text(
         "# The FID floor: real training images measured like samples\n\n"
-        f"`python bench/real_data_floor.py`: random Fashion-MNIST training images of the classes that remain after "
+        f"`python -m bench.real_data_floor`: random Fashion-MNIST training images of the classes that remain after "
         f"`--forget {args.forget}`, measured by sfd-eval's code against the real test images (the FID reference) "
         "in `assets/classifier`'s feature space. A generator that matched the data exactly would score these.\n\n"
         "| per class (in all) | seed | FID [95%] | classifier accuracy | precision | recall |\n"

@@ -1,8 +1,8 @@
 """Robust forgetting on the Fashion-MNIST default: relearning attacks, resurgence, layered erasure.
 
-    python bench/robustness.py                 # both parts (~1 h on a 2-core CPU)
-    python bench/robustness.py --part relearn  # teacher, gold, ESD-style, SFD against the relearning attack
-    python bench/robustness.py --part layered  # one-shot vs layered SFD erasure of three classes
+    python -m bench.robustness                 # both parts (~1 h on a 2-core CPU)
+    python -m bench.robustness --part relearn  # teacher, gold, ESD-style, SFD against the relearning attack
+    python -m bench.robustness --part layered  # one-shot vs layered SFD erasure of three classes
 
 relearn: every model is fine-tuned by `sfd.relearn.relearn_curve` on n = 10 and n = 100 real training
 images of the forgotten class, and (resurgence) on 10 images of each remaining class; the one-step SFD
@@ -22,15 +22,13 @@ import argparse
 import datetime as dt
 import itertools
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import PROJECT, RESULTS, RUNS
+from sfd.core.paths import DEFAULT_CLASSIFIER
+from sfd.core.precision import CHOICES, resolve_mixed_precision
 
-from sfd.config import PROJECT_ROOT  # noqa: E402
-from sfd.precision import CHOICES, resolve_mixed_precision  # noqa: E402
-
-RUNS = PROJECT_ROOT / "bench" / "runs"
+RUNS = RUNS
 MODELS = {"teacher": "assets/teacher", "gold": "assets/gold-trouser", "esd": "bench/runs/esd", "sfd": "assets/sfd-trouser"}
 NAMES = {"teacher": "Teacher (multi-step)", "gold": "Gold retrain (multi-step)", "esd": "ESD-style (multi-step)",
          "sfd": "SFD (one step)", "oneshot": "SFD, one-shot", "layered": "SFD, layered"}
@@ -51,7 +49,7 @@ def ensure_esd(path: Path, forget: str) -> None:
 
 def relearn_part(args, judge, previous: dict) -> dict:
     """Every model's curves; those in `previous` (an earlier record with the same settings) are kept."""
-    from sfd.relearn import relearn_curve, steps_to_reach
+    from sfd.evaluation.relearn import relearn_curve, steps_to_reach
 
     kw = dict(attack_settings(args), classifier=judge)
     attacks = {f"n={n}": dict(n_images=n) for n in args.images} | {"benign n=10": dict(n_images=10, benign=True)}
@@ -62,9 +60,9 @@ def relearn_part(args, judge, previous: dict) -> dict:
             done = previous.get("curves", {}).get(model, {}).get(name)
             if done is None:
                 if model == "esd":
-                    ensure_esd(PROJECT_ROOT / path, args.forget)
+                    ensure_esd(PROJECT / path, args.forget)
                 print(f"[relearn] {model} {name}", flush=True)
-                done = relearn_curve(str(PROJECT_ROOT / path), args.forget, **attack, **kw)
+                done = relearn_curve(str(PROJECT / path), args.forget, **attack, **kw)
                 measured_on[model] = dt.date.today().isoformat()
             else:
                 measured_on.setdefault(model, previous.get("measured_on", {}).get(model, previous["date"]))
@@ -114,9 +112,9 @@ def train_erasure(name: str, args) -> Path:
 
 
 def layered_part(args, judge) -> dict:
-    from sfd.evaluate import evaluate_model
-    from sfd.layered import split_folds
-    from sfd.relearn import relearn_curve
+    from sfd.evaluation.evaluate_classes import evaluate_model
+    from sfd.evaluation.relearn import relearn_curve
+    from sfd.training.layered import split_folds
 
     classes = args.layered_forget.partition("=")[2].split(",")
     folds = split_folds(classes, args.layers)
@@ -142,7 +140,7 @@ def layered_part(args, judge) -> dict:
             hit = [sum(per[n][k] for n in attacked) / len(attacked) for k in range(len(c["steps"]))]
             matrix.append({"attacked": attacked, "left_out": left_out, "best_left_out": max(left),
                            "left_out_curve": left, "attacked_curve": hit, "steps": c["steps"]})
-        record["models"][name] = {"path": str(out.relative_to(PROJECT_ROOT)), "train_seconds": seconds,
+        record["models"][name] = {"path": str(out.relative_to(PROJECT)), "train_seconds": seconds,
                                   "metrics": {k: v for k, v in m.items() if k != "features_remaining"},
                                   "matrix": matrix}
     return record
@@ -175,7 +173,7 @@ def layered_markdown(record: dict) -> str:
 
 
 def plot_relearn(record: dict, path: Path) -> None:
-    from sfd.attack import plot_curves
+    from sfd.evaluation.plots import plot_curves
 
     series = {f"{NAMES[m]}, {a}": c for m, cs in record["curves"].items() for a, c in cs.items() if not a.startswith("benign")}
     plot_curves(series, path, f"relearning {record['forget']}")
@@ -205,10 +203,10 @@ def main(argv=None):
     if args.reuse not in (None, "today") and not Path(args.reuse).exists():
         p.error(f"--reuse: {args.reuse} not found")
     args.mixed_precision = resolve_mixed_precision(args.mixed_precision)  # recorded resolved
-    from sfd.judges import ImageClassifierJudge
+    from sfd.evaluation.judges import ImageClassifierJudge
 
-    judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
-    out = PROJECT_ROOT / "bench" / "results"
+    judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
+    out = RESULTS
     date = dt.date.today().isoformat()
     common = {"date": date, "forget": args.forget, "seed": args.seed, "attack_seed": args.attack_seed,
               "learning_rate": args.learning_rate, "eval_samples": args.eval_samples}

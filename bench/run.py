@@ -1,7 +1,7 @@
 """SFD against the methods a user would pick instead: same teacher, forget class, seeds and evaluator.
 
-    python bench/run.py            # full: ~1.5 h on a 2-core CPU (the gold retrain is most of it)
-    python bench/run.py --quick    # smoke version, a few minutes: short runs, few samples
+    python -m bench.run            # full: ~1.5 h on a 2-core CPU (the gold retrain is most of it)
+    python -m bench.run --quick    # smoke version, a few minutes: short runs, few samples
 
 Methods (all from the shipped Fashion-MNIST teacher, forgetting the same class):
   teacher       no forgetting, its default multi-step sampler (the fidelity baseline)
@@ -25,12 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import BENCH, PROJECT, RESULTS
+from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_TEACHER
+from sfd.core.precision import describe_machine
+from sfd.training.config import load_config
 
-from sfd.config import PROJECT_ROOT, load_config  # noqa: E402
-from sfd.precision import describe_machine  # noqa: E402
-
-DEFAULT_STEPS = load_config()["max_train_steps"]  # the full plan measures the default command's budget
+DEFAULT_STEPS = load_config().max_train_steps  # the full plan measures the default command's budget
 PLANS = {  # method: (full, quick) settings
     "sfd": ({"steps": DEFAULT_STEPS}, {"steps": 30}),
     "sfd-2stage": ({"steps": DEFAULT_STEPS // 2}, {"steps": 16}),  # per stage
@@ -43,7 +43,7 @@ def run_measured(cmd: list[str], log: Path) -> dict:
     """Run `cmd` as a child process; its wall time and peak resident memory (from wait4's rusage)."""
     start = time.time()
     with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=PROJECT)
         _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.time() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -106,25 +106,25 @@ def main(argv=None):
                    "again (their training time and peak RSS are those recorded when they were trained, and their "
                    "measurement is reused when it was made with the same seed and sample counts)")
     p.add_argument("--runs", default=None, help="where trained models go (default: bench/runs[-quick])")
-    p.add_argument("--results", default=str(PROJECT_ROOT / "bench" / "results"), help="where the tables go")
+    p.add_argument("--results", default=str(RESULTS), help="where the tables go")
     args = p.parse_args(argv)
 
-    from sfd.evaluate import evaluate_model
-    from sfd.judges import ImageClassifierJudge
-    from sfd.report_plots import forget_rate_curve
+    from sfd.evaluation.evaluate_classes import evaluate_model
+    from sfd.evaluation.judges import ImageClassifierJudge
+    from sfd.evaluation.plots import forget_rate_curve
 
     quick = args.quick
-    runs = Path(args.runs or PROJECT_ROOT / "bench" / ("runs-quick" if quick else "runs"))
+    runs = Path(args.runs or BENCH / ("runs-quick" if quick else "runs"))
     runs.mkdir(parents=True, exist_ok=True)
     n_per_class, n_forget = (10, 30) if quick else (100, 1000)
     n_forget_multistep = n_forget if quick else 200  # multi-step models sample ~50x slower
-    judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
-    model_dirs = {"teacher": PROJECT_ROOT / "assets" / "teacher", "sfd": runs / "sfd", "sfd-2stage": runs / "sfd-2stage",
+    judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
+    model_dirs = {"teacher": DEFAULT_TEACHER, "sfd": runs / "sfd", "sfd-2stage": runs / "sfd-2stage",
                   "esd": runs / "esd", "gold": runs / "gold"}
     trainings = {method: train(method, runs, args, quick) for method in args.methods}
     gold = None
     if "gold" in args.methods:  # every method is also measured against the gold model's samples (sfd.gold)
-        from sfd.gold import GoldSamples
+        from sfd.evaluation.gold import GoldSamples
 
         cached = runs / f"gold.samples-seed{args.seed}-n{n_per_class}.safetensors"
         if "gold" in args.reuse and cached.exists():
@@ -198,7 +198,7 @@ def table(record: dict, plot: Path | None) -> str:
     floor = (f"\nForget-accuracy floor of the judge: {floors.pop():.2%} of real test images of the override classes are "
              "classified as the forgotten class (what a perfect eraser would score).\n") if len(floors) == 1 else ""
     return (f"# Benchmark {record['date']}{' (quick)' if record['quick'] else ''}: forget `{record['forget']}`\n\n"
-            f"`python bench/run.py{' --quick' if record['quick'] else ''}` on {record['machine']}. Evaluation seed "
+            f"`python -m bench.run{' --quick' if record['quick'] else ''}` on {record['machine']}. Evaluation seed "
             f"{record['seed']}; {record['samples_per_class']} samples per remaining class, {record['forget_samples']} of the "
             f"forgotten class ({record['forget_samples_multistep']} for the multi-step models); judged by `assets/classifier`; FID in its feature space against the real test images "
             f"of the remaining classes. FID to gold: between the method's and the gold model's remaining-class samples (gold "

@@ -1,6 +1,6 @@
 """Pick the teacher's default classifier-free guidance on a selection seed (not the evaluation seed).
 
-    python bench/teacher_guidance.py --scales 1 1.5 2 3
+    python -m bench.teacher_guidance --scales 1 1.5 2 3
 
 Writes bench/results/teacher-guidance.{json,md}: class accuracy and FID (all classes) per scale.
 """
@@ -9,25 +9,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipelines import ClassConditionalDiffusionPipeline  # noqa: E402
-from sfd.config import PROJECT_ROOT  # noqa: E402
-from sfd.evaluate import evaluate_model  # noqa: E402
-from sfd.judges import ImageClassifierJudge  # noqa: E402
+from bench.common import RESULTS
+from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_TEACHER
+from sfd.evaluation.evaluate_classes import evaluate_model
+from sfd.evaluation.judges import ImageClassifierJudge
+from sfd.pipelines import ClassConditionalDiffusionPipeline
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--teacher", default=str(PROJECT_ROOT / "assets" / "teacher"))
+    p.add_argument("--teacher", default=str(DEFAULT_TEACHER))
     p.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.5, 2.0, 3.0])
     p.add_argument("--samples_per_class", type=int, default=50)
     p.add_argument("--seed", type=int, default=99, help="selection seed, distinct from evaluation seeds")
     args = p.parse_args(argv)
-    judge = ImageClassifierJudge.from_pretrained(PROJECT_ROOT / "assets" / "classifier")
+    judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
     rows = []
     for g in args.scales:
         pipe = ClassConditionalDiffusionPipeline.from_pretrained(args.teacher)
@@ -37,7 +34,7 @@ def main(argv=None):
         rows.append({"guidance_scale": g, "class_accuracy": m["remaining_accuracy"], "fid": m["fid_remaining"],
                      "images_per_second": m["images_per_second"]})
         print(rows[-1], flush=True)
-    out = PROJECT_ROOT / "bench" / "results"
+    out = RESULTS
     out.mkdir(parents=True, exist_ok=True)
     (out / "teacher-guidance.json").write_text(json.dumps({"seed": args.seed, "samples_per_class": args.samples_per_class,
                                                            "rows": rows}, indent=1))

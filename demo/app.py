@@ -8,16 +8,17 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from functools import lru_cache
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from sfd.core.loading import load_pipeline
+from sfd.core.paths import ASSETS, DEFAULT_TEACHER
+from sfd.core.sampling import nfe_per_image, sample_classes
+from sfd.core.viz import class_grid
+from sfd.evaluation.judges import ImageClassifierJudge
+from sfd.pipelines.labels import postprocess
 
-DEFAULT_TEACHER = ROOT / "assets" / "teacher"
-DEFAULT_MODEL = ROOT / "assets" / "sfd-trouser"
+DEFAULT_MODEL = ASSETS / "sfd-trouser"
 MAX_SAMPLES, MAX_SEED = 16, 2**31 - 1
 
 
@@ -27,8 +28,6 @@ class DemoError(ValueError):
 
 @lru_cache(maxsize=4)
 def _load(path: str):
-    from sfd.sampling import load_pipeline
-
     p = Path(path).expanduser()
     if not (p / "model_index.json").exists():
         raise DemoError(f"no model at `{path}` (expected a pipeline folder with model_index.json)")
@@ -44,8 +43,6 @@ def _load(path: str):
 
 @lru_cache(maxsize=1)
 def _judge():
-    from sfd.judges import ImageClassifierJudge
-
     return ImageClassifierJudge.from_pretrained()
 
 
@@ -61,8 +58,6 @@ def _check(teacher_path: str, model_path: str, n: int, seed: int):
 
 
 def _sample(pipe, labels: list[int], seed: int):
-    from sfd.sampling import sample_classes
-
     images, seconds = sample_classes(pipe, labels, batch_size=len(labels), seed=int(seed), progress=False)
     probs = _judge().probs(images)
     return images, probs, seconds
@@ -84,9 +79,6 @@ def compare(teacher_path: str, model_path: str, class_name: str, seed: float, n:
         if class_name not in model.labels:
             raise DemoError(f"unknown class {class_name!r}; valid: {sorted(model.labels)}")
         cid = model.labels[class_name]
-        from pipelines.labels import postprocess
-        from sfd.sampling import nfe_per_image
-
         out = []
         for side, pipe in (("Teacher", teacher), ("Unlearned", model)):
             images, probs, seconds = _sample(pipe, [cid] * int(n), int(seed))
@@ -104,16 +96,12 @@ def all_classes(teacher_path: str, model_path: str, seed: float):
     """Every class at once, one row per class, forgotten rows marked, for both models."""
     try:
         teacher, model = _check(teacher_path, model_path, 1, int(seed))
-        from sfd.viz import class_grid
-
         per_row = 6
         ids = sorted(model.id2label)
         labels = [c for c in ids for _ in range(per_row)]
         marked = [i for i, c in enumerate(ids) if c in set(model.config.get("forgotten", []))]
         names = [model.id2label[c] for c in ids]
         grids = []
-        from sfd.sampling import sample_classes
-
         for pipe in (teacher, model):
             images, _ = sample_classes(pipe, labels, batch_size=len(labels), seed=int(seed), progress=False)
             grids.append(class_grid(images, per_row, marked, row_names=names))

@@ -3,12 +3,11 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from safetensors.torch import save_file
 
-from safetensors.torch import save_file  # noqa: E402
-
-from sfd.config import load_config  # noqa: E402
-from sfd.trainer import SFDTrainer, validate  # noqa: E402
+from sfd.training.config import load_config
+from sfd.training.setup import validate
+from sfd.training.trainer import SFDTrainer
 
 teacher, out = sys.argv[1], sys.argv[2]
 cfg = load_config(overrides=dict(teacher=teacher, forget="class=dog", output_dir=out, train_batch_size=4, max_train_steps=3,

@@ -2,15 +2,10 @@
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-import default_run  # noqa: E402
-import robustness  # noqa: E402
+from bench import default_run, robustness
 
 
 def _teacher_record(seed=1234, per_class=200):

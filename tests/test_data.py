@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sfd.data import load_fashion_mnist, read_idx
+from sfd.data.fashion_mnist import load_fashion_mnist, read_idx
 
 
 def write_idx(path, array, compress):

@@ -3,16 +3,14 @@
 import os
 import shutil
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "demo"))
 gr = pytest.importorskip("gradio")
 
-import app as demo_app  # noqa: E402
+from sfd.demo import app as demo_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -4,11 +4,10 @@ import pytest
 import torch
 from diffusers import DDPMScheduler, EDMEulerScheduler
 
-from pipelines import ClassConditionalDiffusionPipeline, Denoiser
-from pipelines.denoiser import scheduler_of_family, sigma_range_from_config
-from pipelines.multistep import guided_sampling_loop
-
-from conftest import NAMES, tiny_unet
+from sfd.pipelines import ClassConditionalDiffusionPipeline, Denoiser
+from sfd.pipelines.denoiser import scheduler_of_family, sigma_range_from_config
+from sfd.pipelines.multistep import guided_sampling_loop
+from tests.helpers import NAMES, tiny_unet
 
 
 class Oracle(torch.nn.Module):
@@ -110,7 +109,9 @@ def test_scheduler_of_family_keeps_the_teachers_family():
     assert isinstance(scheduler_of_family(EDMEulerScheduler(sigma_data=0.7).config), EDMEulerScheduler)
     assert scheduler_of_family(EDMEulerScheduler(sigma_data=0.7).config).config.sigma_data == 0.7
     assert type(scheduler_of_family(DDPMScheduler(prediction_type="v_prediction").config)) is DDPMScheduler
-    from diffusers import EDMDPMSolverMultistepScheduler  # a solver's config: its EDM settings kept, its own keys dropped
+    from diffusers import (
+        EDMDPMSolverMultistepScheduler,  # a solver's config: its EDM settings kept, its own keys dropped
+    )
 
     edm = scheduler_of_family(EDMDPMSolverMultistepScheduler(sigma_data=0.6, sigma_max=40.0).config)
     assert type(edm) is EDMEulerScheduler and (edm.config.sigma_data, edm.config.sigma_max) == (0.6, 40.0)

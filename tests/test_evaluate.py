@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from sfd.evaluate import class_metrics, write_report
-from sfd.judges import ImageClassifierJudge
-from sfd.metrics import bootstrap_ci, entropy, feature_statistics, frechet_distance
-from sfd.spec import ForgetSpec
+from sfd.core.metrics import bootstrap_ci, entropy, feature_statistics, frechet_distance
+from sfd.core.spec import ForgetSpec
+from sfd.evaluation.evaluate_classes import class_metrics
+from sfd.evaluation.judges import ImageClassifierJudge
+from sfd.evaluation.report import write_report
 
 NAMES = {0: "cat", 1: "dog", 2: "bird"}
 
@@ -41,7 +42,7 @@ def test_a_model_that_did_not_forget_is_reported_as_not_forgetting():
 
 
 def test_forget_accuracy_floor_is_the_classifiers_confusion_on_real_override_images():
-    from sfd.evaluate import forget_accuracy_floor
+    from sfd.evaluation.reference import forget_accuracy_floor
 
     # real images: 4 cats (1 called dog), 4 dogs, 4 birds (2 called dog)
     ref_labels = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
@@ -69,7 +70,7 @@ def test_fid_is_zero_for_identical_statistics_and_grows_with_a_shift():
 
 
 def test_precision_and_recall_separate_fidelity_from_coverage():
-    from sfd.metrics import precision_recall
+    from sfd.core.metrics import precision_recall
 
     rng = np.random.default_rng(0)
     real = rng.normal(size=(600, 2))
@@ -112,7 +113,7 @@ def test_report_files(tmp_path):
 
 
 def test_sfd_eval_command_writes_metrics_report_and_pictures(tiny_teacher, tiny_classifier, tmp_path):
-    from sfd.evaluate import main
+    from sfd.cli.eval import main
 
     report = tmp_path / "report"
     main(["--model", tiny_teacher, "--reference", tiny_teacher, "--forget", "class=dog", "--classifier", tiny_classifier,
@@ -166,7 +167,7 @@ class FabricatedGenerator:
 
 
 def test_every_metric_of_a_fabricated_generator_matches_hand_computation():
-    from sfd.evaluate import evaluate_model
+    from sfd.evaluation.evaluate_classes import evaluate_model
 
     judge = ImageClassifierJudge(IntensityClassifier())
     # cat: always cat; dog (forgotten): 1 dog in 4, otherwise bird; bird: 3 birds in 4, 1 cat
@@ -187,7 +188,7 @@ def test_make_reference_from_an_image_folder(tiny_classifier, tmp_path):
     from PIL import Image
     from safetensors.torch import load_file
 
-    from sfd.evaluate import main
+    from sfd.cli.eval import main
 
     for name, value in (("cat", 10), ("bird", 200)):
         (tmp_path / "imgs" / name).mkdir(parents=True)
@@ -204,8 +205,8 @@ def test_make_reference_from_an_image_folder(tiny_classifier, tmp_path):
 
 
 def test_esd_baseline_moves_the_forgotten_prediction_toward_the_override(tiny_teacher, tmp_path):
-    from pipelines import ClassConditionalDiffusionPipeline
     from sfd.baselines.esd import esd_finetune
+    from sfd.pipelines import ClassConditionalDiffusionPipeline
 
     before = ClassConditionalDiffusionPipeline.from_pretrained(tiny_teacher).unet
     pipe = esd_finetune(tiny_teacher, forget="class=dog", override="class=cat", steps=30, learning_rate=1e-3,
@@ -221,7 +222,7 @@ def test_esd_baseline_moves_the_forgotten_prediction_toward_the_override(tiny_te
 
 
 def test_a_random_override_above_the_floor_target_warns_and_names_the_best_fixed_override(monkeypatch):
-    import sfd.conditioning as conditioning
+    import sfd.training.conditioning as conditioning
 
     said = []
     monkeypatch.setattr(conditioning.logger, "warning", said.append)
@@ -244,7 +245,7 @@ def test_a_random_override_above_the_floor_target_warns_and_names_the_best_fixed
 
 
 def test_the_floor_uses_the_override_the_run_recorded(tmp_path):
-    from sfd.evaluate import recorded_override
+    from sfd.evaluation.evaluate_classes import recorded_override
 
     (tmp_path / "training.json").write_text(json.dumps({"forget": ["dog"], "override": "bird", "override_chosen_by": "auto"}))
     assert recorded_override(tmp_path, ["dog"]) == "class=bird"

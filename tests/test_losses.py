@@ -1,6 +1,6 @@
 import torch
 
-from sfd.losses import edm_weight, fake_score_loss, sample_sigmas, sid_generator_loss
+from sfd.core.losses import edm_weight, fake_score_loss, sample_sigmas, sid_generator_loss
 
 
 def test_sid_generator_loss_matches_a_hand_computed_value():

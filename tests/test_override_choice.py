@@ -8,13 +8,12 @@ import pytest
 import torch
 
 import sfd
-from sfd import evaluate
-from sfd.losses import edm_weight
-from sfd.evaluate import forget_accuracy_floor
-from sfd.override_choice import (choose_far_pool, choose_override, denoising_distances,
-                                 rank_candidates)
-from sfd.spec import ForgetSpec, SpecError
-from sfd.trainer import TrainingSetupError
+from sfd.core.losses import edm_weight
+from sfd.core.spec import ForgetSpec, SpecError
+from sfd.evaluation import evaluate_classes
+from sfd.evaluation.reference import forget_accuracy_floor
+from sfd.training.config import TrainingSetupError
+from sfd.training.override_choice import choose_far_pool, choose_override, denoising_distances, rank_candidates
 
 NAMES = {0: "cat", 1: "dog", 2: "bird", 3: "fish"}
 # one fixed image per class: the stub teacher draws it and its class-c denoiser always answers it
@@ -129,7 +128,7 @@ def test_a_run_with_a_chooser_records_the_choice_and_resumes(chooser, tiny_teach
     else:  # ⌊2/2⌋ = 1 of the two remaining classes, drawn per sample
         assert training["override"] == "random" and len(training["override_pool"]) == 1
         assert training["override_pool"][0] in ("cat", "bird")
-        assert evaluate.recorded_override(out, ["dog"]) == f"class={training['override_pool'][0]}"
+        assert evaluate_classes.recorded_override(out, ["dog"]) == f"class={training['override_pool'][0]}"
     assert f"(chosen by the teacher: --override {chooser})" in (out / "README.md").read_text()
     run = json.loads((out / "checkpoints" / "run.json").read_text())
     assert run["request"] == {"forget": ["dog"], "override": chooser}

@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import ClassConditionalDiffusionPipeline, OneStepClassConditionalPipeline
-
-from conftest import NAMES, make_teacher, tiny_unet
+from sfd.pipelines import ClassConditionalDiffusionPipeline, OneStepClassConditionalPipeline
+from tests.helpers import NAMES, make_teacher, tiny_unet
 
 
 def test_teacher_round_trip_keeps_class_names_and_weights(tiny_teacher):

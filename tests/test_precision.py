@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import sfd
-import sfd.precision as precision
-from sfd.precision import resolve_mixed_precision
+import sfd.core.precision as precision
+from sfd.core.precision import resolve_mixed_precision
 
 
 @pytest.mark.parametrize("choice", ["no", "fp16", "bf16"])

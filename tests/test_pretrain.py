@@ -5,8 +5,8 @@ import pytest
 import torch
 from transformers import AutoModelForImageClassification, AutoTokenizer, CLIPModel
 
-from sfd.data import FASHION_MNIST_CLASSES
-from sfd.judges import CLIPJudge
+from sfd.data.fashion_mnist import FASHION_MNIST_CLASSES
+from sfd.evaluation.judges import CLIPJudge
 from sfd.pretrain.classifier import build_classifier
 from sfd.pretrain.clip import build_clip, build_tokenizer
 from sfd.pretrain.teacher import build_scheduler, build_unet
@@ -85,7 +85,7 @@ def test_teacher_scripts_train_resume_and_export(tmp_path):
     """A few steps of each teacher script on the real data: resumable, exported as loadable pipelines."""
     import json
 
-    from pipelines import ClassConditionalDiffusionPipeline, TextToImageDiffusionPipeline
+    from sfd.pipelines import ClassConditionalDiffusionPipeline, TextToImageDiffusionPipeline
     from sfd.pretrain import teacher, text_to_image
 
     for module, pipe_cls, extra in ((teacher, ClassConditionalDiffusionPipeline, ["--exclude_class", "trouser"]),
@@ -104,10 +104,9 @@ def test_teacher_scripts_train_resume_and_export(tmp_path):
 def test_changing_the_default_guidance_keeps_the_folder_files(tmp_path):
     import argparse
 
-    from pipelines import TextToImageDiffusionPipeline
+    from sfd.pipelines import TextToImageDiffusionPipeline
     from sfd.pretrain.denoising import load_for_measuring
-
-    from conftest import make_t2i_teacher
+    from tests.helpers import make_t2i_teacher
 
     folder = make_t2i_teacher(tmp_path / "t")
     (tmp_path / "t" / "training_steps.json").write_text('{"steps": 5}')
@@ -122,7 +121,7 @@ def test_teacher_script_trains_a_few_steps_and_exports_a_sampling_pipeline(edm, 
     """`python -m sfd.pretrain.teacher [--edm]`: DDPM or EDM training, exported with the DPM-Solver++ of its family."""
     from diffusers import DPMSolverMultistepScheduler, EDMDPMSolverMultistepScheduler
 
-    from pipelines import ClassConditionalDiffusionPipeline
+    from sfd.pipelines import ClassConditionalDiffusionPipeline
     from sfd.pretrain.teacher import main
 
     out = tmp_path / "teacher"

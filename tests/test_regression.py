@@ -2,11 +2,10 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from pipelines import ClassConditionalDiffusionPipeline, Denoiser
-from sfd.losses import regression_loss
-from sfd.regression import teacher_ode_samples
-
-from conftest import make_teacher
+from sfd.core.losses import regression_loss
+from sfd.pipelines import ClassConditionalDiffusionPipeline, Denoiser
+from sfd.training.regression import teacher_ode_samples
+from tests.helpers import make_teacher
 
 
 @pytest.mark.parametrize("prediction_type,guidance", [("epsilon", 1.0), ("v_prediction", 2.0), ("sample", 1.5)])
@@ -34,8 +33,9 @@ def test_regression_loss_matches_a_hand_computed_value():
 
 def test_the_pair_bank_holds_the_teachers_answers_under_the_override(tiny_teacher, tiny_options, tmp_path):
     import sfd
-    from sfd.config import load_config
-    from sfd.trainer import SFDTrainer, validate
+    from sfd.training.config import load_config
+    from sfd.training.setup import validate
+    from sfd.training.trainer import SFDTrainer
 
     cfg = load_config(overrides=dict(tiny_options, teacher=tiny_teacher, forget="class=dog", override="class=bird",
                                      regression_weight=1.0, regression_pairs=10, regression_steps=4,
@@ -58,7 +58,7 @@ def test_the_pair_bank_holds_the_teachers_answers_under_the_override(tiny_teache
                              regression_batch_size=10, max_train_steps=5, learning_rate_generator=1e-3,
                              use_ema=False, forget_fraction=0.5, validation_steps=0, final_eval_samples_per_class=0,
                              mixed_precision="no"))
-    s = cfg["sigma_init"]
+    s = cfg.sigma_init
     with torch.no_grad():
         student = Denoiser(pipe.unet, pipe.scheduler.config)
         after = regression_loss(student(s * bank.z, s, bank.student), bank.target)
@@ -67,13 +67,13 @@ def test_the_pair_bank_holds_the_teachers_answers_under_the_override(tiny_teache
 
 @pytest.mark.parametrize("options,match", [
     (dict(regression_weight=-1.0), "regression_weight must be >= 0"),
-    (dict(regression_steps=0), "regression_steps a positive integer"),
+    (dict(regression_steps=0), "regression_steps must be a positive integer"),
     (dict(regression_pairs=0), "regression_pairs must be a positive integer"),
 ])
 def test_bad_regression_options_are_refused_before_loading(options, match, tiny_teacher, tmp_path):
-    from sfd.config import load_config
-    from sfd.trainer import TrainingSetupError, validate
+    from sfd.training.config import TrainingSetupError, load_config
+    from sfd.training.setup import validate
 
-    cfg = load_config(overrides=dict(options, teacher=tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "o")))
     with pytest.raises(TrainingSetupError, match=match):
-        validate(cfg)
+        validate(load_config(overrides=dict(options, teacher=tiny_teacher, forget="class=dog",
+                                            output_dir=str(tmp_path / "o"))))

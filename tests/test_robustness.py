@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sfd.losses import denoising_loss
-from sfd.relearn import area_under_curve, attacker_images, relearn_curve, steps_to_reach
-
-from conftest import make_teacher
+from sfd.core.losses import denoising_loss
+from sfd.evaluation.relearn import area_under_curve, attacker_images, relearn_curve, steps_to_reach
+from tests.helpers import make_teacher
 
 
 def test_curve_summaries_by_hand():
@@ -78,7 +77,7 @@ def tiny_pool():
 
 
 def test_relearn_curve_fine_tunes_a_copy_and_measures_every_budget(tiny_teacher, tiny_classifier):
-    from pipelines import ClassConditionalDiffusionPipeline
+    from sfd.pipelines import ClassConditionalDiffusionPipeline
 
     pipe = ClassConditionalDiffusionPipeline.from_pretrained(tiny_teacher)
     before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
@@ -95,7 +94,7 @@ def test_relearn_curve_fine_tunes_a_copy_and_measures_every_budget(tiny_teacher,
 
 
 def test_relearning_attack_fine_tunes_an_edm_model_with_its_own_loss(tmp_path, tiny_classifier):
-    from pipelines import ClassConditionalDiffusionPipeline
+    from sfd.pipelines import ClassConditionalDiffusionPipeline
 
     pipe = ClassConditionalDiffusionPipeline.from_pretrained(make_teacher(tmp_path / "edm", edm=True))
     before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
@@ -109,9 +108,9 @@ def test_relearning_attack_fine_tunes_an_edm_model_with_its_own_loss(tmp_path, t
 def test_adaptive_attack_trains_the_generator_at_its_sampling_level(tiny_teacher, tiny_classifier):
     from diffusers import DDPMScheduler
 
-    from conftest import NAMES, tiny_unet
-    from pipelines import OneStepClassConditionalPipeline
-    from sfd.losses import sampling_level_loss
+    from sfd.core.losses import sampling_level_loss
+    from sfd.pipelines import OneStepClassConditionalPipeline
+    from tests.helpers import NAMES, tiny_unet
 
     torch.manual_seed(0)
     pipe = OneStepClassConditionalPipeline(unet=tiny_unet(), scheduler=DDPMScheduler(num_train_timesteps=100),
@@ -132,10 +131,10 @@ def test_adaptive_attack_trains_the_generator_at_its_sampling_level(tiny_teacher
 
 def test_sfd_attack_command_writes_curves_and_refuses_unknown_classes(tiny_teacher, tiny_classifier, tmp_path,
                                                                       monkeypatch):
-    import sfd.relearn
-    from sfd.attack import main
+    import sfd.evaluation.relearn
+    from sfd.cli.attack import main
 
-    monkeypatch.setattr(sfd.relearn, "load_fashion_mnist", lambda split: tiny_pool())
+    monkeypatch.setattr(sfd.evaluation.relearn, "load_fashion_mnist", lambda split: tiny_pool())
     main(["relearn", "--model", tiny_teacher, "--forget", "class=dog", "--images", "2", "4", "--steps", "0,2",
           "--eval_samples", "4", "--classifier", tiny_classifier, "--report", str(tmp_path / "r")])
     curves = json.loads((tmp_path / "r" / "relearn.json").read_text())
@@ -154,8 +153,8 @@ def test_sfd_attack_command_writes_curves_and_refuses_unknown_classes(tiny_teach
 
 
 def test_split_folds_keeps_the_order_and_refuses_too_many_layers():
-    from sfd.conditioning import TrainingSetupError
-    from sfd.layered import split_folds
+    from sfd.training.config import TrainingSetupError
+    from sfd.training.layered import split_folds
 
     assert split_folds(["a", "b", "c"], 2) == [["a", "b"], ["c"]]
     assert split_folds(["a", "b", "c"], 3) == [["a"], ["b"], ["c"]]
@@ -165,7 +164,7 @@ def test_split_folds_keeps_the_order_and_refuses_too_many_layers():
 
 def test_layered_erasure_runs_stages_each_from_the_previous(tiny_teacher, tiny_options, tmp_path):
     import sfd
-    from pipelines import OneStepClassConditionalPipeline
+    from sfd.pipelines import OneStepClassConditionalPipeline
 
     out = tmp_path / "layered"
     opts = dict(tiny_options, max_train_steps=4, checkpointing_steps=2, validation_steps=0)
@@ -187,7 +186,7 @@ def test_layered_erasure_runs_stages_each_from_the_previous(tiny_teacher, tiny_o
 
 
 def test_layers_are_checked_before_loading(tiny_teacher, tmp_path, capsys):
-    from sfd.train import main
+    from sfd.cli.train import main
 
     with pytest.raises(SystemExit, match="between 1 and the number of forgotten classes"):
         main(["--teacher", tiny_teacher, "--forget", "class=cat", "--layers", "2", "--output_dir", str(tmp_path / "o")])
@@ -197,7 +196,7 @@ def test_layers_are_checked_before_loading(tiny_teacher, tmp_path, capsys):
 
 
 def test_gold_alignment_is_zero_for_the_same_samples_and_grows_with_a_shift(tmp_path):
-    from sfd.gold import GoldSamples, gold_alignment
+    from sfd.evaluation.gold import GoldSamples, gold_alignment
 
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(400, 4))
@@ -214,7 +213,7 @@ def test_gold_alignment_is_zero_for_the_same_samples_and_grows_with_a_shift(tmp_
 
 
 def test_sfd_eval_gold_reports_the_alignment(tiny_teacher, tiny_classifier, tmp_path):
-    from sfd.evaluate import main
+    from sfd.cli.eval import main
 
     report = tmp_path / "report"
     main(["--model", tiny_teacher, "--gold", tiny_teacher, "--forget", "class=dog", "--classifier", tiny_classifier,

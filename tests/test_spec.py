@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sfd.spec import ForgetSpec, SpecError
+from sfd.core.spec import ForgetSpec, SpecError
 
 NAMES = {0: "t-shirt/top", 1: "trouser", 2: "pullover", 3: "sneaker"}
 

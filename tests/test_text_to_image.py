@@ -6,12 +6,11 @@ import pytest
 import torch
 
 import sfd
-from pipelines import Denoiser, OneStepTextToImagePipeline, TextToImageDiffusionPipeline
-from sfd.prompts import PromptSpec, Rewriter
-from sfd.spec import SpecError
-from sfd.train import main as train_main
-
-from conftest import T2I_PROMPTS, make_t2i_teacher
+from sfd.cli.train import main as train_main
+from sfd.core.prompts import PromptSpec, Rewriter
+from sfd.core.spec import SpecError
+from sfd.pipelines import Denoiser, OneStepTextToImagePipeline, TextToImageDiffusionPipeline
+from tests.helpers import T2I_PROMPTS, make_t2i_teacher
 
 
 @pytest.mark.parametrize("with_vae,layout,edm", [(False, "sfd", False), (True, "diffusers", False), (False, "sfd", True)])
@@ -31,7 +30,7 @@ def test_tiny_text_to_image_run_exports_and_reloads(tmp_path, tiny_t2i_options, 
     assert images.shape == (2, 16 if with_vae else 8, 16 if with_vae else 8, 1)
     with pytest.raises(ValueError, match="one-step"):
         loaded(prompt="a cat", num_inference_steps=4)
-    from sfd.conditioning import load_text_to_image_teacher
+    from sfd.core.loading import load_text_to_image_teacher
 
     t = load_text_to_image_teacher(teacher).unet.state_dict()
     g = loaded.unet.state_dict()
@@ -119,7 +118,7 @@ def test_bad_prompt_specs_are_explained(tmp_path, forget, override, message):
 
 
 def test_bad_text_spec_stops_the_command_line_before_loading(tmp_path, monkeypatch):
-    from sfd import trainer
+    from sfd.training import trainer
 
     teacher = make_t2i_teacher(tmp_path / "teacher")
     empty = tmp_path / "empty.txt"
@@ -137,13 +136,14 @@ def test_bad_text_spec_stops_the_command_line_before_loading(tmp_path, monkeypat
 @pytest.mark.parametrize("name", ["sd15-celebrity", "sd15-nudity"])
 def test_stable_diffusion_configs_hold_valid_prompt_specs(name, monkeypatch):
     """The GPU configs cannot run here, but their options and prompt files must parse."""
-    from sfd.config import PROJECT_ROOT, load_config
-    from sfd.prompts import read_lines
+    from sfd.core.paths import PROJECT_ROOT
+    from sfd.core.prompts import read_lines
+    from sfd.training.config import load_config
 
     monkeypatch.chdir(PROJECT_ROOT)
     cfg = load_config(PROJECT_ROOT / "configs" / f"{name}.yaml")
-    negative = read_lines(cfg["negative_concepts"], "negative") if cfg["negative_concepts"] else None
-    spec = PromptSpec.parse(cfg["forget"], cfg["override"], read_lines(cfg["remain_prompts"], "remain"), negative)
+    negative = read_lines(cfg.negative_concepts, "negative") if cfg.negative_concepts else None
+    spec = PromptSpec.parse(cfg.forget, cfg.override, read_lines(cfg.remain_prompts, "remain"), negative)
     assert len(spec.forget_prompts) >= 16 and len(spec.remain_prompts) >= 30
     assert all(o != f for f, o in zip(spec.forget_prompts, spec.override_prompts))
     if name == "sd15-nudity":
@@ -153,7 +153,7 @@ def test_stable_diffusion_configs_hold_valid_prompt_specs(name, monkeypatch):
 
 
 def test_sfd_eval_measures_text_to_image_models_against_the_teacher(tmp_path, tiny_t2i_options):
-    from sfd.evaluate import main as eval_main
+    from sfd.cli.eval import main as eval_main
 
     teacher = make_t2i_teacher(tmp_path / "teacher")
     out = tmp_path / "out"
@@ -175,7 +175,7 @@ def test_sfd_eval_measures_text_to_image_models_against_the_teacher(tmp_path, ti
 
 
 def test_sfd_eval_reads_stable_diffusion_folders_without_a_concept_list(tmp_path, tiny_t2i_options):
-    from sfd.evaluate import evaluate_text_model
+    from sfd.evaluation.evaluate_text import evaluate_text_model
 
     teacher = make_t2i_teacher(tmp_path / "sd", with_vae=True, layout="diffusers")
     m = evaluate_text_model(teacher, forget="concept=dog", override="a cat", clip=tiny_t2i_options["clip"],

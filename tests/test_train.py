@@ -7,11 +7,10 @@ import pytest
 import torch
 
 import sfd
-from pipelines import OneStepClassConditionalPipeline
-from sfd.train import main as train_main
-from sfd.trainer import TrainingSetupError
-
-from conftest import NAMES, make_teacher
+from sfd.cli.train import main as train_main
+from sfd.pipelines import OneStepClassConditionalPipeline
+from sfd.training.config import TrainingSetupError
+from tests.helpers import NAMES, make_teacher
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +32,7 @@ def test_tiny_run_exports_a_loadable_one_step_pipeline(tiny_teacher, tiny_option
                     output_type="np").images
     assert images.shape == (2, 8, 8, 1)
     # the generator moved away from the teacher's one-shot denoiser
-    from pipelines import ClassConditionalDiffusionPipeline
+    from sfd.pipelines import ClassConditionalDiffusionPipeline
 
     t = ClassConditionalDiffusionPipeline.from_pretrained(tiny_teacher).unet.state_dict()
     g = loaded.unet.state_dict()
@@ -49,7 +48,7 @@ def test_tiny_run_exports_a_loadable_one_step_pipeline(tiny_teacher, tiny_option
 
 @pytest.mark.parametrize("extra", [{}, dict(regression_weight=1.0, regression_pairs=8, regression_steps=3)])
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(extra, tiny_teacher, tiny_options, tmp_path, monkeypatch):
-    from sfd.trainer import SFDTrainer
+    from sfd.training.trainer import SFDTrainer
 
     # a decaying learning rate: resuming must also restore where the schedule stands (and, with the regression
     # term, rebuild the same teacher pairs and draw from them as the uninterrupted run did)
@@ -94,7 +93,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(extra, tiny_tea
     ([], "nothing to forget"),
 ])
 def test_bad_input_stops_before_loading(argv, match, tiny_teacher, tmp_path, capsys, monkeypatch):
-    import sfd.trainer as trainer
+    import sfd.training.trainer as trainer
 
     monkeypatch.setattr(trainer.SFDTrainer, "__init__", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(SystemExit, match=match):
@@ -103,7 +102,7 @@ def test_bad_input_stops_before_loading(argv, match, tiny_teacher, tmp_path, cap
 
 @pytest.mark.parametrize("options", [dict(sigma_min=20.0), dict(sigma_u_max=0.0)])
 def test_an_empty_training_sigma_range_is_refused_before_loading(options, tiny_teacher, tmp_path, monkeypatch):
-    import sfd.trainer as trainer
+    import sfd.training.trainer as trainer
 
     monkeypatch.setattr(trainer.SFDTrainer, "__init__", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(TrainingSetupError, match="training σ range needs 0 < sigma_min < sigma_max"):
@@ -112,7 +111,7 @@ def test_an_empty_training_sigma_range_is_refused_before_loading(options, tiny_t
 
 def test_a_sigma_range_outside_the_teachers_is_refused(tiny_teacher, tiny_options, tmp_path, monkeypatch):
     # the tiny teacher's 100-step schedule ends near σ = 1.3; a range above it leaves nothing to train on
-    import sfd.trainer as trainer
+    import sfd.training.trainer as trainer
 
     monkeypatch.setattr(trainer.SFDTrainer, "__init__", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(TrainingSetupError, match="misses the teacher's"):
@@ -123,7 +122,7 @@ def test_a_sigma_range_outside_the_teachers_is_refused(tiny_teacher, tiny_option
 def test_missing_teacher_and_unconditional_teacher_are_refused(tmp_path):
     from diffusers import DDPMScheduler, UNet2DModel
 
-    from pipelines import ClassConditionalDiffusionPipeline
+    from sfd.pipelines import ClassConditionalDiffusionPipeline
 
     with pytest.raises(SystemExit, match="teacher not found: .*nowhere"):
         train_main(["--teacher", str(tmp_path / "nowhere"), "--forget", "class=dog"])
@@ -149,19 +148,19 @@ def test_output_dir_of_another_run_is_protected(tiny_teacher, tiny_options, tmp_
 
 
 def test_yaml_config_and_flags_layer_over_the_defaults(tiny_teacher, tmp_path):
-    from sfd.config import ConfigError, load_config
+    from sfd.training.config import ConfigError, load_config
 
     user = tmp_path / "c.yaml"
     user.write_text("alpha: 0.8\nmax_train_steps: 7\n")
     cfg = load_config(user, {"max_train_steps": 9})
-    assert cfg["alpha"] == 0.8 and cfg["max_train_steps"] == 9 and cfg["seed"] == 0
-    from sfd.train import parse_args
+    assert cfg.alpha == 0.8 and cfg.max_train_steps == 9 and cfg.seed == 0
+    from sfd.cli.train import parse_args
 
     args = parse_args(["--config", str(user), "--classifier", "null", "--learning_rate", "1e-4",
                        "--learning_rate_generator", "2e-5"])
     cfg = load_config(args.pop("config"), args)
-    assert cfg["classifier"] is None and cfg["max_train_steps"] == 7  # unset flags leave the YAML's values
-    assert cfg["learning_rate_generator"] == 2e-5 and cfg["learning_rate_fake_score"] == 1e-4
+    assert cfg.classifier is None and cfg.max_train_steps == 7  # unset flags leave the YAML's values
+    assert cfg.learning_rate_generator == 2e-5 and cfg.learning_rate_fake_score == 1e-4
     user.write_text("alhpa: 1.0\n")
     with pytest.raises(ConfigError, match="unknown option.*alhpa"):
         load_config(user)
@@ -181,7 +180,7 @@ def test_two_cpu_processes_end_with_identical_weights(tmp_path):
         assert torch.equal(r0[k], r1[k]), k
     assert (tmp_path / "out" / "model_index.json").exists()
     t = make_teacher(tmp_path / "t2")  # same seed → same init: training changed the weights
-    from pipelines import ClassConditionalDiffusionPipeline
+    from sfd.pipelines import ClassConditionalDiffusionPipeline
 
     init = ClassConditionalDiffusionPipeline.from_pretrained(t).unet.state_dict()
     assert any(not torch.equal(init[k], r0[k]) for k in init)
@@ -201,7 +200,7 @@ def test_two_stage_sfd_starts_from_a_distilled_generator(tiny_teacher, tiny_opti
     assert stage1.config.forgotten == []
     assert "nothing forgotten" in (tmp_path / "stage1" / "README.md").read_text()
     seen = {}
-    from sfd import trainer
+    from sfd.training import trainer
 
     original = trainer.SFDTrainer.train
 
@@ -223,8 +222,9 @@ def test_two_stage_sfd_starts_from_a_distilled_generator(tiny_teacher, tiny_opti
 
 
 def test_without_ema_the_export_is_the_generator_itself(tiny_teacher, tiny_options, tmp_path):
-    from sfd.config import load_config
-    from sfd.trainer import SFDTrainer, validate
+    from sfd.training.config import load_config
+    from sfd.training.setup import validate
+    from sfd.training.trainer import SFDTrainer
 
     cfg = load_config(overrides=dict(tiny_options, teacher=tiny_teacher, forget="class=dog", use_ema=False,
                                      output_dir=str(tmp_path / "out"), validation_steps=0, final_eval_samples_per_class=0))
@@ -237,8 +237,9 @@ def test_without_ema_the_export_is_the_generator_itself(tiny_teacher, tiny_optio
 
 
 def test_fake_score_updates_sets_the_psi_steps_per_generator_step(tiny_teacher, tiny_options, tmp_path):
-    from sfd.config import load_config
-    from sfd.trainer import SFDTrainer, validate
+    from sfd.training.config import load_config
+    from sfd.training.setup import validate
+    from sfd.training.trainer import SFDTrainer
 
     cfg = load_config(overrides=dict(tiny_options, teacher=tiny_teacher, forget="class=dog", fake_score_updates=3,
                                      output_dir=str(tmp_path / "out"), validation_steps=0, checkpointing_steps=0,
@@ -246,13 +247,14 @@ def test_fake_score_updates_sets_the_psi_steps_per_generator_step(tiny_teacher, 
     trainer = SFDTrainer(cfg, validate(cfg))
     trainer.train()
     adam_steps = lambda opt: max(s["step"] for s in opt.state_dict()["state"].values())  # noqa: E731
-    assert adam_steps(trainer.opt_f) == 3 * cfg["max_train_steps"]
-    assert adam_steps(trainer.opt_g) == cfg["max_train_steps"]
+    assert adam_steps(trainer.opt_f) == 3 * cfg.max_train_steps
+    assert adam_steps(trainer.opt_g) == cfg.max_train_steps
 
 
 def test_lr_schedule_counts_the_fake_score_updates(tiny_teacher, tiny_options, tmp_path):
-    from sfd.config import load_config
-    from sfd.trainer import SFDTrainer, validate
+    from sfd.training.config import load_config
+    from sfd.training.setup import validate
+    from sfd.training.trainer import SFDTrainer
 
     cfg = load_config(overrides=dict(tiny_options, teacher=tiny_teacher, forget="class=dog", fake_score_updates=3,
                                      max_train_steps=4, lr_scheduler="linear", output_dir=str(tmp_path / "out")))
@@ -261,27 +263,27 @@ def test_lr_schedule_counts_the_fake_score_updates(tiny_teacher, tiny_options, t
         trainer.fake_score_step()
     trainer.generator_step()
     # one iteration of four: both rates are 3/4 of their start (ψ's schedule spans 3 × 4 updates)
-    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(0.75 * cfg["learning_rate_generator"])
-    assert trainer.opt_f.param_groups[0]["lr"] == pytest.approx(0.75 * cfg["learning_rate_fake_score"])
+    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(0.75 * cfg.learning_rate_generator)
+    assert trainer.opt_f.param_groups[0]["lr"] == pytest.approx(0.75 * cfg.learning_rate_fake_score)
 
 
 def test_negative_forget_class_guides_forgotten_rows_against_their_own_class(tmp_path):
-    from sfd.config import load_config
-    from sfd.trainer import validate
+    from sfd.training.config import load_config
+    from sfd.training.setup import validate
 
     teacher = make_teacher(tmp_path / "t", guidance=1.5)
     cfg = load_config(overrides=dict(teacher=str(teacher), forget="class=dog", override="random",
                                      negative_forget_class=True, output_dir=str(tmp_path / "o")))
     task = validate(cfg)
-    task.load(cfg["teacher"], "cpu")
+    task.load(cfg.teacher, "cpu")
     conds = task.draw(16, 0.5)
     assert conds.forgotten.sum() == 8
     # forgotten rows: CFG from the forgotten class towards the override; the others keep the null class
     assert torch.equal(conds.uncond, torch.where(conds.forgotten, 1, task.null_class_id))
     assert not task.spec.is_forgotten(conds.teacher).any()
-    plain = load_config(overrides=dict(cfg, negative_forget_class=False))
+    plain = load_config(overrides=dict(cfg.to_dict(), negative_forget_class=False))
     off = validate(plain)
-    off.load(plain["teacher"], "cpu")
+    off.load(plain.teacher, "cpu")
     assert off.draw(4, 0.5).uncond is None
 
 
@@ -291,8 +293,8 @@ def test_edm_teacher_trains_and_exports_an_edm_one_step_pipeline(prediction_type
     one-step pipeline keeps its scheduler family, so G(z, c) = D(σ_init·z, σ_init, c) with EDM's preconditioning."""
     from diffusers import EDMEulerScheduler
 
-    from pipelines import Denoiser
-    from pipelines.denoiser import EDMParameterisation
+    from sfd.pipelines import Denoiser
+    from sfd.pipelines.denoiser import EDMParameterisation
 
     teacher = make_teacher(tmp_path / "edm", prediction_type=prediction_type, edm=True)
     out = tmp_path / "out"
@@ -312,7 +314,7 @@ def test_edm_teacher_trains_and_exports_an_edm_one_step_pipeline(prediction_type
 
 
 def test_edm_teacher_bad_parameterisation_and_regression_are_refused_before_loading(tmp_path, monkeypatch):
-    import sfd.trainer as trainer
+    import sfd.training.trainer as trainer
 
     monkeypatch.setattr(trainer.SFDTrainer, "__init__", lambda *a, **k: pytest.fail("model loaded"))
     teacher = str(make_teacher(tmp_path / "edm", edm=True))

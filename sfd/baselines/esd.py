@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pipelines import ClassConditionalDiffusionPipeline
-
-from ..sampling import load_pipeline, sample_classes
-from ..spec import ForgetSpec
+from ..core.io import save_pretrained_atomic
+from ..core.loading import load_pipeline
+from ..core.sampling import sample_classes
+from ..core.spec import ForgetSpec
+from ..pipelines import ClassConditionalDiffusionPipeline
 
 
 def esd_finetune(teacher, forget: str, override: str = "random", steps: int = 300, learning_rate: float = 1e-5,
@@ -56,8 +57,6 @@ def esd_finetune(teacher, forget: str, override: str = "random", steps: int = 30
         bar.set_postfix(loss=f"{loss.item():.4f}")
     unet.eval().requires_grad_(False)
     if output_dir is not None:
-        from ..io import save_pretrained_atomic
-
         record = {"method": "esd", "steps": steps, "seconds": time.time() - start, "forget": spec.forget_names,
                   "override": spec.describe()["override"], "learning_rate": learning_rate, "batch_size": batch_size}
         save_pretrained_atomic(pipe, output_dir, extra_files={"training.json": json.dumps(record, indent=1)})

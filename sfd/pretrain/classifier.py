@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
 
-from sfd.pretrain import asset_parser
-from sfd.pretrain.cards import write_card
-from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
-from sfd.io import atomic_directory
+from ..core.io import atomic_directory
+from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from . import asset_parser
+from .cards import write_card
 
 
 def build_classifier(num_labels: int = 10) -> ResNetForImageClassification:

@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
-from sfd.pretrain import asset_parser
-from sfd.pretrain.cards import write_card
-from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
-from sfd.io import atomic_directory
-from sfd.judges import clip_features
+from ..core.io import atomic_directory
+from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from ..evaluation.judges import clip_features
+from . import asset_parser
+from .cards import write_card
 
 CAPTION_TEMPLATES = (
     "a photo of a {}", "a picture of a {}", "an image of a {}", "a {}", "a photo of the {}",

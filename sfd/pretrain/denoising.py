@@ -13,9 +13,9 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from sfd.io import atomic_directory, save_pretrained_atomic
-from sfd.losses import denoising_loss
-from sfd.precision import CHOICES
+from ..core.io import atomic_directory, save_pretrained_atomic
+from ..core.losses import denoising_loss
+from ..core.precision import CHOICES
 
 
 def add_teacher_arguments(p, work_dir: str, max_steps: int, guidance: float, guidance_help: str) -> None:

@@ -15,17 +15,23 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from diffusers import (DDPMScheduler, DPMSolverMultistepScheduler, EDMDPMSolverMultistepScheduler, EDMEulerScheduler,
-                       UNet2DModel)
+from diffusers import (
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EDMDPMSolverMultistepScheduler,
+    EDMEulerScheduler,
+    UNet2DModel,
+)
 from diffusers.training_utils import EMAModel
 
-from pipelines import ClassConditionalDiffusionPipeline
-from pipelines.denoiser import is_edm
-from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
-from sfd.io import save_pretrained_atomic
-from sfd.precision import resolve_mixed_precision
-from sfd.pretrain import asset_parser
-from sfd.pretrain.denoising import add_teacher_arguments, load_for_measuring, train_noise_predictor
+from ..core.io import save_pretrained_atomic
+from ..core.precision import resolve_mixed_precision
+from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from ..evaluation.evaluate_classes import evaluate_model
+from ..pipelines import ClassConditionalDiffusionPipeline
+from ..pipelines.denoiser import is_edm
+from . import asset_parser
+from .denoising import add_teacher_arguments, load_for_measuring, train_noise_predictor
 
 
 def build_unet(num_classes: int, sample_size: int = 28, channels: tuple = (32, 64, 64), layers_per_block: int = 1):
@@ -102,8 +108,6 @@ def export(unet, ema: EMAModel, noise_scheduler, output_dir: str, step: int, gui
 
 def measure(args) -> dict:
     """Class accuracy (by the shipped classifier) and FID of the exported teacher; written next to it."""
-    from sfd.evaluate import evaluate_model
-
     pipe, steps = load_for_measuring(ClassConditionalDiffusionPipeline, args)
     n = args.measure_samples_per_class
     m = evaluate_model(pipe, forget=None, num_samples_per_class=n, seed=args.seed, progress=True)

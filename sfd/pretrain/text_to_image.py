@@ -24,14 +24,15 @@ from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, UNet2DConditio
 from diffusers.training_utils import EMAModel
 from transformers import CLIPModel, CLIPTextModel, CLIPTokenizer
 
-from pipelines import TextToImageDiffusionPipeline
-from sfd.config import PROJECT_ROOT
-from sfd.data import FASHION_MNIST_CLASSES, load_fashion_mnist
-from sfd.io import save_pretrained_atomic
-from sfd.pretrain import asset_parser
-from sfd.pretrain.clip import CAPTION_TEMPLATES
-from sfd.precision import resolve_mixed_precision
-from sfd.pretrain.denoising import add_teacher_arguments, load_for_measuring, train_noise_predictor
+from ..core.io import save_pretrained_atomic
+from ..core.paths import DEFAULT_CLASSIFIER, DEFAULT_CLIP
+from ..core.precision import resolve_mixed_precision
+from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from ..evaluation.evaluate_text import evaluate_text_model
+from ..pipelines import TextToImageDiffusionPipeline
+from . import asset_parser
+from .clip import CAPTION_TEMPLATES
+from .denoising import add_teacher_arguments, load_for_measuring, train_noise_predictor
 
 PROMPTS_FILE = "prompts.txt"  # example captions shipped with the teacher: SFD's default remaining prompts
 ATTRIBUTES = {"brightness": ("dark", "bright"), "size": ("small", "large")}
@@ -102,7 +103,7 @@ def load_text_encoder(clip_dir: str | Path) -> tuple[CLIPTextModel, CLIPTokenize
 
 def parse_args(argv=None):
     p = asset_parser(__doc__, "assets/t2i-teacher", batch_size=64, learning_rate=5e-4)
-    p.add_argument("--clip", default=str(PROJECT_ROOT / "assets" / "clip"), help="CLIPModel folder for the text encoder")
+    p.add_argument("--clip", default=str(DEFAULT_CLIP), help="CLIPModel folder for the text encoder")
     add_teacher_arguments(p, "runs/t2i-teacher-pretrain", 4000, 4.5,
                           "chosen on selection seed 99: bench/results/t2i-teacher-guidance.md")
     p.add_argument("--caption_dropout", type=float, default=0.1)
@@ -149,11 +150,9 @@ def main(argv=None):
 
 def measure(args) -> dict:
     """CLIP zero-shot accuracy, classifier accuracy and CLIP score of "a photo of a {class}" samples."""
-    from sfd.evaluate import evaluate_text_model
-
     pipe, steps = load_for_measuring(TextToImageDiffusionPipeline, args)
     m = evaluate_text_model(pipe, forget=None, clip=args.clip, num_samples_per_prompt=args.measure_samples_per_class,
-                            seed=args.seed, classifier=PROJECT_ROOT / "assets" / "classifier")
+                            seed=args.seed, classifier=DEFAULT_CLASSIFIER)
     result = {**m, "guidance_scale": pipe.config.default_guidance_scale,
               "num_inference_steps": pipe.config.default_num_inference_steps, "training_steps": steps}
     out = Path(args.output_dir)

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from .prompts import concept_pattern
+
 
 def class_grid(images: torch.Tensor, per_row: int, marked_rows: Sequence[int] = (), scale: int = 2,
                row_names: Sequence[str] | None = None) -> Image.Image:
@@ -38,7 +40,5 @@ def class_grid(images: torch.Tensor, per_row: int, marked_rows: Sequence[int] = 
 
 def prompt_label(prompt: str, concepts=()) -> str:
     """A short row name for a prompt: the concept it names, else its end."""
-    from .prompts import concept_pattern
-
     named = [c for c in concepts if concept_pattern([c]).search(prompt)]
     return max(named, key=len) if named else prompt[-14:]

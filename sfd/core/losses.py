@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipelines.denoiser import Denoiser, is_edm
+from ..pipelines.denoiser import Denoiser, is_edm
 
 
 def sample_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, u_max: float = 0.8,

@@ -9,34 +9,6 @@ import torch
 from tqdm.auto import tqdm
 
 
-def load_pipeline(path_or_pipe):
-    """A pipeline object, or a saved folder / Hub id loaded with the right class from `pipelines`."""
-    if not isinstance(path_or_pipe, (str, bytes)) and hasattr(path_or_pipe, "__call__") and hasattr(path_or_pipe, "config"):
-        return path_or_pipe
-    import json
-    from pathlib import Path
-
-    import pipelines
-
-    path = Path(path_or_pipe)
-    index = path / "model_index.json"
-    if str(path_or_pipe).startswith((".", "/", "~")) or path.exists():
-        if not index.exists():
-            raise FileNotFoundError(f"no diffusers pipeline at {path}: {index} is missing")
-        config = json.loads(index.read_text())
-        cls = getattr(pipelines, config["_class_name"], None)
-        if cls is not None:
-            return cls.from_pretrained(path)
-        if "text_encoder" in config:  # a Stable Diffusion-layout folder (e.g. StableDiffusionPipeline)
-            from .conditioning import load_text_to_image_teacher
-
-            return load_text_to_image_teacher(str(path))
-        raise ValueError(f"{path} holds a {config['_class_name']}, not a pipeline of this project")
-    from diffusers import DiffusionPipeline
-
-    return DiffusionPipeline.from_pretrained(path_or_pipe)
-
-
 @torch.no_grad()
 def sample_conditioned(pipe, conditions: Sequence, key: str, batch_size: int = 100, seed: int = 0,
                        progress: bool = True, **call_kwargs) -> tuple[torch.Tensor, float]:

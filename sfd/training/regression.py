@@ -53,7 +53,7 @@ class PairBank:
     @classmethod
     def build(cls, trainer, n: int, num_steps: int, progress: bool = True) -> "PairBank":
         """n pairs drawn like training batches (same forget share and override rule), a training batch at a time."""
-        parts, batch_size = [], trainer.cfg["train_batch_size"]
+        parts, batch_size = [], trainer.cfg.train_batch_size
         for start in tqdm(range(0, n, batch_size), desc="teacher pairs", disable=not progress, leave=False):
             conds, z, _, _, weights = trainer.draw_batch()
             k = min(batch_size, n - start)

@@ -18,37 +18,34 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import shutil
 import time
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.logging import get_logger
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
-from diffusers.optimization import SchedulerType, get_scheduler
+from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from pipelines.denoiser import is_edm
-
-from .conditioning import Conditions, TrainingSetupError, inspect, teacher_scheduler_config, teacher_sigma_range
-from .config import load_config
-from .io import write_text_atomic
-from .losses import fake_score_loss, regression_loss, sample_sigmas, sid_generator_loss
-from .precision import describe_machine, resolve_mixed_precision
+from ..core.io import write_text_atomic
+from ..core.losses import fake_score_loss, regression_loss, sample_sigmas, sid_generator_loss
+from ..core.precision import describe_machine
+from ..core.spec import override_text
+from .conditioning import Conditions, teacher_sigma_range
+from .config import TrainingConfig
+from .model_card import write_model_card
 from .regression import PairBank
-from .spec import override_text
 
 logger = get_logger(__name__)
 MODEL_FILES = ("unet", "scheduler", "text_encoder", "tokenizer", "vae", "README.md", "training.json")  # written before model_index.json, which marks completeness
 
 
 EMA_FILE = "ema.safetensors"  # in a checkpoint: the generator's EMA, tensor "i" = i-th UNet parameter
-_SCHEDULES_NEEDING_ARGS = ("piecewise_constant",)  # diffusers lr schedules that need more than a step count
 
 
 def copy_checkpoint_ema(checkpoint_dir: str | os.PathLike, parameters) -> None:
@@ -59,88 +56,18 @@ def copy_checkpoint_ema(checkpoint_dir: str | os.PathLike, parameters) -> None:
             p.copy_(ema[str(i)].to(p.device))
 
 
-def default_output_dir(forget_names) -> str:
-    names = "-".join(re.sub(r"[^a-z0-9]+", "_", n.lower()).strip("_") for n in forget_names)
-    return os.path.join("outputs", f"forget-{names}")
-
-
-def validate(cfg: dict, require_forget: bool = True):
-    """Every check that needs no weights; fills cfg["output_dir"] / cfg["guidance_scale"] and returns the
-    teacher's conditioning (`ClassConditioning` or `TextConditioning`) with its parsed spec.
-    `require_forget=False` allows plain SiD distillation (nothing forgotten, class teachers)."""
-    if not cfg.get("forget") and require_forget:
-        raise TrainingSetupError('nothing to forget: pass --forget "class=NAME" (e.g. class=trouser) or "concept=PHRASE"')
-    if cfg.get("init_generator") and not (Path(cfg["init_generator"]) / "unet").is_dir():
-        raise TrainingSetupError(f"init_generator {cfg['init_generator']} is not a one-step pipeline folder (no unet/)")
-    for key in ("max_train_steps", "train_batch_size", "fake_score_updates", "regression_pairs", "regression_batch_size"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise TrainingSetupError(f"{key} must be a positive integer, got {cfg[key]!r}")
-    if not 0 < cfg["sigma_min"] < cfg["sigma_max"] or not 0 < cfg["sigma_u_max"] <= 1:
-        raise TrainingSetupError(f"the training σ range needs 0 < sigma_min < sigma_max and 0 < sigma_u_max <= 1, got "
-                                 f"{cfg['sigma_min']}, {cfg['sigma_max']}, {cfg['sigma_u_max']}")
-    if not isinstance(cfg["lr_warmup_steps"], int) or cfg["lr_warmup_steps"] < 0:
-        raise TrainingSetupError(f"lr_warmup_steps must be a non-negative integer, got {cfg['lr_warmup_steps']!r}")
-    schedules = [s.value for s in SchedulerType if s.value not in _SCHEDULES_NEEDING_ARGS]
-    if cfg["lr_scheduler"] not in schedules:
-        raise TrainingSetupError(f"unknown lr_scheduler {cfg['lr_scheduler']!r}; choose one of {schedules}")
-    if not cfg["regression_weight"] >= 0 or (cfg["regression_steps"] is not None and (
-            not isinstance(cfg["regression_steps"], int) or cfg["regression_steps"] < 1)):
-        raise TrainingSetupError(f"regression_weight must be >= 0 and regression_steps a positive integer or null, got "
-                                 f"{cfg['regression_weight']!r}, {cfg['regression_steps']!r}")
-    try:  # "auto" becomes what this device runs fast, recorded resolved in the model card
-        cfg["mixed_precision"] = resolve_mixed_precision(cfg["mixed_precision"])
-    except ValueError as err:
-        raise TrainingSetupError(str(err)) from None
-    if cfg["forget_fraction"] is not None and not 0 < cfg["forget_fraction"] < 1:
-        raise TrainingSetupError(f"forget_fraction must be in (0, 1) or null, got {cfg['forget_fraction']}")
-    if cfg["use_8bit_adam"]:
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise TrainingSetupError("use_8bit_adam needs `pip install bitsandbytes` (a CUDA machine)") from None
-    task = inspect(cfg)
-    spec = task.spec
-    lo, hi = teacher_sigma_range(cfg["teacher"])
-    if cfg["regression_weight"] > 0 and is_edm(teacher_scheduler_config(cfg["teacher"])):
-        raise TrainingSetupError("regression_weight > 0 solves the teacher's ODE with a DDPM-family DPM-Solver; it is not "
-                                 "available for EDM-style teachers yet: set regression_weight 0")
-    if max(cfg["sigma_min"], lo) >= min(cfg["sigma_max"], hi):  # the trainer clamps the range to the teacher's
-        raise TrainingSetupError(f"the training σ range [{cfg['sigma_min']}, {cfg['sigma_max']}] misses the teacher's "
-                                 f"[{lo:.3g}, {hi:.3g}]: set sigma_min / sigma_max")
-    if cfg["layers"] != 1:
-        from .layered import split_folds
-
-        if task.kind != "class":
-            raise TrainingSetupError("layered erasure (layers > 1) splits a set of classes: it needs a class-conditional teacher")
-        split_folds(spec.describe()["forget"], cfg["layers"])  # raises unless 1 <= layers <= number of classes
-    cfg["guidance_scale"] = task.guidance_scale
-    cfg["output_dir"] = cfg["output_dir"] or (default_output_dir(spec.describe()["forget"]) if cfg.get("forget")
-                                              else os.path.join("outputs", "distilled"))
-    out = Path(cfg["output_dir"])
-    state_file = out / "checkpoints" / "run.json"
-    if out.exists() and any(out.iterdir()) and not cfg["overwrite_output_dir"]:
-        if cfg["resume_from_checkpoint"] is None:
-            raise TrainingSetupError(
-                f"{out} already holds a run; pass --resume_from_checkpoint latest to continue it, "
-                "--overwrite_output_dir to replace it, or another --output_dir")
-        saved = json.loads(state_file.read_text()) if state_file.exists() else None
-        if saved and saved.get("request", saved["spec"]) != spec.request():
-            raise TrainingSetupError(f"{out} holds a run with another forget/override spec; it cannot be resumed with this one")
-    return task
-
-
-def make_accelerator(cfg: dict) -> Accelerator:
+def make_accelerator(cfg: TrainingConfig) -> Accelerator:
     """accelerate picks up `torchrun` / `accelerate launch` on GPUs by itself; on a machine without
     one it must be told to use the CPU backend (gloo) for the processes to form a group."""
     multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1
     cpu_only = not (torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()))
     shared = AcceleratorState._shared_state
-    if shared and not multi_process and shared.get("_mixed_precision") != cfg["mixed_precision"]:
+    if shared and not multi_process and shared.get("_mixed_precision") != cfg.mixed_precision:
         # accelerate keeps one process-wide state; a notebook (or test) process that trained before with another
         # precision would be refused. One process, nothing shared with other ranks: start the state afresh.
         AcceleratorState._reset_state()
-    accelerator = Accelerator(mixed_precision=cfg["mixed_precision"], log_with=cfg["report_to"],
-                              project_dir=cfg["output_dir"], cpu=multi_process and cpu_only)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.report_to,
+                              project_dir=cfg.output_dir, cpu=multi_process and cpu_only)
     launched_by_accelerate = any(k.startswith("ACCELERATE_") for k in os.environ)
     if accelerator.device.type == "cpu" and launched_by_accelerate and torch.get_num_threads() == 1:
         # `accelerate launch` pins OMP_NUM_THREADS=1 on CPU; share the cores among the processes instead
@@ -154,17 +81,17 @@ def _weight_dtype(mixed_precision: str) -> torch.dtype:
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
 
 
-def _lr_schedule(optimizer, cfg: dict, updates_per_step: int, num_processes: int):
+def _lr_schedule(optimizer, cfg: TrainingConfig, updates_per_step: int, num_processes: int):
     """diffusers' learning-rate schedule over the run's updates of one optimiser. accelerate's wrapper steps it once
     per process at each update (as diffusers' training scripts assume), hence the counts × num_processes."""
     per_step = updates_per_step * num_processes
-    return get_scheduler(cfg["lr_scheduler"], optimizer, num_warmup_steps=cfg["lr_warmup_steps"] * per_step,
-                         num_training_steps=cfg["max_train_steps"] * per_step)
+    return get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps * per_step,
+                         num_training_steps=cfg.max_train_steps * per_step)
 
 
-def _adam(parameters, lr: float, cfg: dict):
-    adam = dict(lr=lr, betas=(cfg["adam_beta1"], cfg["adam_beta2"]), eps=cfg["adam_epsilon"])
-    if cfg["use_8bit_adam"]:
+def _adam(parameters, lr: float, cfg: TrainingConfig):
+    adam = dict(lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
+    if cfg.use_8bit_adam:
         import bitsandbytes as bnb
 
         return bnb.optim.Adam8bit(parameters, **adam)
@@ -196,63 +123,63 @@ class NoEMA:
 class SFDTrainer:
     """Holds the three networks, their optimisers and the loop; `train()` returns the one-step pipeline."""
 
-    def __init__(self, cfg: dict, task, accelerator: Accelerator | None = None):
+    def __init__(self, cfg: TrainingConfig, task, accelerator: Accelerator | None = None):
         self.cfg, self.task, self.spec = cfg, task, task.spec
         self.accelerator = accelerator or make_accelerator(cfg)
         acc = self.accelerator
-        set_seed(cfg["seed"], device_specific=True)
-        weight_dtype = _weight_dtype(cfg["mixed_precision"])
-        task.load(cfg["teacher"], acc.device, weight_dtype)
+        set_seed(cfg.seed, device_specific=True)
+        weight_dtype = _weight_dtype(cfg.mixed_precision)
+        task.load(cfg.teacher, acc.device, weight_dtype)
         teacher_unet = task.unet.to(acc.device).requires_grad_(False).eval()
         lo, hi = teacher_sigma_range(task.pipe)
-        self.sigma_min, self.sigma_max = max(cfg["sigma_min"], lo), min(cfg["sigma_max"], hi)
+        self.sigma_min, self.sigma_max = max(cfg.sigma_min, lo), min(cfg.sigma_max, hi)
         started = time.time()
-        later_folds = [name for fold in cfg.get("layer_folds") or [] for name in fold]  # layered: forgotten later
-        task.resolve_override(acc, self.sigma_min, self.sigma_max, cfg["seed"], later_folds)  # `--override auto`
+        later_folds = [name for fold in cfg.layer_folds or [] for name in fold]  # layered: forgotten later
+        task.resolve_override(acc, self.sigma_min, self.sigma_max, cfg.seed, later_folds)  # `--override auto`
         choice_seconds = time.time() - started  # counted as training, like the regression pairs
         self.spec = task.spec
         gen_unet = copy.deepcopy(teacher_unet).float().requires_grad_(True).train()
-        if cfg["init_generator"]:  # two-stage SFD: start G from an already distilled one-step generator
-            gen_unet.load_state_dict(task.unet_class.from_pretrained(cfg["init_generator"], subfolder="unet").state_dict())
+        if cfg.init_generator:  # two-stage SFD: start G from an already distilled one-step generator
+            gen_unet.load_state_dict(task.unet_class.from_pretrained(cfg.init_generator, subfolder="unet").state_dict())
         fake_unet = copy.deepcopy(teacher_unet).float().requires_grad_(True).train()
         if weight_dtype != torch.float32:
             teacher_unet.to(weight_dtype)
-        if cfg["gradient_checkpointing"]:
+        if cfg.gradient_checkpointing:
             gen_unet.enable_gradient_checkpointing()
             fake_unet.enable_gradient_checkpointing()
 
-        opt_g = _adam(gen_unet.parameters(), cfg["learning_rate_generator"], cfg)
-        opt_f = _adam(fake_unet.parameters(), cfg["learning_rate_fake_score"], cfg)
+        opt_g = _adam(gen_unet.parameters(), cfg.learning_rate_generator, cfg)
+        opt_f = _adam(fake_unet.parameters(), cfg.learning_rate_fake_score, cfg)
         sched_g = _lr_schedule(opt_g, cfg, 1, acc.num_processes)
-        sched_f = _lr_schedule(opt_f, cfg, cfg["fake_score_updates"], acc.num_processes)
+        sched_f = _lr_schedule(opt_f, cfg, cfg.fake_score_updates, acc.num_processes)
         (self.gen_unet, self.fake_unet, self.opt_g, self.opt_f, self.sched_g,
          self.sched_f) = acc.prepare(gen_unet, fake_unet, opt_g, opt_f, sched_g, sched_f)
         gen_params = acc.unwrap_model(self.gen_unet).parameters()
-        self.ema = EMAModel(gen_params, decay=cfg["ema_decay"], use_ema_warmup=True, inv_gamma=1.0,
-                            power=cfg["ema_power"]) if cfg["use_ema"] else NoEMA(gen_params)
+        self.ema = EMAModel(gen_params, decay=cfg.ema_decay, use_ema_warmup=True, inv_gamma=1.0,
+                            power=cfg.ema_power) if cfg.use_ema else NoEMA(gen_params)
         self.ema.to(acc.device)
 
-        fake_guidance = cfg["fake_score_guidance_scale"]
+        fake_guidance = cfg.fake_score_guidance_scale
         if fake_guidance is None:
-            fake_guidance = task.fake_guidance_default or cfg["guidance_scale"]
-        self.fake_guidance = cfg["fake_score_guidance_scale"] = fake_guidance  # recorded resolved in the model card
+            fake_guidance = task.fake_guidance_default or cfg.guidance_scale
+        self.fake_guidance = cfg.fake_score_guidance_scale = fake_guidance  # recorded resolved in the model card
         dn = lambda unet, g=1.0: task.denoiser(unet, g).to(acc.device)  # noqa: E731
-        self.teacher = dn(teacher_unet, cfg["guidance_scale"])
+        self.teacher = dn(teacher_unet, cfg.guidance_scale)
         # "_ddp" denoisers go through the accelerate-wrapped module (gradient sync); "_local" ones do not.
         self.gen_ddp, self.gen_local = dn(self.gen_unet), dn(acc.unwrap_model(self.gen_unet))
         self.fake_ddp = dn(self.fake_unet, fake_guidance)
         self.fake_local = dn(acc.unwrap_model(self.fake_unet), fake_guidance)
         self.sample_shape = task.sample_shape()
-        self.out = Path(cfg["output_dir"])
+        self.out = Path(cfg.output_dir)
         self.step, self.train_seconds = 0, choice_seconds
         self.judge = task.load_judge(cfg)
-        self.pairs = self.build_pairs() if cfg["regression_weight"] > 0 else None
+        self.pairs = self.build_pairs() if cfg.regression_weight > 0 else None
 
     def build_pairs(self) -> PairBank:
         """The teacher's ODE answers for this process's share of the regression pairs; the time counts as training."""
         started, cfg = time.time(), self.cfg
-        steps = cfg["regression_steps"] or getattr(self.task.pipe.config, "default_num_inference_steps", 25)
-        n = -(-cfg["regression_pairs"] // self.accelerator.num_processes)
+        steps = cfg.regression_steps or getattr(self.task.pipe.config, "default_num_inference_steps", 25)
+        n = -(-cfg.regression_pairs // self.accelerator.num_processes)
         pairs = PairBank.build(self, n, steps, progress=self.accelerator.is_local_main_process)
         self.train_seconds += time.time() - started
         logger.info(f"{n} teacher pairs ({steps} DPM-Solver++ steps) in {time.time() - started:.0f} s")
@@ -261,23 +188,23 @@ class SFDTrainer:
     # ---- one SFD iteration -------------------------------------------------------------------
     def draw_batch(self, dropout: float = 0.0) -> tuple[Conditions, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Conditions c, generator noise z, training σ, diffusion noise ε and per-sample weights λ."""
-        dev, n = self.accelerator.device, self.cfg["train_batch_size"]
-        conds = self.task.draw(n, self.cfg["forget_fraction"], dropout, dev)
+        dev, n = self.accelerator.device, self.cfg.train_batch_size
+        conds = self.task.draw(n, self.cfg.forget_fraction, dropout, dev)
         z = torch.randn(n, *self.sample_shape, device=dev)
-        sigma = sample_sigmas(n, self.sigma_min, self.sigma_max, self.cfg["sigma_rho"], self.cfg["sigma_u_max"])
+        sigma = sample_sigmas(n, self.sigma_min, self.sigma_max, self.cfg.sigma_rho, self.cfg.sigma_u_max)
         sigma = sigma.to(dev).view(-1, *([1] * len(self.sample_shape)))
-        weights = torch.where(conds.forgotten, self.cfg["forget_weight"], self.cfg["remain_weight"])
+        weights = torch.where(conds.forgotten, self.cfg.forget_weight, self.cfg.remain_weight)
         return conds, z, sigma, torch.randn_like(z), weights
 
     def generate(self, denoiser, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """G_θ(z, c) = D_θ(σ_init·z, σ_init, c)."""
-        s = self.cfg["sigma_init"]
+        s = self.cfg.sigma_init
         return denoiser(s * z, s, cond)
 
     def fake_score_step(self) -> float:
         acc = self.accelerator
         # condition dropout trains ψ's unconditional branch, needed when ψ itself is guided
-        dropout = self.cfg["condition_dropout"] if self.fake_guidance != 1.0 else 0.0
+        dropout = self.cfg.condition_dropout if self.fake_guidance != 1.0 else 0.0
         conds, z, sigma, eps, weights = self.draw_batch(dropout)
         with torch.no_grad(), acc.autocast():
             x_g = self.generate(self.gen_local, z, conds.student).float()
@@ -285,7 +212,7 @@ class SFDTrainer:
             y_fake = self.fake_ddp(x_g + sigma * eps, sigma, conds.fake, uncond=conds.fake_uncond)
         loss = fake_score_loss(y_fake.float(), x_g, sigma, weights)
         acc.backward(loss)
-        acc.clip_grad_value_(self.fake_unet.parameters(), self.cfg["max_grad_value"])
+        acc.clip_grad_value_(self.fake_unet.parameters(), self.cfg.max_grad_value)
         self.opt_f.step()
         self.sched_f.step()
         self.opt_f.zero_grad(set_to_none=True)
@@ -296,7 +223,7 @@ class SFDTrainer:
         conds, z, sigma, eps, weights = self.draw_batch()
         n, z_all, c_all = len(z), z, conds.student
         if self.pairs is not None:  # the regression pairs ride in the same generator pass (one forward per backward)
-            z_ref, c_ref, w_ref, x_ref = self.pairs.sample(self.cfg["regression_batch_size"])
+            z_ref, c_ref, w_ref, x_ref = self.pairs.sample(self.cfg.regression_batch_size)
             z_all, c_all = torch.cat([z, z_ref]), torch.cat([conds.student, c_ref])
         self.fake_local.unet.requires_grad_(False)
         try:
@@ -306,13 +233,13 @@ class SFDTrainer:
                 x_t = x_g + sigma * eps
                 y_real = self.teacher(x_t, sigma, conds.teacher, uncond=conds.uncond)  # the override for forgotten rows
                 y_fake = self.fake_local(x_t, sigma, conds.student, uncond=conds.uncond)
-            loss = sid_generator_loss(y_real.float(), y_fake.float(), x_g.float(), self.cfg["alpha"], weights)
+            loss = sid_generator_loss(y_real.float(), y_fake.float(), x_g.float(), self.cfg.alpha, weights)
             if self.pairs is not None:  # L_SiD + λ_reg·L_reg
-                loss = loss + self.cfg["regression_weight"] * regression_loss(x_all[n:].float(), x_ref, w_ref)
+                loss = loss + self.cfg.regression_weight * regression_loss(x_all[n:].float(), x_ref, w_ref)
             acc.backward(loss)
         finally:
             self.fake_local.unet.requires_grad_(True)
-        acc.clip_grad_value_(self.gen_unet.parameters(), self.cfg["max_grad_value"])
+        acc.clip_grad_value_(self.gen_unet.parameters(), self.cfg.max_grad_value)
         self.opt_g.step()
         self.sched_g.step()
         self.opt_g.zero_grad(set_to_none=True)
@@ -322,36 +249,36 @@ class SFDTrainer:
     # ---- the loop ----------------------------------------------------------------------------
     def train(self):
         acc, cfg = self.accelerator, self.cfg
-        if cfg["overwrite_output_dir"] and not cfg["resume_from_checkpoint"] and acc.is_main_process:
+        if cfg.overwrite_output_dir and not cfg.resume_from_checkpoint and acc.is_main_process:
             for name in ("model_index.json", "checkpoints", "logs", *MODEL_FILES):
                 target = self.out / name
                 shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
         acc.wait_for_everyone()
-        if cfg["resume_from_checkpoint"]:
-            self.load_checkpoint(cfg["resume_from_checkpoint"])
-        if cfg["report_to"]:
-            acc.init_trackers("sfd", config={k: v for k, v in cfg.items() if isinstance(v, (int, float, str, bool))})
+        if cfg.resume_from_checkpoint:
+            self.load_checkpoint(cfg.resume_from_checkpoint)
+        if cfg.report_to:
+            acc.init_trackers("sfd", config={k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))})
         desc = self.spec.describe()
         logger.info(f"SFD: forget {desc['forget']} -> override {override_text(desc)}, "
-                    f"{cfg['max_train_steps']} steps, batch {cfg['train_batch_size']} x {acc.num_processes} process(es)")
-        bar = tqdm(total=cfg["max_train_steps"], initial=self.step, desc="sfd", disable=not acc.is_local_main_process)
+                    f"{cfg.max_train_steps} steps, batch {cfg.train_batch_size} x {acc.num_processes} process(es)")
+        bar = tqdm(total=cfg.max_train_steps, initial=self.step, desc="sfd", disable=not acc.is_local_main_process)
         started = time.time()
-        while self.step < cfg["max_train_steps"]:
-            for _ in range(cfg["fake_score_updates"]):  # ψ tracks G on a faster time scale (DMD2's TTUR)
+        while self.step < cfg.max_train_steps:
+            for _ in range(cfg.fake_score_updates):  # ψ tracks G on a faster time scale (DMD2's TTUR)
                 loss_f = self.fake_score_step()
             loss_g = self.generator_step()
             self.step += 1
             bar.update(1)
             bar.set_postfix(loss_fake=f"{loss_f:.4f}", loss_gen=f"{loss_g:.4f}")
             logs = {"loss_fake_score": loss_f, "loss_generator": loss_g, "ema_decay": self.ema.cur_decay_value}
-            last = self.step == cfg["max_train_steps"]
-            validating = cfg["validation_steps"] and (self.step % cfg["validation_steps"] == 0 or last)
+            last = self.step == cfg.max_train_steps
+            validating = cfg.validation_steps and (self.step % cfg.validation_steps == 0 or last)
             if validating:
-                logs.update(self.run_validation(cfg["validation_samples_per_class"]))
+                logs.update(self.run_validation(cfg.validation_samples_per_class))
                 if acc.is_main_process:
                     self.append_log({"step": self.step, **logs})
             acc.log(logs, step=self.step)
-            if cfg["checkpointing_steps"] and (self.step % cfg["checkpointing_steps"] == 0 or last):
+            if cfg.checkpointing_steps and (self.step % cfg.checkpointing_steps == 0 or last):
                 self.train_seconds += time.time() - started
                 started = time.time()
                 self.save_checkpoint()
@@ -364,7 +291,7 @@ class SFDTrainer:
     def ema_pipeline(self):
         unet = self.task.unet_class.from_config(self.task.unet.config)
         self.ema.copy_to(unet.parameters())
-        pipe = self.task.one_step_pipeline(unet, self.cfg["sigma_init"])
+        pipe = self.task.one_step_pipeline(unet, self.cfg.sigma_init)
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(self.accelerator.device)
 
@@ -406,9 +333,9 @@ class SFDTrainer:
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             # the spec guards resuming; the options let tools rebuild a checkpoint's generator (e.g. its sigma_init)
-            state = {"spec": self.spec.describe(), "request": self.spec.request(), "config": self.cfg}
+            state = {"spec": self.spec.describe(), "request": self.spec.request(), "config": self.cfg.to_dict()}
             write_text_atomic(ckpt_dir / "run.json", json.dumps(state, default=str, indent=1))
-            for old in self.list_checkpoints()[: -self.cfg["checkpoints_total_limit"]]:
+            for old in self.list_checkpoints()[: -self.cfg.checkpoints_total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
 
@@ -441,18 +368,16 @@ class SFDTrainer:
         pipe = self.ema_pipeline()
         if acc.is_main_process:
             final = {}
-            if self.judge is not None and self.cfg["final_eval_samples_per_class"]:
-                final, _ = self.task.measure(pipe, self.judge, self.cfg["final_eval_samples_per_class"], seed=20_000)
+            if self.judge is not None and self.cfg.final_eval_samples_per_class:
+                final, _ = self.task.measure(pipe, self.judge, self.cfg.final_eval_samples_per_class, seed=20_000)
                 self.task.warn_if_not_forgotten(final)
             tmp = self.out / ".export.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             pipe.save_pretrained(tmp, safe_serialization=True)
-            from .model_card import write_model_card
-
             write_model_card(tmp / "README.md", self.cfg, self.task, self.step, self.train_seconds, final,
                              acc.num_processes)
             record = {"steps": self.step, "train_seconds": self.train_seconds, "num_processes": acc.num_processes,
-                      "machine": describe_machine(), "mixed_precision": self.cfg["mixed_precision"],
+                      "machine": describe_machine(), "mixed_precision": self.cfg.mixed_precision,
                       **self.spec.describe(), "final_metrics": final}
             (tmp / "training.json").write_text(json.dumps(record, indent=1))
             (self.out / "model_index.json").unlink(missing_ok=True)
@@ -469,43 +394,3 @@ class SFDTrainer:
                       + (f" ({summary})" if summary else ""))
         acc.wait_for_everyone()
         return pipe
-
-
-def distill(teacher=None, config: str | os.PathLike | None = None, accelerator: Accelerator | None = None, **options):
-    """Plain SiD distillation of a class-conditional teacher into a one-step generator (nothing forgotten):
-    the first stage of two-stage SFD (`forget(..., init_generator=<this output_dir>)` is the second)."""
-    overrides = dict(options, forget=None)
-    if teacher is not None:
-        overrides["teacher"] = teacher
-    cfg = load_config(config, overrides)
-    task = validate(cfg, require_forget=False)
-    return SFDTrainer(cfg, task, accelerator).train()
-
-
-def forget(teacher=None, forget: str | None = None, config: str | os.PathLike | None = None,
-           accelerator: Accelerator | None = None, **options):
-    """Erase `forget` ("class=…" or "concept=…" / "prompts=FILE") from a teacher; return the one-step pipeline.
-
-    `teacher` is a folder, a Hub id or a loaded `ClassConditionalDiffusionPipeline` /
-    `TextToImageDiffusionPipeline` (default: the embedded Fashion-MNIST class-conditional teacher);
-    `options` are the keys of configs/default.yaml. With an `output_dir` the pipeline is also saved
-    there (with checkpoints, logs and a model card).
-    """
-    overrides = dict(options, forget=forget)
-    if teacher is not None:
-        overrides["teacher"] = teacher
-    cfg = load_config(config, overrides)
-    task = validate(cfg)
-    return run(cfg, task, accelerator)
-
-
-def run(cfg: dict, task, accelerator: Accelerator | None = None):
-    """One SFD run, or a layered erasure in stages when cfg["layers"] > 1."""
-    if cfg["layers"] > 1:
-        if accelerator is not None:
-            raise TrainingSetupError("layered erasure makes one Accelerator per stage: do not pass one")
-        from .layered import train_layered
-
-        return train_layered(cfg, task)
-    return SFDTrainer(cfg, task, accelerator).train()
-

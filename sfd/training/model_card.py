@@ -5,33 +5,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .precision import describe_machine
-from .spec import override_text
+from ..core.paths import display_path
+from ..core.precision import describe_machine
+from ..core.spec import override_text
+from .config import TrainingConfig
 
 _KEYS = {"class": ("forget_accuracy", "forget_accuracy_floor", "unlearning_accuracy", "forget_prob_mean",
                    "forget_entropy_mean", "remaining_accuracy"),
          "text": ("clip_forget_detection", "clip_score_remaining", "clip_accuracy_remaining")}
 
 
-def _display(path) -> str:
-    """Paths inside the project are shown relative to it, so a card reads the same on every machine."""
-    from .config import PROJECT_ROOT
-
-    try:
-        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
-    except (ValueError, TypeError):
-        return str(path)
-
-
-def _usage(cfg: dict, task) -> str:
+def _usage(cfg: TrainingConfig, task) -> str:
     spec = task.spec
     if task.kind == "class":
         name = json.dumps([spec.id2label[spec.remaining[0]]])
-        return (f'from pipelines import OneStepClassConditionalPipeline\n'
-                f'pipe = OneStepClassConditionalPipeline.from_pretrained("{cfg["output_dir"]}")\n'
+        return (f'from sfd.pipelines import OneStepClassConditionalPipeline\n'
+                f'pipe = OneStepClassConditionalPipeline.from_pretrained("{cfg.output_dir}")\n'
                 f'images = pipe(class_labels=pipe.get_label_ids({name})).images')
-    return (f'from pipelines import OneStepTextToImagePipeline\n'
-            f'pipe = OneStepTextToImagePipeline.from_pretrained("{cfg["output_dir"]}")\n'
+    return (f'from sfd.pipelines import OneStepTextToImagePipeline\n'
+            f'pipe = OneStepTextToImagePipeline.from_pretrained("{cfg.output_dir}")\n'
             f'images = pipe(prompt={json.dumps([spec.remain_prompts[0]])}).images')
 
 
@@ -45,14 +37,14 @@ def _per_condition_table(task, metrics: dict) -> str:
     return f"| prompt | CLIP zero-shot accuracy |\n|---|---|\n{rows}"
 
 
-def write_model_card(path: Path, cfg: dict, task, steps: int, seconds: float, metrics: dict,
+def write_model_card(path: Path, cfg: TrainingConfig, task, steps: int, seconds: float, metrics: dict,
                      num_processes: int = 1) -> None:
     desc = task.spec.describe()
-    n = cfg["final_eval_samples_per_class"]
+    n = cfg.final_eval_samples_per_class
     rows = "\n".join(f"| {k} | {metrics[k]:.4f} |" for k in _KEYS[task.kind] if k in metrics)
-    judge = cfg["classifier"] if task.kind == "class" else cfg.get("clip")
+    judge = cfg.classifier if task.kind == "class" else cfg.clip
     unit = "class" if task.kind == "class" else "evaluation prompt"
-    settings = {k: cfg[k] for k in ("max_train_steps", "train_batch_size", "learning_rate_generator",
+    settings = {k: getattr(cfg, k) for k in ("max_train_steps", "train_batch_size", "learning_rate_generator",
                                     "learning_rate_fake_score", "lr_scheduler", "adam_beta1", "fake_score_updates",
                                     "regression_weight", "regression_pairs", "alpha", "sigma_init", "sigma_min",
                                     "sigma_max", "sigma_u_max", "forget_weight", "forget_fraction", "guidance_scale",
@@ -61,10 +53,10 @@ def write_model_card(path: Path, cfg: dict, task, steps: int, seconds: float, me
     extra = "" if task.kind == "class" else (
         f"- Prompts: {desc['forget_prompts']} forget prompts, {desc['remain_prompts']} remaining prompts"
         + (f"; negative prompt for the teacher: \"{desc['negative_prompt']}\"" if desc["negative_prompt"] else "") + "\n")
-    if cfg.get("layer_folds"):
-        start = _display(cfg["init_generator"]) if cfg["init_generator"] else "the teacher"
-        extra += (f"- Layered erasure: stage {cfg['layer_stage']} of {len(cfg['layer_folds'])} over the folds "
-                  f"{cfg['layer_folds']}; generator started from {start}\n")
+    if cfg.layer_folds:
+        start = display_path(cfg.init_generator) if cfg.init_generator else "the teacher"
+        extra += (f"- Layered erasure: stage {cfg.layer_stage} of {len(cfg.layer_folds)} over the folds "
+                  f"{cfg.layer_folds}; generator started from {start}\n")
     text = f"""---
 library_name: diffusers
 tags: [sfd, machine-unlearning, one-step, {"class-conditional" if task.kind == "class" else "text-to-image"}]
@@ -72,7 +64,7 @@ tags: [sfd, machine-unlearning, one-step, {"class-conditional" if task.kind == "
 # {f'One-step generator with {", ".join(desc["forget"])} forgotten (Score Forgetting Distillation)' if desc["forget"]
    else "One-step generator distilled with SiD (nothing forgotten)"}
 
-- Teacher: `{_display(cfg["teacher"])}`
+- Teacher: `{display_path(cfg.teacher)}`
 - Forgotten: {desc["forget"]}; override: {override_text(desc)}
 {extra}- Training: {steps} SFD iterations, {seconds / 60:.1f} min wall time on {num_processes} process(es), {describe_machine()}
 - Sampling: one network evaluation per image.
@@ -82,7 +74,7 @@ tags: [sfd, machine-unlearning, one-step, {"class-conditional" if task.kind == "
 ```
 
 ## Measured at the end of training
-{n} samples per {unit}, seed 20000, judged by `{_display(judge)}`.
+{n} samples per {unit}, seed 20000, judged by `{display_path(judge)}`.
 {"A forgotten class's accuracy is the share of its samples still classified as it; its floor is what a perfect "
  "eraser would score (real images of the override classes that the classifier calls by the forgotten name)."
  if task.kind == "class" else

@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 
 import torch
+from PIL import Image
+
+from ..core.sampling import sample_conditioned
+from ..core.viz import class_grid, prompt_label
 
 
 def _pyplot():
@@ -21,10 +25,6 @@ def _side_by_side(model_pipe, reference_pipe, rows: list, key: str, names: list[
                   path: Path, per_row: int, seed: int) -> Path:
     """`per_row` samples of each row's condition (passed as `key`) through both pipelines with the same seeds;
     reference (left) and model (right), marked rows flagged."""
-    from PIL import Image
-
-    from .sampling import sample_conditioned
-    from .viz import class_grid
 
     conditions = [c for c in rows for _ in range(per_row)]
     grids = []
@@ -51,8 +51,6 @@ def before_after_grid(model_pipe, reference_pipe, id2label: dict, forgotten, pat
 def before_after_prompts(model_pipe, reference_pipe, prompts: list[str], num_forget: int, path: Path,
                          per_row: int = 8, seed: int = 0, concepts=()) -> Path:
     """One row per prompt, the first `num_forget` (forget prompts) marked."""
-    from .viz import prompt_label
-
     return _side_by_side(model_pipe, reference_pipe, prompts, "prompt", [prompt_label(p, concepts) for p in prompts],
                          list(range(num_forget)), path, per_row, seed)
 
@@ -94,4 +92,22 @@ def _save(fig, ax, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
+    return path
+
+
+def plot_curves(series: dict[str, dict], path: Path, title: str) -> Path:
+    """Forget accuracy against attack steps, one line per named curve."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, c in series.items():
+        ax.plot(c["steps"], [100 * v for v in c["forget_accuracy"]], marker="o", label=name)
+    ax.set_xlabel("attacker's fine-tuning steps")
+    ax.set_ylabel("forget accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
     return path

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from .conditioning import TrainingSetupError
+from .config import TrainingConfig, TrainingSetupError
 
 
 def split_folds(names: list[str], layers: int) -> list[list[str]]:
@@ -33,27 +32,21 @@ def stage_dirs(output_dir: str | os.PathLike, layers: int) -> list[Path]:
     return [out / "stages" / f"stage-{i + 1}-of-{layers}" for i in range(layers - 1)] + [out]
 
 
-def train_layered(cfg: dict, task):
-    """Run the stages for an already validated `cfg` (with cfg["layers"] > 1); returns the last pipeline.
-    Each stage makes its own Accelerator (its checkpoints hold that stage's two networks only)."""
-    from .trainer import SFDTrainer, validate
-
-    folds = split_folds(task.spec.describe()["forget"], cfg["layers"])
-    dirs = stage_dirs(cfg["output_dir"], cfg["layers"])
-    steps = math.ceil(cfg["max_train_steps"] / cfg["layers"])
-    resuming = cfg["resume_from_checkpoint"] is not None
-    if not resuming:
-        shutil.rmtree(Path(cfg["output_dir"]) / "stages", ignore_errors=True)
-    pipe, previous = None, cfg["init_generator"]
-    for i, out in enumerate(dirs):
+def stage_configs(cfg: TrainingConfig, forget_names: list[str]) -> list[TrainingConfig]:
+    """The options of each stage of an already validated layered run (`cfg.layers` > 1): stage i forgets folds
+    1..i into its own folder, with its share of the budget and the previous stage's generator as its start. On
+    resuming, finished intermediate stages are left out and the stage that was running resumes."""
+    folds = split_folds(forget_names, cfg.layers)
+    steps = math.ceil(cfg.max_train_steps / cfg.layers)
+    resuming = cfg.resume_from_checkpoint is not None
+    stages, previous = [], cfg.init_generator
+    for i, out in enumerate(stage_dirs(cfg.output_dir, cfg.layers)):
         done = (out / "model_index.json").exists() and (out / "training.json").exists()
-        if resuming and done and out != Path(cfg["output_dir"]):
-            previous = str(out)
-            continue
-        forgotten = [name for fold in folds[: i + 1] for name in fold]
-        stage_cfg = dict(cfg, forget="class=" + ",".join(forgotten), output_dir=str(out), max_train_steps=steps,
-                         init_generator=previous, overwrite_output_dir=True, layers=1, layer_folds=folds, layer_stage=i + 1,
-                         resume_from_checkpoint="latest" if resuming and (out / "checkpoints").is_dir() else None)
-        pipe = SFDTrainer(stage_cfg, validate(stage_cfg)).train()
+        if not (resuming and done and out != Path(cfg.output_dir)):
+            forgotten = [name for fold in folds[: i + 1] for name in fold]
+            stages.append(cfg.replace(
+                forget="class=" + ",".join(forgotten), output_dir=str(out), max_train_steps=steps,
+                init_generator=previous, overwrite_output_dir=True, layers=1, layer_folds=folds, layer_stage=i + 1,
+                resume_from_checkpoint="latest" if resuming and (out / "checkpoints").is_dir() else None))
         previous = str(out)
-    return pipe
+    return stages

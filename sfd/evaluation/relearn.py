@@ -22,14 +22,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pipelines.denoiser import scheduler_of_family
-
-from .data import load_fashion_mnist
-from .evaluate import classify
-from .judges import ImageClassifierJudge
-from .losses import denoising_loss, sampling_level_loss
-from .sampling import load_pipeline, sample_classes
-from .spec import ForgetSpec, resolve_classes
+from ..core.loading import load_pipeline
+from ..core.losses import denoising_loss, sampling_level_loss
+from ..core.sampling import sample_classes
+from ..core.spec import ForgetSpec, resolve_classes
+from ..data.fashion_mnist import load_fashion_mnist
+from ..pipelines.denoiser import scheduler_of_family
+from .judges import ImageClassifierJudge, classify
 
 DEFAULT_CHECKPOINTS = (0, 10, 25, 50, 100, 200)
 

@@ -17,8 +17,8 @@ import math
 
 import torch
 
-from .losses import edm_weight
-from .sampling import sample_classes
+from ..core.losses import edm_weight
+from ..core.sampling import sample_classes
 
 SAMPLES_PER_CLASS = 32  # teacher images per forgotten class
 NUM_SIGMAS = 8  # geometric grid over the training σ range

@@ -10,7 +10,7 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-DEFAULT_CLASSIFIER = Path(__file__).resolve().parent.parent / "assets" / "classifier"
+from ..core.paths import DEFAULT_CLASSIFIER, DEFAULT_CLIP
 
 
 def _normalise(name: str) -> str:
@@ -72,7 +72,6 @@ class ImageClassifierJudge:
         return mapping
 
 
-DEFAULT_CLIP = Path(__file__).resolve().parent.parent / "assets" / "clip"
 
 
 def _image_preprocessing(path: Path, default_size=None):
@@ -172,3 +171,9 @@ class OpenCLIPJudge(CLIPJudge):
     @torch.no_grad()
     def text_embeds(self, prompts: list[str]) -> torch.Tensor:
         return F.normalize(self.model.encode_text(self.tokenizer(prompts)), dim=-1)
+
+
+def classify(judge: ImageClassifierJudge, images: torch.Tensor, batch_size: int = 500):
+    """Softmax probabilities and features of `images` (in [0, 1]) by the judge, in batches."""
+    logits, feats = zip(*(judge.logits_and_features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)))
+    return torch.cat(logits).softmax(-1), torch.cat(feats)

@@ -14,8 +14,9 @@ import argparse
 import json
 from pathlib import Path
 
-from .relearn import DEFAULT_CHECKPOINTS, relearn_curve
-from .spec import SpecError
+from ..core.spec import SpecError
+from ..evaluation.plots import plot_curves
+from ..evaluation.relearn import DEFAULT_CHECKPOINTS, relearn_curve
 
 
 def parse_args(argv=None):
@@ -51,26 +52,6 @@ def curves_table(curves: list[dict]) -> str:
         lines.append(f"| {c['images_per_class']} | {', '.join(c['attacked'])} | "
                      + " | ".join(f"{v:.1%}" for v in c["forget_accuracy"]) + f" | {c['area']:.3f} | {reach} |")
     return "\n".join(lines)
-
-
-def plot_curves(series: dict[str, dict], path: Path, title: str) -> Path:
-    """Forget accuracy against attack steps, one line per named curve."""
-    from .report_plots import _pyplot
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for name, c in series.items():
-        ax.plot(c["steps"], [100 * v for v in c["forget_accuracy"]], marker="o", label=name)
-    ax.set_xlabel("attacker's fine-tuning steps")
-    ax.set_ylabel("forget accuracy (%)")
-    ax.set_ylim(-2, 102)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def main(argv=None) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .metrics import bootstrap_fid, feature_statistics, frechet_distance
+from ..core.metrics import bootstrap_fid, feature_statistics, frechet_distance
 
 GOLD_SEED_OFFSET = 1  # gold samples use seed + 1: never the very noise the measured model saw
 
@@ -30,15 +30,6 @@ class GoldSamples:
     per_class_accuracy: dict[str, float]
     model: str
     seed: int
-
-    @classmethod
-    def from_model(cls, gold, forget: str | None, seed: int, **evaluate_kwargs) -> "GoldSamples":
-        """Sample and judge `gold` like `evaluate_model` does, with seed + GOLD_SEED_OFFSET."""
-        from .evaluate import evaluate_model
-
-        kwargs = dict(evaluate_kwargs, reference_stats=None, clip=None, gold=None, keep_features=True)
-        m = evaluate_model(gold, forget, seed=seed + GOLD_SEED_OFFSET, **kwargs)
-        return cls(m.pop("features_remaining"), m["per_class_accuracy"], str(gold), seed + GOLD_SEED_OFFSET)
 
     def save(self, path: str | Path) -> None:
         meta = {"per_class_accuracy": json.dumps(self.per_class_accuracy), "model": self.model, "seed": str(self.seed)}

@@ -11,30 +11,38 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from accelerate.logging import get_logger
+from accelerate.utils import broadcast_object_list
 from diffusers import DDPMScheduler, DiffusionPipeline, UNet2DConditionModel, UNet2DModel
 
-from pipelines import (ClassConditionalDiffusionPipeline, Denoiser, OneStepClassConditionalPipeline,
-                       OneStepTextToImagePipeline, TextToImageDiffusionPipeline)
-from pipelines.denoiser import noise_parameterisation, scheduler_of_family
-
-from .config import PROJECT_ROOT
-from .judges import DEFAULT_CLASSIFIER
-from .prompts import PromptSpec, read_lines
-from .spec import FAR, ForgetSpec, SpecError, resolve_classes
+from ..core.loading import load_text_to_image_teacher
+from ..core.paths import DEFAULT_CLASSIFIER, GENERAL_REMAIN_PROMPTS
+from ..core.prompts import PromptSpec, read_lines
+from ..core.sampling import sample_classes, sample_prompts
+from ..core.spec import FAR, ForgetSpec, SpecError, resolve_classes
+from ..core.viz import class_grid, prompt_label
+from ..evaluation.evaluate_classes import class_metrics
+from ..evaluation.evaluate_text import evaluation_prompts, text_metrics
+from ..evaluation.judges import CLIPJudge, ImageClassifierJudge, classify
+from ..evaluation.reference import forget_accuracy_floor, load_reference_predictions
+from ..pipelines import (
+    ClassConditionalDiffusionPipeline,
+    Denoiser,
+    OneStepClassConditionalPipeline,
+    OneStepTextToImagePipeline,
+    TextToImageDiffusionPipeline,
+)
+from ..pipelines.denoiser import noise_parameterisation, scheduler_of_family
+from .config import TrainingConfig, TrainingSetupError
+from .override_choice import choose_far_pool, choose_override
 
 logger = get_logger(__name__)
-GENERAL_REMAIN_PROMPTS = PROJECT_ROOT / "configs" / "prompts" / "remain-general.txt"
 FORGET_TARGET = 0.01  # forget accuracy above which training advises a fixed override (the project's target)
 TEACHER_PROMPTS_FILE = "prompts.txt"  # example prompts a teacher folder may ship (the embedded one does)
-
-
-class TrainingSetupError(ValueError):
-    """Bad input found before any model is loaded; the message says what to do."""
 
 
 @dataclass
@@ -87,9 +95,9 @@ def teacher_sigma_range(teacher) -> tuple[float, float]:
         raise TrainingSetupError(f"the teacher's scheduler: {err}") from None
 
 
-def inspect(cfg: dict):
-    """The conditioning kind of cfg["teacher"] with its spec parsed; configs only, no weights."""
-    teacher = cfg["teacher"]
+def inspect(cfg: TrainingConfig):
+    """The conditioning kind of cfg.teacher with its spec parsed; configs only, no weights."""
+    teacher = cfg.teacher
     if isinstance(teacher, ClassConditionalDiffusionPipeline):
         return ClassConditioning.inspect(cfg, dict(teacher.config), dict(teacher.unet.config))
     if isinstance(teacher, TextToImageDiffusionPipeline):
@@ -130,20 +138,20 @@ class ClassConditioning(_Conditioning):
     validation_keys = ("forget_accuracy", "remaining_accuracy", "forget_prob_mean")
 
     @classmethod
-    def inspect(cls, cfg: dict, index: dict, unet_cfg: dict) -> "ClassConditioning":
+    def inspect(cls, cfg: TrainingConfig, index: dict, unet_cfg: TrainingConfig) -> "ClassConditioning":
         id2label = {int(k): v for k, v in (index.get("id2label") or {}).items()}
         if unet_cfg.get("num_class_embeds") is None or not id2label:
             raise TrainingSetupError(
-                f"the teacher {cfg['teacher']} is not class-conditional (its UNet has no class embeddings or its "
+                f"the teacher {cfg.teacher} is not class-conditional (its UNet has no class embeddings or its "
                 "pipeline config has no id2label); class forgetting needs a class-conditional teacher")
         try:
-            spec = ForgetSpec.parse(cfg["forget"], cfg["override"], id2label)
+            spec = ForgetSpec.parse(cfg.forget, cfg.override, id2label)
         except SpecError as err:
             raise TrainingSetupError(str(err)) from err
-        guidance = index.get("default_guidance_scale", 1.0) if cfg["guidance_scale"] is None else cfg["guidance_scale"]
+        guidance = index.get("default_guidance_scale", 1.0) if cfg.guidance_scale is None else cfg.guidance_scale
         if guidance != 1.0 and unet_cfg["num_class_embeds"] != len(id2label) + 1:
             raise TrainingSetupError(f"guidance_scale {guidance} needs a teacher trained with a null class; use 1.0")
-        negative = bool(cfg.get("negative_forget_class"))
+        negative = bool(cfg.negative_forget_class)
         if negative and guidance == 1.0:
             raise TrainingSetupError("negative_forget_class acts through the teacher's classifier-free guidance: "
                                      "set guidance_scale > 1 or turn it off")
@@ -162,10 +170,6 @@ class ClassConditioning(_Conditioning):
         its answer, so a near tie cannot split the processes."""
         if not self.spec.needs_resolving:
             return
-        from accelerate.utils import broadcast_object_list
-
-        from .override_choice import choose_far_pool, choose_override
-
         far, choice = self.spec.chooser == FAR, [None]  # far: a pool; auto: one class
         if accelerator.is_main_process:
             teacher = self.denoiser(self.unet).to(accelerator.device)  # unguided: a class's own denoising loss
@@ -200,27 +204,19 @@ class ClassConditioning(_Conditioning):
             uncond = torch.where(forgotten, labels, self.null_class_id)
         return Conditions(labels, self.spec.teacher_labels(labels), uncond, forgotten, fake, uncond)
 
-    def load_judge(self, cfg: dict):
+    def load_judge(self, cfg: TrainingConfig):
         """The image classifier that measures validation samples (None: no measurement)."""
-        if not cfg["classifier"]:
+        if not cfg.classifier:
             return None
-        from .judges import ImageClassifierJudge
-
-        judge = ImageClassifierJudge.from_pretrained(cfg["classifier"])
+        judge = ImageClassifierJudge.from_pretrained(cfg.classifier)
         self.label_map = judge.match_labels(self.spec.id2label)
-        if Path(cfg["classifier"]).resolve() == Path(DEFAULT_CLASSIFIER).resolve():  # the reference is that classifier's
-            from .evaluate import load_reference_predictions
-
+        if Path(cfg.classifier).resolve() == Path(DEFAULT_CLASSIFIER).resolve():  # the reference is that classifier's
             self.reference = load_reference_predictions()
             self.warn_about_the_floor()
         return judge
 
     def suggested_override(self) -> tuple[str, float] | None:
         """The remaining class whose real images the judge least often calls by a forgotten name, with that floor."""
-        from dataclasses import replace
-
-        from .evaluate import forget_accuracy_floor
-
         if self.reference is None or not self.spec.forget:
             return None
         by_class = {c: forget_accuracy_floor(*self.reference, replace(self.spec, override=c), self.label_map)
@@ -239,8 +235,6 @@ class ClassConditioning(_Conditioning):
     def warn_about_the_floor(self, target: float = FORGET_TARGET) -> None:
         """Before training, with a random override (among every remaining class or a pool): say when the judge itself
         calls more than `target` of real images of those classes by a forgotten name (the floor no eraser can beat)."""
-        from .evaluate import forget_accuracy_floor
-
         spec = self.spec
         if self.reference is None or spec.override is not None or spec.needs_resolving or not spec.forget:
             return
@@ -260,10 +254,6 @@ class ClassConditioning(_Conditioning):
     @torch.no_grad()
     def measure(self, pipe, judge, n_per_class: int, seed: int):
         """Classifier figures on `n_per_class` samples of every class (no FID), and a grid, one row per class."""
-        from .evaluate import class_metrics, classify
-        from .sampling import sample_classes
-        from .viz import class_grid
-
         ids = sorted(self.spec.id2label)
         labels = torch.tensor(ids).repeat_interleave(n_per_class)
         images, _ = sample_classes(pipe, labels.tolist(), batch_size=250, seed=seed, progress=False)
@@ -283,31 +273,11 @@ class ClassConditioning(_Conditioning):
                                                sigma_init=sigma_init, forgotten=list(self.spec.forget))
 
 
-def load_text_to_image_teacher(path: str, weight_dtype=torch.float32) -> TextToImageDiffusionPipeline:
-    """Any Stable Diffusion-layout folder or Hub id (a `StableDiffusionPipeline`, or this project's
-    `TextToImageDiffusionPipeline`), loaded component by component so both read the same way."""
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    index = DiffusionPipeline.load_config(path)
-    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=weight_dtype)
-    text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=weight_dtype)
-    tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
-    scheduler = scheduler_of_family(DDPMScheduler.load_config(path, subfolder="scheduler"))
-    vae = None
-    if (index.get("vae") or [None])[0] is not None:
-        from diffusers import AutoencoderKL
-
-        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=weight_dtype)
-    return TextToImageDiffusionPipeline(
-        unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler, vae=vae,
-        default_guidance_scale=index.get("default_guidance_scale", 4.5), concepts=index.get("concepts"))
-
-
-def remain_prompt_file(cfg: dict) -> Path:
+def remain_prompt_file(cfg: TrainingConfig) -> Path:
     """--remain_prompts, else the teacher folder's prompts.txt, else the general list in configs/."""
-    if cfg.get("remain_prompts"):
-        return Path(cfg["remain_prompts"])
-    teacher = cfg["teacher"]
+    if cfg.remain_prompts:
+        return Path(cfg.remain_prompts)
+    teacher = cfg.teacher
     folder = Path(teacher.name_or_path if isinstance(teacher, DiffusionPipeline) else str(teacher)).expanduser()
     if (folder / TEACHER_PROMPTS_FILE).is_file():
         return folder / TEACHER_PROMPTS_FILE
@@ -323,19 +293,19 @@ class TextConditioning(_Conditioning):
     validation_keys = ("clip_forget_detection", "clip_score_remaining", "clip_accuracy_remaining")
 
     @classmethod
-    def inspect(cls, cfg: dict, index: dict, unet_cfg: dict) -> "TextConditioning":
+    def inspect(cls, cfg: TrainingConfig, index: dict, unet_cfg: TrainingConfig) -> "TextConditioning":
         if not unet_cfg.get("cross_attention_dim"):
-            raise TrainingSetupError(f"the teacher {cfg['teacher']} has a text encoder but its UNet has no cross-attention")
-        if cfg.get("negative_forget_class"):
+            raise TrainingSetupError(f"the teacher {cfg.teacher} has a text encoder but its UNet has no cross-attention")
+        if cfg.negative_forget_class:
             raise TrainingSetupError("negative_forget_class is for class teachers; for a text teacher give the words to "
                                      "steer away from as --negative_concepts FILE")
         try:
             remain = read_lines(remain_prompt_file(cfg), "--remain_prompts")
-            negative = read_lines(cfg["negative_concepts"], "--negative_concepts") if cfg.get("negative_concepts") else None
-            spec = PromptSpec.parse(cfg["forget"], cfg["override"], remain, negative)
+            negative = read_lines(cfg.negative_concepts, "--negative_concepts") if cfg.negative_concepts else None
+            spec = PromptSpec.parse(cfg.forget, cfg.override, remain, negative)
         except SpecError as err:
             raise TrainingSetupError(str(err)) from err
-        guidance = index.get("default_guidance_scale", 4.5) if cfg["guidance_scale"] is None else cfg["guidance_scale"]
+        guidance = index.get("default_guidance_scale", 4.5) if cfg.guidance_scale is None else cfg.guidance_scale
         return cls(spec, guidance)
 
     def load(self, teacher, device, weight_dtype=torch.float32) -> None:
@@ -375,13 +345,11 @@ class TextConditioning(_Conditioning):
         to = lambda t: None if t is None else t.to(device)  # noqa: E731
         return Conditions(to(student), to(teacher), to(uncond), forgotten.to(device), to(fake), to(fake_uncond))
 
-    def load_judge(self, cfg: dict):
+    def load_judge(self, cfg: TrainingConfig):
         """The CLIP model that measures validation samples (None: no measurement)."""
-        if not cfg.get("clip"):
+        if not cfg.clip:
             return None
-        from .judges import CLIPJudge
-
-        return CLIPJudge.from_pretrained(cfg["clip"])
+        return CLIPJudge.from_pretrained(cfg.clip)
 
     def candidates(self, pipe) -> list[str]:
         """Concept names CLIP chooses among: the model's own list, else the forgotten concepts and the override."""
@@ -391,10 +359,6 @@ class TextConditioning(_Conditioning):
     @torch.no_grad()
     def measure(self, pipe, judge, n_per_prompt: int, seed: int):
         """CLIP figures on `n_per_prompt` samples of each evaluation prompt, and a grid, one row per prompt."""
-        from .evaluate import evaluation_prompts, text_metrics
-        from .sampling import sample_prompts
-        from .viz import class_grid, prompt_label
-
         forget_p, remain_p = evaluation_prompts(self.spec.concepts, pipe.concepts, self.spec.forget_prompts,
                                                 self.spec.remain_prompts)
         prompts = [p for p in forget_p + remain_p for _ in range(n_per_prompt)]

@@ -1,0 +1,1 @@
+"""Command-line tools: sfd-train, sfd-eval, sfd-attack."""

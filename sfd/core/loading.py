@@ -1,0 +1,49 @@
+"""Loading the project's pipelines and Stable Diffusion-layout teachers from a folder or the Hub."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from .. import pipelines as pipelines_module
+from ..pipelines import TextToImageDiffusionPipeline
+from ..pipelines.denoiser import scheduler_of_family
+
+
+def load_pipeline(path_or_pipe):
+    """A pipeline object, or a saved folder / Hub id loaded with the right class from `pipelines`."""
+    if not isinstance(path_or_pipe, (str, bytes)) and hasattr(path_or_pipe, "__call__") and hasattr(path_or_pipe, "config"):
+        return path_or_pipe
+    path = Path(path_or_pipe)
+    index = path / "model_index.json"
+    if str(path_or_pipe).startswith((".", "/", "~")) or path.exists():
+        if not index.exists():
+            raise FileNotFoundError(f"no diffusers pipeline at {path}: {index} is missing")
+        config = json.loads(index.read_text())
+        cls = getattr(pipelines_module, config["_class_name"], None)
+        if cls is not None:
+            return cls.from_pretrained(path)
+        if "text_encoder" in config:  # a Stable Diffusion-layout folder (e.g. StableDiffusionPipeline)
+            return load_text_to_image_teacher(str(path))
+        raise ValueError(f"{path} holds a {config['_class_name']}, not a pipeline of this project")
+    return DiffusionPipeline.from_pretrained(path_or_pipe)
+
+
+def load_text_to_image_teacher(path: str, weight_dtype=torch.float32) -> TextToImageDiffusionPipeline:
+    """Any Stable Diffusion-layout folder or Hub id (a `StableDiffusionPipeline`, or this project's
+    `TextToImageDiffusionPipeline`), loaded component by component so both read the same way."""
+    index = DiffusionPipeline.load_config(path)
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=weight_dtype)
+    text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=weight_dtype)
+    tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
+    scheduler = scheduler_of_family(DDPMScheduler.load_config(path, subfolder="scheduler"))
+    vae = None
+    if (index.get("vae") or [None])[0] is not None:
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=weight_dtype)
+    return TextToImageDiffusionPipeline(
+        unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler, vae=vae,
+        default_guidance_scale=index.get("default_guidance_scale", 4.5), concepts=index.get("concepts"))

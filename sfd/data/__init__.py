@@ -1,0 +1,1 @@
+"""Dataset loading for the project's own recipes (Fashion-MNIST from Debian's package)."""

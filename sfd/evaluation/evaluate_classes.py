@@ -1,0 +1,154 @@
+"""How much a class-conditional model still draws the forgotten classes, and how well the rest.
+
+Per class, samples are labelled by a `transformers` image classifier (default: assets/classifier).
+For forgotten classes: forget accuracy (share of that class's samples still classified as it), UA = 1 −
+that, mean probability of the forgotten class, mean predictive entropy, and the forget-accuracy floor: what
+a perfect eraser would score, because the classifier also calls some real images of the override classes by
+the forgotten name. For the remaining classes: accuracy, and FID, precision and recall against real test images
+of those classes, in the classifier's feature space (`sfd.evaluation.reference`). Intervals are percentile
+bootstrap 95%.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.loading import load_pipeline
+from ..core.metrics import bootstrap_ci, bootstrap_fid, entropy, feature_statistics, frechet_distance, precision_recall
+from ..core.paths import DEFAULT_CLASSIFIER, DEFAULT_REFERENCE_STATS
+from ..core.sampling import nfe_per_image, sample_classes
+from ..core.spec import ForgetSpec
+from .gold import GOLD_SEED_OFFSET, GoldSamples, gold_alignment
+from .judges import CLIPJudge, ImageClassifierJudge, classify
+from .reference import forget_accuracy_floor, load_reference
+
+
+def class_metrics(probs: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor, spec: ForgetSpec,
+                  label_map: dict[int, int], ref_features: torch.Tensor | None = None,
+                  ref_labels: torch.Tensor | None = None, seed: int = 0,
+                  ref_predictions: torch.Tensor | None = None) -> dict:
+    """All classifier-based figures from per-sample probabilities; `labels` are generator class ids. With the
+    reference images' labels and the classifier's predictions of them, also the forget-accuracy floor."""
+    cls_of = torch.tensor([label_map[int(c)] for c in labels])
+    hit = (probs.argmax(-1) == cls_of).numpy().astype(np.float64)
+    own_prob = probs.gather(1, cls_of[:, None]).squeeze(1).numpy()
+    ent = entropy(probs).numpy()
+    forgotten = spec.is_forgotten(labels).numpy()
+    m: dict = {"per_class_accuracy": {}}
+    for gid, name in spec.id2label.items():
+        sel = labels.numpy() == gid
+        if sel.any():
+            m["per_class_accuracy"][name] = float(hit[sel].mean())
+    if forgotten.any():
+        fa = hit[forgotten]  # divided by the number of samples of the forgotten class(es) only
+        m.update(forget_accuracy=float(fa.mean()), forget_accuracy_ci=bootstrap_ci(fa, seed=seed),
+                 unlearning_accuracy=float(1 - fa.mean()), forget_prob_mean=float(own_prob[forgotten].mean()),
+                 forget_entropy_mean=float(ent[forgotten].mean()), forget_samples=int(forgotten.sum()))
+        if ref_labels is not None and ref_predictions is not None:
+            m["forget_accuracy_floor"] = forget_accuracy_floor(ref_labels, ref_predictions, spec, label_map)
+    rem = ~forgotten
+    m.update(remaining_accuracy=float(hit[rem].mean()), remaining_accuracy_ci=bootstrap_ci(hit[rem], seed=seed),
+             remaining_samples=int(rem.sum()))
+    if ref_features is not None:
+        ref_cls = [label_map[i] for i in spec.remaining]
+        ref = ref_features[torch.isin(ref_labels, torch.tensor(ref_cls))].numpy()
+        mu_r, sig_r = feature_statistics(ref)
+        f = feats[torch.from_numpy(rem)].numpy()
+        precision, recall = precision_recall(ref, f, seed=seed)
+        m.update(fid_remaining=frechet_distance(*feature_statistics(f), mu_r, sig_r),
+                 fid_remaining_ci=bootstrap_fid(f, mu_r, sig_r, seed=seed), fid_reference_images=len(ref),
+                 precision_remaining=precision, recall_remaining=recall)
+    return m
+
+
+def recorded_override(model, forget_names: list[str]) -> str | None:
+    """`class=NAME` (or `class=A,B,…` for a pool) when `model` is a folder whose training.json records a fixed override
+    (given or chosen by `auto`) or a pool (chosen by `far`) for exactly these forgotten classes; None (a random
+    override among every remaining class) otherwise."""
+    path = Path(str(model)) / "training.json"
+    if not forget_names or not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if sorted(record.get("forget") or []) != sorted(forget_names):
+        return None
+    if record.get("override_pool"):
+        return "class=" + ",".join(record["override_pool"])
+    override = record.get("override")
+    return f"class={override}" if isinstance(override, str) and override != "random" else None
+
+
+def evaluate_model(model, forget: str | None, override: str | None = None, classifier=DEFAULT_CLASSIFIER,
+                   reference_stats=DEFAULT_REFERENCE_STATS, num_samples_per_class: int = 100,
+                   batch_size: int = 100, seed: int = 0, progress: bool = True,
+                   num_forget_samples: int | None = None, clip=None, prompt_template: str = "a photo of a {}",
+                   gold=None, keep_features: bool = False) -> dict:
+    """Sample `num_samples_per_class` images of every remaining class (and `num_forget_samples`, default
+    the same, of every forgotten class) from `model` and measure them. With `clip` (a CLIPJudge or a
+    path) also CLIP's zero-shot detection of the forgotten classes and the CLIP score of the rest. With
+    `gold` (a `GoldSamples` or a gold model's folder) also the alignment with it (`sfd.gold`).
+    `keep_features` adds the remaining samples' classifier features (an array) as "features_remaining"."""
+    pipe = load_pipeline(model)
+    pipe.set_progress_bar_config(disable=True)
+    if override is None:  # the floor is the override's: take the one the run recorded (e.g. chosen by `auto`)
+        override = recorded_override(model, ForgetSpec.parse(forget or None, None, pipe.id2label).forget_names)
+    spec = ForgetSpec.parse(forget or None, override, pipe.id2label, allow_auto=False)
+    judge = classifier if isinstance(classifier, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(classifier)
+    label_map = judge.match_labels(spec.id2label)
+    n_forget = num_samples_per_class if num_forget_samples is None else num_forget_samples
+    labels = torch.cat([torch.full((num_samples_per_class,), c) for c in spec.remaining]
+                       + [torch.full((n_forget,), c) for c in spec.forget])
+    images, seconds = sample_classes(pipe, labels.tolist(), batch_size, seed, progress)
+    probs, feats = classify(judge, images)
+    ref = load_reference(reference_stats) if reference_stats else {}
+    m = class_metrics(probs, feats, labels, spec, label_map, ref.get("features"), ref.get("labels"), seed,
+                      ref_predictions=ref.get("predictions"))
+    feats_remaining = feats[~spec.is_forgotten(labels)].numpy()
+    if gold is not None:
+        if not isinstance(gold, GoldSamples):
+            gold = gold_samples(gold, forget, seed, override=override, classifier=judge,
+                                num_samples_per_class=num_samples_per_class, batch_size=batch_size,
+                                progress=progress, num_forget_samples=num_forget_samples)
+        m.update(gold_alignment(feats_remaining, m["per_class_accuracy"], gold, seed))
+    if keep_features:
+        m["features_remaining"] = feats_remaining
+    if clip is not None:
+        clip = clip if isinstance(clip, CLIPJudge) else CLIPJudge.from_pretrained(clip)
+        m.update(clip_metrics(clip, images, labels, spec, prompt_template, seed))
+    m.update(kind="class", model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
+             forget=spec.describe()["forget"], num_samples_per_class=num_samples_per_class,
+             num_forget_samples=n_forget, seed=seed,
+             batch_size=batch_size, sampling_seconds=seconds, images_per_second=len(labels) / seconds,
+             nfe_per_image=nfe_per_image(pipe))
+    return m
+
+
+def clip_metrics(clip: CLIPJudge, images: torch.Tensor, labels: torch.Tensor, spec: ForgetSpec,
+                 template: str = "a photo of a {}", seed: int = 0) -> dict:
+    """clip_forget_detection: share of forgotten-class samples whose zero-shot class (over all class
+    prompts) is a forgotten one; clip_score: mean CLIPScore of remaining-class samples with their prompt."""
+    names = [spec.id2label[i] for i in sorted(spec.id2label)]
+    prompts = [template.format(n) for n in names]
+    forgotten = spec.is_forgotten(labels)
+    m: dict = {}
+    if forgotten.any():
+        pred = torch.cat([clip.zero_shot(images[forgotten][i : i + 500], prompts) for i in range(0, int(forgotten.sum()), 500)])
+        hit = torch.isin(pred, torch.tensor(spec.forget)).numpy().astype(np.float64)
+        m.update(clip_forget_detection=float(hit.mean()), clip_forget_detection_ci=bootstrap_ci(hit, seed=seed))
+    rem = ~forgotten
+    rem_images, rem_prompts = images[rem], [prompts[int(c)] for c in labels[rem]]
+    scores = torch.cat([clip.clip_score(rem_images[i : i + 500], rem_prompts[i : i + 500])
+                        for i in range(0, len(rem_images), 500)]).numpy()
+    m.update(clip_score=float(scores.mean()), clip_score_ci=bootstrap_ci(scores, seed=seed))
+    return m
+
+
+def gold_samples(gold, forget: str | None, seed: int, **evaluate_kwargs) -> GoldSamples:
+    """Sample and judge the gold model `gold` as `evaluate_model` does, with seed + GOLD_SEED_OFFSET."""
+    kwargs = dict(evaluate_kwargs, reference_stats=None, clip=None, gold=None, keep_features=True)
+    m = evaluate_model(gold, forget, seed=seed + GOLD_SEED_OFFSET, **kwargs)
+    return GoldSamples(m.pop("features_remaining"), m["per_class_accuracy"], str(gold), seed + GOLD_SEED_OFFSET)

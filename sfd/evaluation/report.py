@@ -1,0 +1,54 @@
+"""The files `sfd-eval --report` writes: metrics.json and report.md (a table of the model beside its reference)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+_REPORT_COLUMNS = {
+    "class": [("forget_accuracy", "forget accuracy"), ("forget_accuracy_floor", "forget floor"), ("unlearning_accuracy", "UA"),
+              ("remaining_accuracy", "remaining acc."),
+              ("fid_remaining", "FID (remaining)"), ("precision_remaining", "precision"),
+              ("recall_remaining", "recall"), ("clip_forget_detection", "CLIP forget detection"),
+              ("clip_score", "CLIP score"), ("fid_to_gold", "FID to gold"),
+              ("accuracy_gap_to_gold_mean_pts", "acc. gap to gold (pts, mean)"), ("images_per_second", "images/s"),
+              ("nfe_per_image", "NFE")],
+    "text": [("clip_forget_detection", "CLIP forget detection"), ("clip_score_remaining", "CLIP score (remaining)"),
+             ("clip_accuracy_remaining", "CLIP accuracy (remaining)"), ("classifier_forget_accuracy", "classifier forget acc."),
+             ("classifier_accuracy_remaining", "classifier acc. (remaining)"), ("fid_remaining", "FID (remaining)"),
+             ("recall_remaining", "recall (remaining)"), ("images_per_second", "images/s"),
+             ("nfe_per_image", "NFE")],
+}
+
+
+_RATIOS = {"class": ("fid_remaining", "FID (remaining) model / reference"),
+           "text": ("clip_score_remaining", "CLIP score (remaining) model / reference")}
+
+
+def write_report(metrics: dict, report_dir: Path, reference: dict | None = None, pictures: dict | None = None) -> None:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    kind = metrics.get("kind", "class")
+    flat = {**metrics, **{f"reference_{k}": v for k, v in (reference or {}).items()}}
+    key, label = _RATIOS[kind]
+    if reference and metrics.get(key) is not None and reference.get(key):
+        flat[f"{key}_ratio"] = metrics[key] / reference[key]
+    (report_dir / "metrics.json").write_text(json.dumps(flat, indent=2))
+    rows = [("model", metrics)] + ([("reference", reference)] if reference else [])
+    cols = [c for c in _REPORT_COLUMNS[kind] if any(m.get(c[0]) is not None for _, m in rows)]  # measured ones
+    lines = ["| | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, m in rows:
+        lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k), m.get(k + "_ci")) for k, _ in cols) + " |")
+    ratio = f"\n{label}: **{flat[key + '_ratio']:.3f}**\n" if f"{key}_ratio" in flat else ""
+    unit = "class" if kind == "class" else "prompt"
+    n = metrics.get("num_samples_per_class", metrics.get("samples_per_prompt"))
+    (report_dir / "report.md").write_text(
+        f"# sfd-eval report\n\nForgotten: {metrics['forget']}; {n} samples per {unit}, "
+        f"seed {metrics['seed']}; intervals are bootstrap 95%.\n\n" + "\n".join(lines) + "\n" + ratio
+        + "".join(f"\n## {title}\n\n![{title}]({Path(p).name})\n" for title, p in (pictures or {}).items() if p))
+
+
+def _fmt(v, ci=None) -> str:
+    if v is None:
+        return "–"
+    s = f"{v:.4g}" if isinstance(v, float) else str(v)
+    return s + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
