@@ -4,21 +4,21 @@ The command line (`sfd-train`), `configs/default.yaml` and the README's option t
 (`cli_arguments`, `default_yaml`, `options_table`; tests prove the committed files agree). A run's options
 are the defaults, then an optional user YAML, then explicit overrides (`load_config`).
 
-    python -m sfd.training.config --yaml > configs/default.yaml     # regenerate the defaults file
-    python -m sfd.training.config --table                           # the README's option table
+    python -m sfd.training.config --write     # regenerate configs/default.yaml and the README's option table
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import textwrap
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import yaml
 
-from ..core.paths import DEFAULT_CLASSIFIER, DEFAULT_CLIP, DEFAULT_TEACHER, display_path
+from ..core.paths import CONFIGS, DEFAULT_CLASSIFIER, DEFAULT_CLIP, DEFAULT_TEACHER, PROJECT_ROOT, display_path
 from ..core.precision import CHOICES as PRECISIONS
 
 
@@ -246,7 +246,8 @@ def coerce(f, value):
         return value.lower() == "true"
     if kind is bool and isinstance(value, bool):
         return value
-    raise ConfigError(f"{f.name} must be a {kind.__name__}, got {value!r}")
+    words = {int: "an integer", float: "a number", bool: "true or false"}
+    raise ConfigError(f"{f.name} must be {words.get(kind, kind.__name__)}, got {value!r}")
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
@@ -307,7 +308,8 @@ def default_yaml() -> str:
         if f.metadata["group"] != group:
             group = f.metadata["group"]
             lines += ["", f"# ---- {group} ----"]
-        lines.append(f"{f.name}: {_yaml_value(f.default)}  # {f.metadata['help']}")
+        lines += [f"# {line}" for line in textwrap.wrap(f.metadata["help"], 116)]
+        lines.append(f"{f.name}: {_yaml_value(f.default)}")
     return "\n".join(lines) + "\n"
 
 
@@ -320,9 +322,26 @@ def options_table() -> str:
     return "\n".join(rows)
 
 
+README_MARKERS = ("<!-- options:start -->", "<!-- options:end -->")
+
+
+def with_options_table(readme: str) -> str:
+    """The README's text with the generated option table between its two markers."""
+    start, end = README_MARKERS
+    if start not in readme or end not in readme:
+        raise ConfigError(f"the README has no {start} … {end} markers for the option table")
+    head, rest = readme.split(start, 1)
+    return f"{head}{start}\n{options_table()}\n{end}{rest.split(end, 1)[1]}"
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--yaml", action="store_true", help="print configs/default.yaml")
-    p.add_argument("--table", action="store_true", help="print the README's option table")
+    p.add_argument("--write", action="store_true", help="rewrite configs/default.yaml and the README's option table "
+                   "of a source checkout (default: print the YAML)")
     a = p.parse_args()
-    print(default_yaml() if a.yaml else options_table(), end="" if a.yaml else "\n")
+    if not a.write:
+        print(default_yaml(), end="")
+    else:
+        (CONFIGS / "default.yaml").write_text(default_yaml())
+        readme = PROJECT_ROOT / "README.md"
+        readme.write_text(with_options_table(readme.read_text()))
