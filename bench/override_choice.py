@@ -2,7 +2,7 @@
 
     python -m bench.override_choice
 
-For each class as the forgotten one: the remaining class the teacher finds least like it (sfd.override_choice,
+For each class as the forgotten one: the remaining class the teacher finds least like it (sfd.training.override_choice,
 data-free: teacher samples and the teacher's own denoising loss, seed 0 as in training), the forget-accuracy floor
 of that choice (real test images of the chosen class the classifier calls by the forgotten name), and, for
 comparison, the judge's own best choice (lowest floor) and the floor of `random`. The judge is not used to choose.
@@ -57,7 +57,7 @@ def main() -> None:
     out.with_suffix(".md").write_text(
         "# What `--override auto` chooses\n\n"
         f"`python -m bench.override_choice` on {describe_machine()}: for each forgotten class, the remaining class "
-        "the embedded teacher finds least like it (`sfd.override_choice`: 32 teacher samples of the forgotten class, "
+        "the embedded teacher finds least like it (`sfd.training.override_choice`: 32 teacher samples of the forgotten class, "
         "the teacher's denoising loss under each remaining class over 8 σ, seed 0), with the floor of that choice: "
         "the share of real test images of the chosen class `assets/classifier` calls by the forgotten name. The "
         "judge's lowest-floor class and the floor of `random` are shown for comparison; the judge plays no part in "

@@ -4,12 +4,12 @@
     python -m bench.robustness --part relearn  # teacher, gold, ESD-style, SFD against the relearning attack
     python -m bench.robustness --part layered  # one-shot vs layered SFD erasure of three classes
 
-relearn: every model is fine-tuned by `sfd.relearn.relearn_curve` on n = 10 and n = 100 real training
+relearn: every model is fine-tuned by `sfd.evaluation.relearn.relearn_curve` on n = 10 and n = 100 real training
 images of the forgotten class, and (resurgence) on 10 images of each remaining class; the one-step SFD
 model also by the adaptive attacker (the denoising loss at its sampling level σ_init only); its forget accuracy
 is measured after 0, 10, 25, 50, 100, 200 steps. Summaries: the curve's area and the steps to reach 50% of
 the teacher's rate (the teacher at step 0).
-layered: SFD erases `--layered_forget` once (one stage) and in `--layers` stages (`sfd.layered`), same total
+layered: SFD erases `--layered_forget` once (one stage) and in `--layers` stages (`sfd.training.layered`), same total
 budget; both are measured by `evaluate_model`, then attacked with n = 10 images of every proper subset of
 the folds; the figure is the best forget accuracy reached on the folds left out (Layered Unlearning's
 fold-by-fold matrix).

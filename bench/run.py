@@ -123,7 +123,7 @@ def main(argv=None):
                   "esd": runs / "esd", "gold": runs / "gold"}
     trainings = {method: train(method, runs, args, quick) for method in args.methods}
     gold = None
-    if "gold" in args.methods:  # every method is also measured against the gold model's samples (sfd.gold)
+    if "gold" in args.methods:  # every method is also measured against the gold model's samples (sfd.evaluation.gold)
         from sfd.evaluation.gold import GoldSamples
 
         cached = runs / f"gold.samples-seed{args.seed}-n{n_per_class}.safetensors"

@@ -5,7 +5,7 @@
 
 `relearn` fine-tunes a copy of the model on a few real images of the forgotten class (or of the remaining
 classes only, `--benign`) with the standard denoising loss and reports the forget accuracy after each
-budget of steps, its area and the steps needed to pass 50% (see `sfd.relearn`).
+budget of steps, its area and the steps needed to pass 50% (see `sfd.evaluation.relearn`).
 """
 
 from __future__ import annotations

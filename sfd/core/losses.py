@@ -43,7 +43,7 @@ def sid_generator_loss(y_real: torch.Tensor, y_fake: torch.Tensor, x_g: torch.Te
 
 
 def regression_loss(x_g: torch.Tensor, x_ref: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """L_reg = E[Σ_pixels (G_θ(z, c) − ODE_teacher(z, c_teacher))²]: DMD's regression term (sfd/regression.py makes the
+    """L_reg = E[Σ_pixels (G_θ(z, c) − ODE_teacher(z, c_teacher))²]: DMD's regression term (sfd/training/regression.py makes the
     pairs), summed over pixels like the SiD loss."""
     per_sample = (x_g - x_ref).pow(2).flatten(1).sum(1)
     return _weighted_mean(per_sample, sample_weight)

@@ -8,8 +8,8 @@ from typing import Mapping, Sequence
 import torch
 
 RANDOM = "random"
-AUTO = "auto"  # a fixed override the teacher chooses (sfd.override_choice), resolved once the teacher is loaded
-FAR = "far"  # a random override per sample among the remaining classes the teacher finds farthest (sfd.override_choice)
+AUTO = "auto"  # a fixed override the teacher chooses (sfd.training.override_choice), resolved once the teacher is loaded
+FAR = "far"  # a random override per sample among the remaining classes the teacher finds farthest (sfd.training.override_choice)
 CHOOSERS = (AUTO, FAR)
 
 

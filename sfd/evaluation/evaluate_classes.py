@@ -90,7 +90,7 @@ def evaluate_model(model, forget: str | None, override: str | None = None, class
     """Sample `num_samples_per_class` images of every remaining class (and `num_forget_samples`, default
     the same, of every forgotten class) from `model` and measure them. With `clip` (a CLIPJudge or a
     path) also CLIP's zero-shot detection of the forgotten classes and the CLIP score of the rest. With
-    `gold` (a `GoldSamples` or a gold model's folder) also the alignment with it (`sfd.gold`).
+    `gold` (a `GoldSamples` or a gold model's folder) also the alignment with it (`sfd.evaluation.gold`).
     `keep_features` adds the remaining samples' classifier features (an array) as "features_remaining"."""
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)

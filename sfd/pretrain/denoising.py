@@ -26,7 +26,7 @@ def add_teacher_arguments(p, work_dir: str, max_steps: int, guidance: float, gui
     p.add_argument("--ema_decay", type=float, default=0.999)
     p.add_argument("--checkpoint_every", type=int, default=250)
     p.add_argument("--mixed_precision", default="auto", choices=CHOICES,
-                   help="auto: bf16 where the device computes it natively, else fp32 (sfd/precision.py)")
+                   help="auto: bf16 where the device computes it natively, else fp32 (sfd/core/precision.py)")
     p.add_argument("--default_guidance_scale", type=float, default=guidance, help=guidance_help)
     p.add_argument("--measure_only", action="store_true",
                    help="skip training: measure the exported teacher and write metrics.json and README.md")
@@ -50,7 +50,7 @@ def load_for_measuring(pipeline_class, args):
 def train_noise_predictor(args, accelerator: Accelerator, unet, noise_scheduler, x: torch.Tensor,
                           condition: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
                           export: Callable[[torch.nn.Module, EMAModel, int], None], desc: str = "teacher") -> int:
-    """Minimise the DDPM loss (`sfd.losses.denoising_loss`, Ho et al. eq. 14; EDM's for an EDM scheduler) over random
+    """Minimise the DDPM loss (`sfd.core.losses.denoising_loss`, Ho et al. eq. 14; EDM's for an EDM scheduler) over random
     rows of `x`.
 
     `condition(idx, gen)` gives the condition of rows `idx` (class labels or text hidden states), with

@@ -166,7 +166,7 @@ class ClassConditioning(_Conditioning):
         self.null_class_id = pipe.null_class_id
 
     def resolve_override(self, accelerator, sigma_min: float, sigma_max: float, seed: int, exclude=()) -> None:
-        """`--override auto` / `far`: the main process lets the teacher choose (sfd.override_choice); every rank takes
+        """`--override auto` / `far`: the main process lets the teacher choose (sfd.training.override_choice); every rank takes
         its answer, so a near tie cannot split the processes."""
         if not self.spec.needs_resolving:
             return

@@ -9,7 +9,7 @@ One iteration alternates (method notes, sfd-method.md):
   2. generator step: the SiD loss between the teacher's and ψ's denoised estimates, where for a
      forgotten condition the teacher is asked for the *override* instead.
 The generator, the fake score and the teacher are the same architecture (both copies start from the
-teacher). What a condition is (a class id, a prompt's text embedding) is `sfd.conditioning`'s business;
+teacher). What a condition is (a class id, a prompt's text embedding) is `sfd.training.conditioning`'s business;
 the generator's EMA is exported as the matching one-step pipeline from `pipelines`.
 """
 
