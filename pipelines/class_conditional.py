@@ -37,6 +37,22 @@ class ClassConditionalDiffusionPipeline(ClassLabelMixin, DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, class_labels, guidance_scale: Optional[float] = None, num_inference_steps: Optional[int] = None,
                  generator: Optional[torch.Generator] = None, output_type: str = "pil", return_dict: bool = True):
+        """Sample one image per class label with the scheduler's multi-step sampler.
+
+        Args:
+            class_labels (`int`, `str` or a list of them): class ids or names (see `get_label_ids`).
+            guidance_scale (`float`, *optional*): classifier-free guidance against the null class (default: the
+                pipeline's `default_guidance_scale`; 1 turns it off).
+            num_inference_steps (`int`, *optional*): sampler steps (default: `default_num_inference_steps`).
+            generator (`torch.Generator`, *optional*): the random generator of the initial noise.
+            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (N, H, W, C in [0, 1]) or `"pt"` (N, C, H, W in
+                [0, 1]).
+            return_dict (`bool`, defaults to True): return an `ImagePipelineOutput` instead of a tuple.
+
+        Returns:
+            `ImagePipelineOutput` with `.images` (a list of PIL images, an array or a tensor, as `output_type` says),
+            or the tuple `(images,)` when `return_dict` is False.
+        """
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
         steps = num_inference_steps or self.config.default_num_inference_steps
         if guidance_scale != 1.0 and self.null_class_id is None:

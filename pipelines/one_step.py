@@ -31,6 +31,21 @@ class OneStepClassConditionalPipeline(ClassLabelMixin, DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, class_labels, generator: Optional[torch.Generator] = None, output_type: str = "pil",
                  return_dict: bool = True, num_inference_steps: int = 1):
+        """Draw one image per class label with one network evaluation: x = D(σ_init·z, σ_init, c).
+
+        Args:
+            class_labels (`int`, `str` or a list of them): class ids or names (see `get_label_ids`); a forgotten
+                class is allowed and returns what the model now draws.
+            generator (`torch.Generator`, *optional*): the random generator of the initial noise.
+            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (N, H, W, C in [0, 1]) or `"pt"` (N, C, H, W in
+                [0, 1]).
+            return_dict (`bool`, defaults to True): return an `ImagePipelineOutput` instead of a tuple.
+            num_inference_steps (`int`, defaults to 1): must be 1; the model is a one-step generator.
+
+        Returns:
+            `ImagePipelineOutput` with `.images` (a list of PIL images, an array or a tensor, as `output_type` says),
+            or the tuple `(images,)` when `return_dict` is False.
+        """
         if num_inference_steps != 1:
             raise ValueError("this is a one-step generator: num_inference_steps must be 1")
         labels = self._class_tensor(class_labels, self._execution_device)

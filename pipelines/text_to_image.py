@@ -75,6 +75,22 @@ class TextToImageDiffusionPipeline(PromptLatentMixin, DiffusionPipeline):
     def __call__(self, prompt: str | Sequence[str], negative_prompt: str | Sequence[str] | None = None,
                  guidance_scale: Optional[float] = None, num_inference_steps: Optional[int] = None,
                  generator: Optional[torch.Generator] = None, output_type: str = "pil", return_dict: bool = True):
+        """Sample one image per prompt with the scheduler's multi-step sampler and classifier-free guidance.
+
+        Args:
+            prompt (`str` or `list[str]`): the prompts.
+            negative_prompt (`str` or `list[str]`, *optional*): the guidance's unconditional branch (default: "").
+            guidance_scale (`float`, *optional*): classifier-free guidance (default: `default_guidance_scale`).
+            num_inference_steps (`int`, *optional*): sampler steps (default: `default_num_inference_steps`).
+            generator (`torch.Generator`, *optional*): the random generator of the initial noise.
+            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (N, H, W, C in [0, 1]) or `"pt"` (N, C, H, W in
+                [0, 1]).
+            return_dict (`bool`, defaults to True): return an `ImagePipelineOutput` instead of a tuple.
+
+        Returns:
+            `ImagePipelineOutput` with `.images` (a list of PIL images, an array or a tensor, as `output_type` says),
+            or the tuple `(images,)` when `return_dict` is False.
+        """
         prompts = _as_list(prompt)
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
         steps = num_inference_steps or self.config.default_num_inference_steps
@@ -113,6 +129,21 @@ class OneStepTextToImagePipeline(PromptLatentMixin, DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, prompt: str | Sequence[str], generator: Optional[torch.Generator] = None,
                  output_type: str = "pil", return_dict: bool = True, num_inference_steps: int = 1):
+        """Draw one image per prompt with one network evaluation (guidance was applied during distillation).
+
+        Args:
+            prompt (`str` or `list[str]`): the prompts; a forgotten concept is allowed and returns what the model now
+                draws.
+            generator (`torch.Generator`, *optional*): the random generator of the initial noise.
+            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (N, H, W, C in [0, 1]) or `"pt"` (N, C, H, W in
+                [0, 1]).
+            return_dict (`bool`, defaults to True): return an `ImagePipelineOutput` instead of a tuple.
+            num_inference_steps (`int`, defaults to 1): must be 1; the model is a one-step generator.
+
+        Returns:
+            `ImagePipelineOutput` with `.images` (a list of PIL images, an array or a tensor, as `output_type` says),
+            or the tuple `(images,)` when `return_dict` is False.
+        """
         if num_inference_steps != 1:
             raise ValueError("this is a one-step generator: num_inference_steps must be 1")
         cond = self.encode_prompt(prompt)
