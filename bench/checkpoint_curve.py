@@ -45,20 +45,56 @@ def main(argv=None):
         if "sigma_init" in run_config:
             pipe.register_to_config(sigma_init=float(run_config["sigma_init"]))
         copy_checkpoint_ema(ckpt, pipe.unet.parameters())
-        m = evaluate_model(pipe, forget=args.forget, classifier=judge, num_samples_per_class=args.samples_per_class,
-                           num_forget_samples=args.forget_samples, seed=args.seed, progress=False)
-        rows.append({"step": int(ckpt.name.split("-")[-1]), **{k: m[k] for k in (
-            "forget_accuracy", "remaining_accuracy", "fid_remaining", "precision_remaining", "recall_remaining")}})
+        m = evaluate_model(
+            pipe,
+            forget=args.forget,
+            classifier=judge,
+            num_samples_per_class=args.samples_per_class,
+            num_forget_samples=args.forget_samples,
+            seed=args.seed,
+            progress=False,
+        )
+        rows.append(
+            {
+                "step": int(ckpt.name.split("-")[-1]),
+                **{
+                    k: m[k]
+                    for k in (
+                        "forget_accuracy",
+                        "remaining_accuracy",
+                        "fid_remaining",
+                        "precision_remaining",
+                        "recall_remaining",
+                    )
+                },
+            }
+        )
         print(rows[-1], flush=True)
     rows.sort(key=lambda r: r["step"])
-    (out / f"curve-{name}.json").write_text(json.dumps({"run": args.run, "seed": args.seed, "rows": rows,
-                                                        "samples_per_class": args.samples_per_class,
-                                                        "forget_samples": args.forget_samples}, indent=1))
-    md = [f"`{args.run}`: EMA generator at each checkpoint; {args.samples_per_class} samples per remaining class, "
-          f"{args.forget_samples} of the forgotten class, seed {args.seed}.", "",
-          "| step | forget accuracy | remaining accuracy | FID (remaining) | precision | recall |", "|---|---|---|---|---|---|"]
-    md += [f"| {r['step']} | {r['forget_accuracy']:.4f} | {r['remaining_accuracy']:.4f} | {r['fid_remaining']:.3f} | "
-           f"{r['precision_remaining']:.3f} | {r['recall_remaining']:.3f} |" for r in rows]
+    (out / f"curve-{name}.json").write_text(
+        json.dumps(
+            {
+                "run": args.run,
+                "seed": args.seed,
+                "rows": rows,
+                "samples_per_class": args.samples_per_class,
+                "forget_samples": args.forget_samples,
+            },
+            indent=1,
+        )
+    )
+    md = [
+        f"`{args.run}`: EMA generator at each checkpoint; {args.samples_per_class} samples per remaining class, "
+        f"{args.forget_samples} of the forgotten class, seed {args.seed}.",
+        "",
+        "| step | forget accuracy | remaining accuracy | FID (remaining) | precision | recall |",
+        "|---|---|---|---|---|---|",
+    ]
+    md += [
+        f"| {r['step']} | {r['forget_accuracy']:.4f} | {r['remaining_accuracy']:.4f} | {r['fid_remaining']:.3f} | "
+        f"{r['precision_remaining']:.3f} | {r['recall_remaining']:.3f} |"
+        for r in rows
+    ]
     (out / f"curve-{name}.md").write_text("\n".join(md) + "\n")
 
 

@@ -39,23 +39,43 @@ def main(argv=None):
     earlier = reused_teacher(args) if args.reuse_teacher else None
 
     judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
-    common = dict(forget=args.forget, classifier=judge, batch_size=args.batch_size, seed=args.seed,
-                  num_samples_per_class=args.samples_per_class)
+    common = dict(
+        forget=args.forget,
+        classifier=judge,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        num_samples_per_class=args.samples_per_class,
+    )
     sfd = evaluate_model(args.model, num_forget_samples=args.forget_samples, **common)
     teacher = earlier or evaluate_model(args.teacher, num_forget_samples=args.teacher_forget_samples, **common)
-    card = json.loads((Path(args.model) / "training.json").read_text()) if (Path(args.model) / "training.json").exists() else {}
+    card = (
+        json.loads((Path(args.model) / "training.json").read_text())
+        if (Path(args.model) / "training.json").exists()
+        else {}
+    )
     result = {
-        "date": dt.date.today().isoformat(), "machine": describe_machine(), "forget": args.forget, "seed": args.seed,
-        "sfd": sfd, "teacher": teacher, "training": card, "teacher_from": args.reuse_teacher,
+        "date": dt.date.today().isoformat(),
+        "machine": describe_machine(),
+        "forget": args.forget,
+        "seed": args.seed,
+        "sfd": sfd,
+        "teacher": teacher,
+        "training": card,
+        "teacher_from": args.reuse_teacher,
         "ratios": {
             "fid_remaining_sfd_over_teacher": sfd["fid_remaining"] / teacher["fid_remaining"],
-            "remaining_accuracy_sfd_minus_teacher_pts": 100 * (sfd["remaining_accuracy"] - teacher["remaining_accuracy"]),
-            "throughput_sfd_over_teacher": None if earlier else sfd["images_per_second"] / teacher["images_per_second"],
+            "remaining_accuracy_sfd_minus_teacher_pts": 100
+            * (sfd["remaining_accuracy"] - teacher["remaining_accuracy"]),
+            "throughput_sfd_over_teacher": None
+            if earlier
+            else sfd["images_per_second"] / teacher["images_per_second"],
         },
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"default-{args.forget.split('=')[-1].replace(',', '_')}{'-' + args.tag if args.tag else ''}-{result['date']}"
+    stem = (
+        f"default-{args.forget.split('=')[-1].replace(',', '_')}{'-' + args.tag if args.tag else ''}-{result['date']}"
+    )
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     (out / f"{stem}.md").write_text(table(result, args))
     print(table(result, args))
@@ -68,10 +88,22 @@ def reused_teacher(args) -> dict:
         raise SystemExit(f"--reuse_teacher: {path} not found")
     earlier = json.loads(path.read_text())
     t = earlier["teacher"]
-    wanted = dict(forget=args.forget, seed=args.seed, batch_size=args.batch_size, num_samples_per_class=args.samples_per_class,
-                  num_forget_samples=args.teacher_forget_samples, model=args.teacher)
-    found = dict(forget=earlier["forget"], seed=t["seed"], batch_size=t["batch_size"], model=t["model"],
-                 num_samples_per_class=t["num_samples_per_class"], num_forget_samples=t["num_forget_samples"])
+    wanted = dict(
+        forget=args.forget,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        num_samples_per_class=args.samples_per_class,
+        num_forget_samples=args.teacher_forget_samples,
+        model=args.teacher,
+    )
+    found = dict(
+        forget=earlier["forget"],
+        seed=t["seed"],
+        batch_size=t["batch_size"],
+        model=t["model"],
+        num_samples_per_class=t["num_samples_per_class"],
+        num_forget_samples=t["num_forget_samples"],
+    )
     if found != wanted:
         raise SystemExit(f"--reuse_teacher: {path} was measured with {found}, this run asks for {wanted}")
     return t
@@ -81,32 +113,57 @@ def table(r: dict, args) -> str:
     s, t, q = r["sfd"], r["teacher"], r["ratios"]
     ci = lambda m, k: f"{m[k]:.4f} [{m[k + '_ci'][0]:.4f}, {m[k + '_ci'][1]:.4f}]"  # noqa: E731
     rows = [
-        ("forget accuracy", f"{ci(s, 'forget_accuracy')} (n={s['num_forget_samples']})",
-         f"{ci(t, 'forget_accuracy')} (n={t['num_forget_samples']})"),
-        ("remaining-class accuracy", f"{ci(s, 'remaining_accuracy')} (n={s['remaining_samples']})",
-         f"{ci(t, 'remaining_accuracy')} (n={t['remaining_samples']})"),
-        ("FID, remaining classes", f"{s['fid_remaining']:.3f} [{s['fid_remaining_ci'][0]:.3f}, {s['fid_remaining_ci'][1]:.3f}]",
-         f"{t['fid_remaining']:.3f} [{t['fid_remaining_ci'][0]:.3f}, {t['fid_remaining_ci'][1]:.3f}]"),
-        ("precision / recall, remaining classes", f"{s['precision_remaining']:.3f} / {s['recall_remaining']:.3f}",
-         f"{t['precision_remaining']:.3f} / {t['recall_remaining']:.3f}"),
+        (
+            "forget accuracy",
+            f"{ci(s, 'forget_accuracy')} (n={s['num_forget_samples']})",
+            f"{ci(t, 'forget_accuracy')} (n={t['num_forget_samples']})",
+        ),
+        (
+            "remaining-class accuracy",
+            f"{ci(s, 'remaining_accuracy')} (n={s['remaining_samples']})",
+            f"{ci(t, 'remaining_accuracy')} (n={t['remaining_samples']})",
+        ),
+        (
+            "FID, remaining classes",
+            f"{s['fid_remaining']:.3f} [{s['fid_remaining_ci'][0]:.3f}, {s['fid_remaining_ci'][1]:.3f}]",
+            f"{t['fid_remaining']:.3f} [{t['fid_remaining_ci'][0]:.3f}, {t['fid_remaining_ci'][1]:.3f}]",
+        ),
+        (
+            "precision / recall, remaining classes",
+            f"{s['precision_remaining']:.3f} / {s['recall_remaining']:.3f}",
+            f"{t['precision_remaining']:.3f} / {t['recall_remaining']:.3f}",
+        ),
         ("NFE per image", str(s["nfe_per_image"]), str(t["nfe_per_image"])),
         ("images/s (batch %d)" % args.batch_size, f"{s['images_per_second']:.1f}", f"{t['images_per_second']:.2f}"),
     ]
-    override = r["training"].get("override", "?") + (" (auto)" if r["training"].get("override_chosen_by") == "auto" else "")
+    override = r["training"].get("override", "?") + (
+        " (auto)" if r["training"].get("override_chosen_by") == "auto" else ""
+    )
     reused = r.get("teacher_from")
     teacher_note = f" Teacher figures taken from `{Path(reused).name}` (same seed and counts)." if reused else ""
-    lines = [f"Forget `{r['forget']}` → override {override}: `{r['sfd']['model']}`, evaluation seed {r['seed']}, {r['date']}, "
-             f"{r['machine']}.{teacher_note}", "",
-             "| figure | SFD one-step | teacher multi-step |", "|---|---|---|"]
+    lines = [
+        f"Forget `{r['forget']}` → override {override}: `{r['sfd']['model']}`, evaluation seed {r['seed']}, {r['date']}, "
+        f"{r['machine']}.{teacher_note}",
+        "",
+        "| figure | SFD one-step | teacher multi-step |",
+        "|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    lines += ["", f"- FID ratio SFD / teacher: {q['fid_remaining_sfd_over_teacher']:.3f}",
-              f"- remaining accuracy, SFD − teacher: {q['remaining_accuracy_sfd_minus_teacher_pts']:+.2f} pts",
-              "- sampling throughput, SFD / teacher: " + ("not measured (teacher figures reused)"
-                                                          if q["throughput_sfd_over_teacher"] is None
-                                                          else f"{q['throughput_sfd_over_teacher']:.1f}×")]
+    lines += [
+        "",
+        f"- FID ratio SFD / teacher: {q['fid_remaining_sfd_over_teacher']:.3f}",
+        f"- remaining accuracy, SFD − teacher: {q['remaining_accuracy_sfd_minus_teacher_pts']:+.2f} pts",
+        "- sampling throughput, SFD / teacher: "
+        + (
+            "not measured (teacher figures reused)"
+            if q["throughput_sfd_over_teacher"] is None
+            else f"{q['throughput_sfd_over_teacher']:.1f}×"
+        ),
+    ]
     if r["training"]:
-        lines.append(f"- SFD training wall time: {r['training']['train_seconds'] / 60:.1f} min "
-                     f"({r['training']['steps']} steps)")
+        lines.append(
+            f"- SFD training wall time: {r['training']['train_seconds'] / 60:.1f} min ({r['training']['steps']} steps)"
+        )
     return "\n".join(lines) + "\n"
 
 

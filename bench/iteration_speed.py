@@ -27,8 +27,11 @@ PRECISION_VARIANTS = {"fp32": "no", "bf16": "bf16"}  # the default trainer with 
 
 def prepare(trainer: SFDTrainer, variant: str) -> None:
     """Apply a speed-up to the trainer's three networks."""
-    unets = (trainer.accelerator.unwrap_model(trainer.gen_unet), trainer.accelerator.unwrap_model(trainer.fake_unet),
-             trainer.teacher.unet)
+    unets = (
+        trainer.accelerator.unwrap_model(trainer.gen_unet),
+        trainer.accelerator.unwrap_model(trainer.fake_unet),
+        trainer.teacher.unet,
+    )
     if variant == "channels_last":
         for unet in unets:
             unet.to(memory_format=torch.channels_last)
@@ -48,8 +51,15 @@ def iteration(trainer: SFDTrainer) -> None:
 def measure(variant: str, iterations: int) -> dict:
     precision = PRECISION_VARIANTS.get(variant, "auto")
     with tempfile.TemporaryDirectory() as out:
-        cfg = load_config(overrides=dict(forget="class=trouser", output_dir=out, overwrite_output_dir=True, classifier=None,
-                                         mixed_precision=precision))
+        cfg = load_config(
+            overrides=dict(
+                forget="class=trouser",
+                output_dir=out,
+                overwrite_output_dir=True,
+                classifier=None,
+                mixed_precision=precision,
+            )
+        )
         trainer = SFDTrainer(cfg, validate(cfg))
         prepare(trainer, variant)
         start = time.perf_counter()
@@ -59,8 +69,13 @@ def measure(variant: str, iterations: int) -> dict:
         start = time.perf_counter()
         for _ in range(iterations):
             iteration(trainer)
-        return {"variant": variant, "mixed_precision": cfg.mixed_precision, "seconds_per_iteration": (time.perf_counter() - start) / iterations,
-                "warmup_seconds": warmup, "iterations": iterations}
+        return {
+            "variant": variant,
+            "mixed_precision": cfg.mixed_precision,
+            "seconds_per_iteration": (time.perf_counter() - start) / iterations,
+            "warmup_seconds": warmup,
+            "iterations": iterations,
+        }
 
 
 def main(argv=None) -> None:
@@ -73,16 +88,21 @@ def main(argv=None) -> None:
     out = RESULTS / f"iteration-speed-{torch.backends.cpu.get_cpu_capability().lower()}"
     out.with_suffix(".json").write_text(json.dumps(record, indent=1))
     base = next((r["seconds_per_iteration"] for r in rows if r["variant"] == "default"), None)
-    lines = [f"| {r['variant']} | {r['mixed_precision']} | {r['seconds_per_iteration']:.3f} | "
-             + (f"{r['seconds_per_iteration'] / base:.2f}× | " if base else "– | ") + f"{r['warmup_seconds']:.0f} |"
-             for r in rows]
+    lines = [
+        f"| {r['variant']} | {r['mixed_precision']} | {r['seconds_per_iteration']:.3f} | "
+        + (f"{r['seconds_per_iteration'] / base:.2f}× | " if base else "– | ")
+        + f"{r['warmup_seconds']:.0f} |"
+        for r in rows
+    ]
     out.with_suffix(".md").write_text(
         "# Seconds per SFD iteration of the default run\n\n"
         f"`python -m bench.iteration_speed` on {record['machine']}: the default trainer (`--forget class=trouser`, "
         f"`mixed_precision: auto`, batch 32), two fake-score updates and one generator update per iteration, "
         f"{args.iterations} timed iterations after 3 warm-up ones.\n\n"
         "| variant | autocast | s / iteration | vs default | warm-up s (incl. compilation) |\n|---|---|---|---|---|\n"
-        + "\n".join(lines) + "\n")
+        + "\n".join(lines)
+        + "\n"
+    )
     print("\n".join(lines))
 
 

@@ -29,9 +29,17 @@ from sfd.evaluation.reference import load_reference_features
 
 
 def build_vae() -> AutoencoderKL:
-    return AutoencoderKL(in_channels=1, out_channels=1, latent_channels=4, block_out_channels=(32, 64, 64),
-                         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-                         layers_per_block=1, norm_num_groups=16, sample_size=28)
+    return AutoencoderKL(
+        in_channels=1,
+        out_channels=1,
+        latent_channels=4,
+        block_out_channels=(32, 64, 64),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        layers_per_block=1,
+        norm_num_groups=16,
+        sample_size=28,
+    )
 
 
 def main(argv=None):
@@ -65,8 +73,9 @@ def main(argv=None):
     minutes = (time.time() - start) / 60
     vae.eval()
     with torch.no_grad():
-        recon = torch.cat([vae.decode(vae.encode(x_test[i : i + 500]).latent_dist.mode()).sample
-                           for i in range(0, len(x_test), 500)]).clamp(-1, 1)
+        recon = torch.cat(
+            [vae.decode(vae.encode(x_test[i : i + 500]).latent_dist.mode()).sample for i in range(0, len(x_test), 500)]
+        ).clamp(-1, 1)
     judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
     to01 = lambda t: (t + 1) / 2  # noqa: E731
     p_real, f_real = classify(judge, to01(x_test))
@@ -79,26 +88,37 @@ def main(argv=None):
     fid_floor = frechet_distance(*feature_statistics(f_real[:1000].numpy()), mu_r, s_r)
     teacher = json.loads((DEFAULT_TEACHER / "metrics.json").read_text())
     result = {
-        "vae_steps": step, "vae_minutes": round(minutes, 2), "latent_shape": [4, 7, 7], "pixels": 784, "latent_values": 196,
-        "test_images": len(x_test), "classifier_accuracy_real": float((p_real.argmax(-1) == y_test).float().mean()),
+        "vae_steps": step,
+        "vae_minutes": round(minutes, 2),
+        "latent_shape": [4, 7, 7],
+        "pixels": 784,
+        "latent_values": 196,
+        "test_images": len(x_test),
+        "classifier_accuracy_real": float((p_real.argmax(-1) == y_test).float().mean()),
         "classifier_accuracy_reconstructed": float((p_rec.argmax(-1) == y_test).float().mean()),
         "reconstruction_mae": float((recon - x_test).abs().mean()),
-        "fid_reconstructed_vs_real": fid_recon, "fid_real_vs_real": fid_floor,
-        "pixel_teacher_sampling_fid": teacher["fid"], "seed": args.seed,
+        "fid_reconstructed_vs_real": fid_recon,
+        "fid_real_vs_real": fid_floor,
+        "pixel_teacher_sampling_fid": teacher["fid"],
+        "seed": args.seed,
     }
     out = RESULTS
     out.mkdir(parents=True, exist_ok=True)
     (out / "latent-vs-pixel.json").write_text(json.dumps(result, indent=1))
-    verdict = ("pixel space: the VAE's reconstructions alone are further from the real images than the pixel-space "
-               "teacher's samples" if fid_recon > teacher["fid"] else
-               "latent space is viable: reconstructions are closer to real images than the pixel teacher's samples")
+    verdict = (
+        "pixel space: the VAE's reconstructions alone are further from the real images than the pixel-space "
+        "teacher's samples"
+        if fid_recon > teacher["fid"]
+        else "latent space is viable: reconstructions are closer to real images than the pixel teacher's samples"
+    )
     rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
     (out / "latent-vs-pixel.md").write_text(
         f"# Latent or pixel space for the small text-to-image teacher\n\n`python -m bench.latent_vs_pixel` "
         f"(AutoencoderKL 28×28×1 → 7×7×4, {step} steps, {minutes:.1f} min on this CPU).\n\n| figure | value |\n|---|---|\n"
         f"{rows}\n\nFID here is in the shipped classifier's feature space: 1,000 images against the 10,000 test images, "
         f"as the teacher's sampling FID.\n\n"
-        f"**Decision: {verdict}.**\n")
+        f"**Decision: {verdict}.**\n"
+    )
     print(json.dumps(result, indent=1))
     print(verdict)
 

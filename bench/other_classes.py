@@ -26,8 +26,23 @@ from sfd.core.spec import CHOOSERS
 from sfd.evaluation.evaluate_classes import evaluate_model
 from sfd.evaluation.judges import ImageClassifierJudge
 
-DEFAULT_CASES = ["trouser", "sneaker", "bag", "shirt", "shirt+negative", "shirt:bag", "pullover", "pullover:trouser",
-                 "dress", "dress:sandal", "shirt:auto", "trouser:auto", "bag:auto", "coat:auto", "pullover:auto"]
+DEFAULT_CASES = [
+    "trouser",
+    "sneaker",
+    "bag",
+    "shirt",
+    "shirt+negative",
+    "shirt:bag",
+    "pullover",
+    "pullover:trouser",
+    "dress",
+    "dress:sandal",
+    "shirt:auto",
+    "trouser:auto",
+    "bag:auto",
+    "coat:auto",
+    "pullover:auto",
+]
 
 
 def parse_case(case: str) -> tuple[str, str, bool]:
@@ -41,9 +56,17 @@ def train(case: str, runs: Path) -> Path:
     name, override, negative = parse_case(case)
     out = runs / f"other-{case.replace(':', '-to-').replace('+', '-').replace('/', '_')}"
     if not (out / "model_index.json").exists():
-        cmd = [sys.executable, "sfd/train.py", "--forget", f"class={name}", "--output_dir", str(out),
-               "--overwrite_output_dir", "--override", override if override in CHOOSERS + ("random",) else f"class={override}"] \
-            + (["--negative_forget_class"] if negative else [])
+        cmd = [
+            sys.executable,
+            "sfd/train.py",
+            "--forget",
+            f"class={name}",
+            "--output_dir",
+            str(out),
+            "--overwrite_output_dir",
+            "--override",
+            override if override in CHOOSERS + ("random",) else f"class={override}",
+        ] + (["--negative_forget_class"] if negative else [])
         subprocess.run(cmd, check=True, cwd=PROJECT)
     return out
 
@@ -66,19 +89,45 @@ def main(argv=None) -> None:
         if training.get("override_pool"):  # `far` (or a named pool): the classes drawn from
             chosen = "random among " + ", ".join(training["override_pool"])
         # the floor's override is the one the run recorded in training.json (evaluate_model reads it)
-        m = evaluate_model(model, forget=f"class={name}", classifier=judge, num_samples_per_class=100,
-                           num_forget_samples=1000, seed=args.seed, progress=False)
-        rows.append({"case": case, "forget": name, "override": f"{override} → {chosen}" if override in CHOOSERS else chosen
-                     or "random", "negative_forget_class": negative, "steps": training["steps"],
-                     "mixed_precision": training.get("mixed_precision", "bf16"), **{k: m[k] for k in (
-                         "forget_accuracy", "forget_accuracy_ci", "forget_accuracy_floor", "remaining_accuracy",
-                         "fid_remaining", "recall_remaining")}})
+        m = evaluate_model(
+            model,
+            forget=f"class={name}",
+            classifier=judge,
+            num_samples_per_class=100,
+            num_forget_samples=1000,
+            seed=args.seed,
+            progress=False,
+        )
+        rows.append(
+            {
+                "case": case,
+                "forget": name,
+                "override": f"{override} → {chosen}" if override in CHOOSERS else chosen or "random",
+                "negative_forget_class": negative,
+                "steps": training["steps"],
+                "mixed_precision": training.get("mixed_precision", "bf16"),
+                **{
+                    k: m[k]
+                    for k in (
+                        "forget_accuracy",
+                        "forget_accuracy_ci",
+                        "forget_accuracy_floor",
+                        "remaining_accuracy",
+                        "fid_remaining",
+                        "recall_remaining",
+                    )
+                },
+            }
+        )
         print(rows[-1])
     out.with_suffix(".json").write_text(json.dumps({"seed": args.seed, "rows": rows}, indent=1))
-    lines = [f"| {r['forget']} | {r['override']}{' + negative guidance' if r['negative_forget_class'] else ''} | "
-             f"**{r['forget_accuracy']:.1%}** [{r['forget_accuracy_ci'][0]:.1%}, {r['forget_accuracy_ci'][1]:.1%}] | "
-             f"{r['forget_accuracy_floor']:.2%} | {r['remaining_accuracy']:.1%} | {r['fid_remaining']:.2f} | "
-             f"{r['recall_remaining']:.2f} | {r.get('mixed_precision', 'bf16')} |" for r in rows]
+    lines = [
+        f"| {r['forget']} | {r['override']}{' + negative guidance' if r['negative_forget_class'] else ''} | "
+        f"**{r['forget_accuracy']:.1%}** [{r['forget_accuracy_ci'][0]:.1%}, {r['forget_accuracy_ci'][1]:.1%}] | "
+        f"{r['forget_accuracy_floor']:.2%} | {r['remaining_accuracy']:.1%} | {r['fid_remaining']:.2f} | "
+        f"{r['recall_remaining']:.2f} | {r.get('mixed_precision', 'bf16')} |"
+        for r in rows
+    ]
     out.with_suffix(".md").write_text(
         "# Forgetting other classes\n\n"
         f"`python -m bench.other_classes`: `sfd/train.py --forget class=NAME` with the defaults ({rows[0]['steps']} "
@@ -91,7 +140,8 @@ def main(argv=None) -> None:
         "within a class, not across classes). Autocast: the run's `mixed_precision` (the rows measured before "
         "`auto` became the default ran bf16 on an AVX-512 machine; `no` is fp32, what `auto` picks on an AVX2 CPU).\n\n"
         "| forgotten | override | forget accuracy [95%] | floor | remaining acc. | FID (remaining) | recall | autocast |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n"
+    )
 
 
 if __name__ == "__main__":

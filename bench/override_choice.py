@@ -45,15 +45,26 @@ def main() -> None:
         seconds = time.perf_counter() - start
         floors = {c: forget_accuracy_floor(*reference, replace(spec, override=c), label_map) for c in spec.remaining}
         best = min(floors, key=floors.get)
-        rows.append({"forget": name, "auto": pipe.id2label[chosen], "auto_floor": floors[chosen],
-                     "judge_best": pipe.id2label[best], "judge_best_floor": floors[best],
-                     "random_floor": forget_accuracy_floor(*reference, replace(spec, auto=False), label_map),
-                     "distances": distances, "seconds": seconds})
+        rows.append(
+            {
+                "forget": name,
+                "auto": pipe.id2label[chosen],
+                "auto_floor": floors[chosen],
+                "judge_best": pipe.id2label[best],
+                "judge_best_floor": floors[best],
+                "random_floor": forget_accuracy_floor(*reference, replace(spec, auto=False), label_map),
+                "distances": distances,
+                "seconds": seconds,
+            }
+        )
         print(rows[-1], flush=True)
     out = RESULTS / "override-choice"
     out.with_suffix(".json").write_text(json.dumps({"machine": describe_machine(), "rows": rows}, indent=1))
-    lines = [f"| {r['forget']} | {r['auto']} | {r['auto_floor']:.2%} | {r['judge_best']} | {r['judge_best_floor']:.2%} | "
-             f"{r['random_floor']:.2%} | {r['seconds']:.0f} |" for r in rows]
+    lines = [
+        f"| {r['forget']} | {r['auto']} | {r['auto_floor']:.2%} | {r['judge_best']} | {r['judge_best_floor']:.2%} | "
+        f"{r['random_floor']:.2%} | {r['seconds']:.0f} |"
+        for r in rows
+    ]
     out.with_suffix(".md").write_text(
         "# What `--override auto` chooses\n\n"
         f"`python -m bench.override_choice` on {describe_machine()}: for each forgotten class, the remaining class "
@@ -63,7 +74,8 @@ def main() -> None:
         "judge's lowest-floor class and the floor of `random` are shown for comparison; the judge plays no part in "
         "the choice. Seconds: the choice's cost (teacher sampling and scoring).\n\n"
         "| forgotten | auto's choice | its floor | judge's best | its floor | floor of random | seconds |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+        "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n"
+    )
     print(out.with_suffix(".md").read_text())
 
 

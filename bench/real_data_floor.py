@@ -57,23 +57,42 @@ def main(argv=None) -> None:
             images, labels = draw_real(x, y, spec.remaining, n, seed)
             probs, feats = classify(judge, images)
             m = class_metrics(probs, feats, labels, spec, label_map, ref["features"], ref["labels"], seed)
-            rows.append({"samples_per_class": n, "samples": len(labels), "seed": seed,
-                         **{k: m[k] for k in ("fid_remaining", "fid_remaining_ci", "remaining_accuracy",
-                                              "precision_remaining", "recall_remaining")}})
+            rows.append(
+                {
+                    "samples_per_class": n,
+                    "samples": len(labels),
+                    "seed": seed,
+                    **{
+                        k: m[k]
+                        for k in (
+                            "fid_remaining",
+                            "fid_remaining_ci",
+                            "remaining_accuracy",
+                            "precision_remaining",
+                            "recall_remaining",
+                        )
+                    },
+                }
+            )
             print(rows[-1])
     out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps({"machine": describe_machine(), "forget": args.forget,
-                                                    "rows": rows}, indent=1))
-    lines = [f"| {r['samples_per_class']} ({r['samples']:,}) | {r['seed']} | {r['fid_remaining']:.3f} "
-             f"[{r['fid_remaining_ci'][0]:.2f}, {r['fid_remaining_ci'][1]:.2f}] | {r['remaining_accuracy']:.1%} | "
-             f"{r['precision_remaining']:.2f} | {r['recall_remaining']:.2f} |" for r in rows]
+    out.with_suffix(".json").write_text(
+        json.dumps({"machine": describe_machine(), "forget": args.forget, "rows": rows}, indent=1)
+    )
+    lines = [
+        f"| {r['samples_per_class']} ({r['samples']:,}) | {r['seed']} | {r['fid_remaining']:.3f} "
+        f"[{r['fid_remaining_ci'][0]:.2f}, {r['fid_remaining_ci'][1]:.2f}] | {r['remaining_accuracy']:.1%} | "
+        f"{r['precision_remaining']:.2f} | {r['recall_remaining']:.2f} |"
+        for r in rows
+    ]
     out.with_suffix(".md").write_text(
         "# The FID floor: real training images measured like samples\n\n"
         f"`python -m bench.real_data_floor`: random Fashion-MNIST training images of the classes that remain after "
         f"`--forget {args.forget}`, measured by sfd-eval's code against the real test images (the FID reference) "
         "in `assets/classifier`'s feature space. A generator that matched the data exactly would score these.\n\n"
         "| per class (in all) | seed | FID [95%] | classifier accuracy | precision | recall |\n"
-        "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+        "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n"
+    )
 
 
 if __name__ == "__main__":

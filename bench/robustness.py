@@ -29,14 +29,31 @@ from sfd.core.paths import DEFAULT_CLASSIFIER
 from sfd.core.precision import CHOICES, resolve_mixed_precision
 
 RUNS = RUNS
-MODELS = {"teacher": "assets/teacher", "gold": "assets/gold-trouser", "esd": "bench/runs/esd", "sfd": "assets/sfd-trouser"}
-NAMES = {"teacher": "Teacher (multi-step)", "gold": "Gold retrain (multi-step)", "esd": "ESD-style (multi-step)",
-         "sfd": "SFD (one step)", "oneshot": "SFD, one-shot", "layered": "SFD, layered"}
+MODELS = {
+    "teacher": "assets/teacher",
+    "gold": "assets/gold-trouser",
+    "esd": "bench/runs/esd",
+    "sfd": "assets/sfd-trouser",
+}
+NAMES = {
+    "teacher": "Teacher (multi-step)",
+    "gold": "Gold retrain (multi-step)",
+    "esd": "ESD-style (multi-step)",
+    "sfd": "SFD (one step)",
+    "oneshot": "SFD, one-shot",
+    "layered": "SFD, layered",
+}
 
 
 def attack_settings(args) -> dict:
-    return dict(checkpoints=[int(s) for s in args.steps.split(",")], learning_rate=args.learning_rate,
-                eval_samples=args.eval_samples, seed=args.attack_seed, eval_seed=args.seed, progress=False)
+    return dict(
+        checkpoints=[int(s) for s in args.steps.split(",")],
+        learning_rate=args.learning_rate,
+        eval_samples=args.eval_samples,
+        seed=args.attack_seed,
+        eval_seed=args.seed,
+        progress=False,
+    )
 
 
 def ensure_esd(path: Path, forget: str) -> None:
@@ -76,20 +93,28 @@ def relearn_part(args, judge, previous: dict) -> dict:
 
 def relearn_markdown(record: dict, plot: str) -> str:
     steps = next(iter(next(iter(record["curves"].values())).values()))["steps"]
-    lines = ["| model | attack | " + " | ".join(f"{s}" for s in steps) + " | area | steps to 50% of teacher |",
-             "|" + "---|" * (len(steps) + 4)]
+    lines = [
+        "| model | attack | " + " | ".join(f"{s}" for s in steps) + " | area | steps to 50% of teacher |",
+        "|" + "---|" * (len(steps) + 4),
+    ]
     for model, curves in record["curves"].items():
         for name, c in curves.items():
             reach = c["steps_to_half_teacher_rate"]
-            lines.append(f"| {NAMES[model]} | {name} | " + " | ".join(f"{v:.1%}" for v in c["forget_accuracy"])
-                         + f" | {c['area']:.3f} | {'> ' + str(steps[-1]) if reach is None else f'{reach:.0f}'} |")
-    return (f"## Relearning attack\n\nForget accuracy of `{record['forget']}` (share of its samples the classifier labels "
-            f"as it) after the attacker's fine-tuning steps; {record['eval_samples']} samples per budget, seed "
-            f"{record['seed']}; attacker seed {record['attack_seed']}, Adam lr {record['learning_rate']}, batch 16. "
-            f"n = real images of the forgotten class; benign = 10 images of each remaining class only; \"at σ_init\": "
-            f"the adaptive attacker of a one-step generator (denoising loss at its sampling level only). Teacher's rate: "
-            f"{record['teacher_rate']:.1%}.{_measured_on(record)}\n\n" + "\n".join(lines)
-            + f"\n\n![relearning curves]({plot})\n")
+            lines.append(
+                f"| {NAMES[model]} | {name} | "
+                + " | ".join(f"{v:.1%}" for v in c["forget_accuracy"])
+                + f" | {c['area']:.3f} | {'> ' + str(steps[-1]) if reach is None else f'{reach:.0f}'} |"
+            )
+    return (
+        f"## Relearning attack\n\nForget accuracy of `{record['forget']}` (share of its samples the classifier labels "
+        f"as it) after the attacker's fine-tuning steps; {record['eval_samples']} samples per budget, seed "
+        f"{record['seed']}; attacker seed {record['attack_seed']}, Adam lr {record['learning_rate']}, batch 16. "
+        f'n = real images of the forgotten class; benign = 10 images of each remaining class only; "at σ_init": '
+        f"the adaptive attacker of a one-step generator (denoising loss at its sampling level only). Teacher's rate: "
+        f"{record['teacher_rate']:.1%}.{_measured_on(record)}\n\n"
+        + "\n".join(lines)
+        + f"\n\n![relearning curves]({plot})\n"
+    )
 
 
 def _measured_on(record: dict) -> str:
@@ -105,9 +130,15 @@ def train_erasure(name: str, args) -> Path:
 
     out = RUNS / f"{name}-{args.layers}"
     if not (out / "model_index.json").exists():
-        sfd.forget(forget=args.layered_forget, layers=args.layers if name == "layered" else 1, output_dir=str(out),
-                   max_train_steps=args.layered_steps, mixed_precision=args.mixed_precision,
-                   overwrite_output_dir=True, validation_steps=0)
+        sfd.forget(
+            forget=args.layered_forget,
+            layers=args.layers if name == "layered" else 1,
+            output_dir=str(out),
+            max_train_steps=args.layered_steps,
+            mixed_precision=args.mixed_precision,
+            overwrite_output_dir=True,
+            validation_steps=0,
+        )
     return out
 
 
@@ -124,25 +155,45 @@ def layered_part(args, judge) -> dict:
         out = train_erasure(name, args)
         seconds = json.loads((out / "training.json").read_text())["train_seconds"]
         if name == "layered":
-            seconds += sum(json.loads((d / "training.json").read_text())["train_seconds"]
-                           for d in sorted((out / "stages").iterdir()))
-        m = evaluate_model(str(out), args.layered_forget, classifier=judge, num_samples_per_class=100, seed=args.seed,
-                           progress=False)
+            seconds += sum(
+                json.loads((d / "training.json").read_text())["train_seconds"]
+                for d in sorted((out / "stages").iterdir())
+            )
+        m = evaluate_model(
+            str(out), args.layered_forget, classifier=judge, num_samples_per_class=100, seed=args.seed, progress=False
+        )
         matrix = []
         for subset in subsets:
             attacked = [c for i in subset for c in folds[i]]
             left_out = [c for i, f in enumerate(folds) if i not in subset for c in f]
             print(f"[layered] {name}: attack {attacked}", flush=True)
-            c = relearn_curve(str(out), args.layered_forget, n_images=10, attack="class=" + ",".join(attacked),
-                              classifier=judge, **attack_settings(args))
+            c = relearn_curve(
+                str(out),
+                args.layered_forget,
+                n_images=10,
+                attack="class=" + ",".join(attacked),
+                classifier=judge,
+                **attack_settings(args),
+            )
             per = c["per_class_forget_accuracy"]
             left = [sum(per[n][k] for n in left_out) / len(left_out) for k in range(len(c["steps"]))]
             hit = [sum(per[n][k] for n in attacked) / len(attacked) for k in range(len(c["steps"]))]
-            matrix.append({"attacked": attacked, "left_out": left_out, "best_left_out": max(left),
-                           "left_out_curve": left, "attacked_curve": hit, "steps": c["steps"]})
-        record["models"][name] = {"path": str(out.relative_to(PROJECT)), "train_seconds": seconds,
-                                  "metrics": {k: v for k, v in m.items() if k != "features_remaining"},
-                                  "matrix": matrix}
+            matrix.append(
+                {
+                    "attacked": attacked,
+                    "left_out": left_out,
+                    "best_left_out": max(left),
+                    "left_out_curve": left,
+                    "attacked_curve": hit,
+                    "steps": c["steps"],
+                }
+            )
+        record["models"][name] = {
+            "path": str(out.relative_to(PROJECT)),
+            "train_seconds": seconds,
+            "metrics": {k: v for k, v in m.items() if k != "features_remaining"},
+            "matrix": matrix,
+        }
     return record
 
 
@@ -156,26 +207,39 @@ def layered_markdown(record: dict) -> str:
     for name, r in record["models"].items():
         m = r["metrics"]
         per_class = ", ".join(f"{c} {m['per_class_accuracy'][c]:.0%}" for fold in record["folds"] for c in fold)
-        rows.append(f"| {NAMES[name]} | {m['forget_accuracy']:.2%} ({per_class}) | {m['remaining_accuracy']:.2%} | "
-                    f"{m['fid_remaining']:.2f} | {r['train_seconds'] / 60:.1f} min |")
+        rows.append(
+            f"| {NAMES[name]} | {m['forget_accuracy']:.2%} ({per_class}) | {m['remaining_accuracy']:.2%} | "
+            f"{m['fid_remaining']:.2f} | {r['train_seconds'] / 60:.1f} min |"
+        )
     first = next(iter(record["models"].values()))["matrix"]
     head = "| attacker holds | left out | " + " | ".join(NAMES[n] for n in record["models"]) + " |"
     matrix = [head, "|" + "---|" * (2 + len(record["models"]))]
     for i, cell in enumerate(first):
-        matrix.append(f"| {', '.join(cell['attacked'])} | {', '.join(cell['left_out'])} | "
-                      + " | ".join(_cell(r["matrix"][i]) for r in record["models"].values()) + " |")
-    return (f"## Layered erasure\n\n`{record['forget']}` erased by SFD in one stage and in {len(record['folds'])} stages "
-            f"(folds {record['folds']}), {record['steps']} steps in all each, {record['mixed_precision']} autocast; "
-            f"measured on 100 samples per class, seed {record['seed']}.\n\n" + "\n".join(rows)
-            + "\n\nRelearning one part: the attacker fine-tunes on 10 real images of each class of a proper subset of "
-            "the folds (200 steps). Cell: forget accuracy on the folds left out before the attack → the best it reaches "
-            "during the attack; in brackets the same for the attacked classes.\n\n" + "\n".join(matrix) + "\n")
+        matrix.append(
+            f"| {', '.join(cell['attacked'])} | {', '.join(cell['left_out'])} | "
+            + " | ".join(_cell(r["matrix"][i]) for r in record["models"].values())
+            + " |"
+        )
+    return (
+        f"## Layered erasure\n\n`{record['forget']}` erased by SFD in one stage and in {len(record['folds'])} stages "
+        f"(folds {record['folds']}), {record['steps']} steps in all each, {record['mixed_precision']} autocast; "
+        f"measured on 100 samples per class, seed {record['seed']}.\n\n"
+        + "\n".join(rows)
+        + "\n\nRelearning one part: the attacker fine-tunes on 10 real images of each class of a proper subset of "
+        "the folds (200 steps). Cell: forget accuracy on the folds left out before the attack → the best it reaches "
+        "during the attack; in brackets the same for the attacked classes.\n\n" + "\n".join(matrix) + "\n"
+    )
 
 
 def plot_relearn(record: dict, path: Path) -> None:
     from sfd.evaluation.plots import plot_curves
 
-    series = {f"{NAMES[m]}, {a}": c for m, cs in record["curves"].items() for a, c in cs.items() if not a.startswith("benign")}
+    series = {
+        f"{NAMES[m]}, {a}": c
+        for m, cs in record["curves"].items()
+        for a, c in cs.items()
+        if not a.startswith("benign")
+    }
     plot_curves(series, path, f"relearning {record['forget']}")
 
 
@@ -192,11 +256,24 @@ def main(argv=None):
     p.add_argument("--layered_forget", default="class=trouser,sandal,bag")
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--layered_steps", type=int, default=600, help="SFD budget of each erasure (split over the stages)")
-    p.add_argument("--mixed_precision", default="auto", choices=CHOICES, help="auto: bf16 where the device runs it natively")
-    p.add_argument("--reuse", nargs="?", const="today", default=None, metavar="RECORD_JSON",
-                   help="keep curves already measured with the same settings: today's record, or the given earlier one")
-    p.add_argument("--remeasure", nargs="+", default=[], choices=sorted(MODELS),
-                   help="with --reuse: measure these models again (e.g. sfd after the shipped model was retrained)")
+    p.add_argument(
+        "--mixed_precision", default="auto", choices=CHOICES, help="auto: bf16 where the device runs it natively"
+    )
+    p.add_argument(
+        "--reuse",
+        nargs="?",
+        const="today",
+        default=None,
+        metavar="RECORD_JSON",
+        help="keep curves already measured with the same settings: today's record, or the given earlier one",
+    )
+    p.add_argument(
+        "--remeasure",
+        nargs="+",
+        default=[],
+        choices=sorted(MODELS),
+        help="with --reuse: measure these models again (e.g. sfd after the shipped model was retrained)",
+    )
     args = p.parse_args(argv)
     if args.remeasure and not args.reuse:
         p.error("--remeasure only makes sense with --reuse (without it every model is measured anyway)")
@@ -208,8 +285,14 @@ def main(argv=None):
     judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
     out = RESULTS
     date = dt.date.today().isoformat()
-    common = {"date": date, "forget": args.forget, "seed": args.seed, "attack_seed": args.attack_seed,
-              "learning_rate": args.learning_rate, "eval_samples": args.eval_samples}
+    common = {
+        "date": date,
+        "forget": args.forget,
+        "seed": args.seed,
+        "attack_seed": args.attack_seed,
+        "learning_rate": args.learning_rate,
+        "eval_samples": args.eval_samples,
+    }
     if args.part in ("relearn", "all"):
         stem = out / f"robustness-relearn-{date}"
         previous = {}
@@ -227,8 +310,13 @@ def main(argv=None):
         stem.with_suffix(".md").write_text(relearn_markdown(record, stem.with_suffix(".png").name))
         print(stem.with_suffix(".md").read_text())
     if args.part in ("layered", "all"):
-        record = {**common, "forget": args.layered_forget, "steps": args.layered_steps,
-                  "mixed_precision": args.mixed_precision, **layered_part(args, judge)}
+        record = {
+            **common,
+            "forget": args.layered_forget,
+            "steps": args.layered_steps,
+            "mixed_precision": args.mixed_precision,
+            **layered_part(args, judge),
+        }
         stem = out / f"robustness-layered-{date}"
         stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
         stem.with_suffix(".md").write_text(layered_markdown(record))

@@ -29,18 +29,38 @@ def main(argv=None):
     for g in args.scales:
         pipe = ClassConditionalDiffusionPipeline.from_pretrained(args.teacher)
         pipe.register_to_config(default_guidance_scale=g)
-        m = evaluate_model(pipe, forget=None, classifier=judge, num_samples_per_class=args.samples_per_class,
-                           seed=args.seed, progress=False)
-        rows.append({"guidance_scale": g, "class_accuracy": m["remaining_accuracy"], "fid": m["fid_remaining"],
-                     "images_per_second": m["images_per_second"]})
+        m = evaluate_model(
+            pipe,
+            forget=None,
+            classifier=judge,
+            num_samples_per_class=args.samples_per_class,
+            seed=args.seed,
+            progress=False,
+        )
+        rows.append(
+            {
+                "guidance_scale": g,
+                "class_accuracy": m["remaining_accuracy"],
+                "fid": m["fid_remaining"],
+                "images_per_second": m["images_per_second"],
+            }
+        )
         print(rows[-1], flush=True)
     out = RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    (out / "teacher-guidance.json").write_text(json.dumps({"seed": args.seed, "samples_per_class": args.samples_per_class,
-                                                           "rows": rows}, indent=1))
-    md = [f"Teacher guidance selection: {args.samples_per_class} samples per class, seed {args.seed}.", "",
-          "| guidance | class accuracy | FID (all classes) | images/s |", "|---|---|---|---|"]
-    md += [f"| {r['guidance_scale']} | {r['class_accuracy']:.3f} | {r['fid']:.2f} | {r['images_per_second']:.1f} |" for r in rows]
+    (out / "teacher-guidance.json").write_text(
+        json.dumps({"seed": args.seed, "samples_per_class": args.samples_per_class, "rows": rows}, indent=1)
+    )
+    md = [
+        f"Teacher guidance selection: {args.samples_per_class} samples per class, seed {args.seed}.",
+        "",
+        "| guidance | class accuracy | FID (all classes) | images/s |",
+        "|---|---|---|---|",
+    ]
+    md += [
+        f"| {r['guidance_scale']} | {r['class_accuracy']:.3f} | {r['fid']:.2f} | {r['images_per_second']:.1f} |"
+        for r in rows
+    ]
     (out / "teacher-guidance.md").write_text("\n".join(md) + "\n")
 
 

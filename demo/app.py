@@ -68,8 +68,10 @@ def _verdict(side: str, class_name: str, probs, class_id: int, seconds: float, n
     hits = int((probs.argmax(-1) == label_map[class_id]).sum())
     n = len(probs)
     verb = "draws" if hits * 2 > n else "does not draw"
-    return (f"**{side}** {verb} *{class_name}*: {hits}/{n} samples classified as {class_name} "
-            f"({seconds:.2f} s, {nfe} network evaluations per image)")
+    return (
+        f"**{side}** {verb} *{class_name}*: {hits}/{n} samples classified as {class_name} "
+        f"({seconds:.2f} s, {nfe} network evaluations per image)"
+    )
 
 
 def compare(teacher_path: str, model_path: str, class_name: str, seed: float, n: float):
@@ -120,17 +122,24 @@ def build_app(teacher: str | Path = DEFAULT_TEACHER, model: str | Path = DEFAULT
     except DemoError:
         classes, forgotten = [], []
     with gr.Blocks(title="sfd: before and after forgetting") as app:
-        gr.Markdown("# Score Forgetting Distillation: before and after\n"
-                    "Left, the teacher (multi-step sampler); right, the unlearned one-step model, same seeds. "
-                    "Under each side, the classifier's verdict and the time it took.")
+        gr.Markdown(
+            "# Score Forgetting Distillation: before and after\n"
+            "Left, the teacher (multi-step sampler); right, the unlearned one-step model, same seeds. "
+            "Under each side, the classifier's verdict and the time it took."
+        )
         with gr.Row():
             teacher_box = gr.Textbox(str(teacher), label="Teacher folder", max_lines=1, max_length=500)
             model_box = gr.Textbox(str(model), label="Unlearned model folder", max_lines=1, max_length=500)
         status = gr.Markdown(f"Forgotten by the unlearned model: {', '.join(forgotten) or 'none'}.", elem_id="status")
         with gr.Tab("One class"):
             with gr.Row():
-                class_dd = gr.Dropdown(classes, value=forgotten[0] if forgotten else (classes[0] if classes else None),
-                                       label="Class", allow_custom_value=False, elem_id="class-dropdown")
+                class_dd = gr.Dropdown(
+                    classes,
+                    value=forgotten[0] if forgotten else (classes[0] if classes else None),
+                    label="Class",
+                    allow_custom_value=False,
+                    elem_id="class-dropdown",
+                )
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
                 n = gr.Slider(1, MAX_SAMPLES, value=8, step=1, label="Samples")
                 go = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -139,9 +148,15 @@ def build_app(teacher: str | Path = DEFAULT_TEACHER, model: str | Path = DEFAULT
                     t_gallery = gr.Gallery(label="Teacher", columns=4, height=300, elem_id="teacher-gallery")
                     t_verdict = gr.Markdown(elem_id="teacher-verdict")
                 with gr.Column():
-                    m_gallery = gr.Gallery(label="Unlearned (one step)", columns=4, height=300, elem_id="model-gallery")
+                    m_gallery = gr.Gallery(
+                        label="Unlearned (one step)", columns=4, height=300, elem_id="model-gallery"
+                    )
                     m_verdict = gr.Markdown(elem_id="model-verdict")
-            go.click(compare, [teacher_box, model_box, class_dd, seed, n], [t_gallery, t_verdict, m_gallery, m_verdict, status])
+            go.click(
+                compare,
+                [teacher_box, model_box, class_dd, seed, n],
+                [t_gallery, t_verdict, m_gallery, m_verdict, status],
+            )
         with gr.Tab("All classes"):
             all_seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
             all_go = gr.Button("Show every class", elem_id="all-classes")

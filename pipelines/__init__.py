@@ -5,5 +5,10 @@ from .denoiser import Denoiser
 from .one_step import OneStepClassConditionalPipeline
 from .text_to_image import OneStepTextToImagePipeline, TextToImageDiffusionPipeline
 
-__all__ = ["ClassConditionalDiffusionPipeline", "Denoiser", "OneStepClassConditionalPipeline",
-           "OneStepTextToImagePipeline", "TextToImageDiffusionPipeline"]
+__all__ = [
+    "ClassConditionalDiffusionPipeline",
+    "Denoiser",
+    "OneStepClassConditionalPipeline",
+    "OneStepTextToImagePipeline",
+    "TextToImageDiffusionPipeline",
+]

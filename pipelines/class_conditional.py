@@ -21,13 +21,22 @@ class ClassConditionalDiffusionPipeline(ClassLabelMixin, DiffusionPipeline):
 
     model_cpu_offload_seq = "unet"
 
-    def __init__(self, unet, scheduler, id2label: Optional[dict] = None, default_guidance_scale: float = 1.0,
-                 default_num_inference_steps: int = 25):
+    def __init__(
+        self,
+        unet,
+        scheduler,
+        id2label: Optional[dict] = None,
+        default_guidance_scale: float = 1.0,
+        default_num_inference_steps: int = 25,
+    ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
         id2label = {str(k): v for k, v in (id2label or {}).items()}
-        self.register_to_config(id2label=id2label, default_guidance_scale=default_guidance_scale,
-                                default_num_inference_steps=default_num_inference_steps)
+        self.register_to_config(
+            id2label=id2label,
+            default_guidance_scale=default_guidance_scale,
+            default_num_inference_steps=default_num_inference_steps,
+        )
 
     @property
     def null_class_id(self) -> Optional[int]:
@@ -35,8 +44,15 @@ class ClassConditionalDiffusionPipeline(ClassLabelMixin, DiffusionPipeline):
         return self.num_classes if n == self.num_classes + 1 else None
 
     @torch.no_grad()
-    def __call__(self, class_labels, guidance_scale: Optional[float] = None, num_inference_steps: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None, output_type: str = "pil", return_dict: bool = True):
+    def __call__(
+        self,
+        class_labels,
+        guidance_scale: Optional[float] = None,
+        num_inference_steps: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ):
         """Sample one image per class label with the scheduler's multi-step sampler.
 
         Args:
@@ -59,8 +75,12 @@ class ClassConditionalDiffusionPipeline(ClassLabelMixin, DiffusionPipeline):
             raise ValueError("this model has no null class, so it cannot use classifier-free guidance")
         labels = self._class_tensor(class_labels, self._execution_device)
         cfg = self.unet.config
-        latents = randn_tensor((len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size),
-                               generator=generator, device=self._execution_device, dtype=self.unet.dtype)
+        latents = randn_tensor(
+            (len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size),
+            generator=generator,
+            device=self._execution_device,
+            dtype=self.unet.dtype,
+        )
         null = torch.full_like(labels, self.null_class_id) if guidance_scale != 1.0 else None
         latents = guided_sampling_loop(self, latents, labels, null, guidance_scale, steps, generator)
         images = postprocess(latents, output_type)

@@ -105,8 +105,10 @@ class EDMParameterisation(nn.Module):
         super().__init__()
         prediction_type = scheduler_config.get("prediction_type", "epsilon")
         if prediction_type not in EDM_PREDICTION_TYPES:
-            raise ValueError(f"unsupported prediction_type {prediction_type!r} for an EDM scheduler; expected one of "
-                             f"{EDM_PREDICTION_TYPES}")
+            raise ValueError(
+                f"unsupported prediction_type {prediction_type!r} for an EDM scheduler; expected one of "
+                f"{EDM_PREDICTION_TYPES}"
+            )
         self.prediction_type = prediction_type
         self.scheduler = edm_scheduler(scheduler_config)
         self.sigma_range = sigma_range_from_config(scheduler_config)
@@ -132,11 +134,19 @@ class Denoiser(nn.Module):
     `null_embedding` of the empty prompt, or a per-call `uncond` (e.g. a negative prompt).
     """
 
-    def __init__(self, unet: nn.Module, scheduler_config, null_class_id: int | None = None,
-                 guidance_scale: float = 1.0, null_embedding: torch.Tensor | None = None):
+    def __init__(
+        self,
+        unet: nn.Module,
+        scheduler_config,
+        null_class_id: int | None = None,
+        guidance_scale: float = 1.0,
+        null_embedding: torch.Tensor | None = None,
+    ):
         super().__init__()
         if guidance_scale != 1.0 and null_class_id is None and null_embedding is None:
-            raise ValueError("classifier-free guidance needs a model trained with a null class or an empty-prompt embedding")
+            raise ValueError(
+                "classifier-free guidance needs a model trained with a null class or an empty-prompt embedding"
+            )
         self.unet = unet
         self.parameterisation = noise_parameterisation(scheduler_config)
         self.null_class_id = null_class_id
@@ -166,12 +176,15 @@ class Denoiser(nn.Module):
     def null_condition(self, cond: torch.Tensor) -> torch.Tensor:
         if cond.is_floating_point():
             if self.null_embedding is None:
-                raise ValueError("guidance on text conditions needs `null_embedding` (the empty prompt's hidden states)")
+                raise ValueError(
+                    "guidance on text conditions needs `null_embedding` (the empty prompt's hidden states)"
+                )
             return self.null_embedding.to(cond).expand_as(cond)
         return torch.full_like(cond, self.null_class_id)
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, cond: torch.Tensor,
-                uncond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor | float, cond: torch.Tensor, uncond: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x̂₀; with guidance, x̂₀(uncond) + w·(x̂₀(cond) − x̂₀(uncond)) (CFG, Ho & Salimans eq. 6 on x̂₀)."""
         sigma = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
         sigma = sigma.flatten().expand(x.shape[0]).reshape(-1, 1, 1, 1)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import torch
 
 
-def guided_sampling_loop(pipe, latents: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None,
-                         guidance_scale: float, num_inference_steps: int, generator=None) -> torch.Tensor:
+def guided_sampling_loop(
+    pipe,
+    latents: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: torch.Tensor | None,
+    guidance_scale: float,
+    num_inference_steps: int,
+    generator=None,
+) -> torch.Tensor:
     """Run `pipe.scheduler` from `latents`; with guidance, ε = ε(uncond) + w·(ε(cond) − ε(uncond)) (CFG).
 
     `cond` / `uncond` are class labels or text hidden states (see `Denoiser`); `uncond` is ignored at w = 1.

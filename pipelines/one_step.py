@@ -18,8 +18,14 @@ class OneStepClassConditionalPipeline(ClassLabelMixin, DiffusionPipeline):
 
     model_cpu_offload_seq = "unet"
 
-    def __init__(self, unet, scheduler, id2label: Optional[dict] = None, sigma_init: float = 2.5,
-                 forgotten: Optional[list] = None):
+    def __init__(
+        self,
+        unet,
+        scheduler,
+        id2label: Optional[dict] = None,
+        sigma_init: float = 2.5,
+        forgotten: Optional[list] = None,
+    ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
         id2label = {str(k): v for k, v in (id2label or {}).items()}
@@ -29,8 +35,14 @@ class OneStepClassConditionalPipeline(ClassLabelMixin, DiffusionPipeline):
         return Denoiser(self.unet, self.scheduler.config)
 
     @torch.no_grad()
-    def __call__(self, class_labels, generator: Optional[torch.Generator] = None, output_type: str = "pil",
-                 return_dict: bool = True, num_inference_steps: int = 1):
+    def __call__(
+        self,
+        class_labels,
+        generator: Optional[torch.Generator] = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        num_inference_steps: int = 1,
+    ):
         """Draw one image per class label with one network evaluation: x = D(σ_init·z, σ_init, c).
 
         Args:
@@ -50,8 +62,12 @@ class OneStepClassConditionalPipeline(ClassLabelMixin, DiffusionPipeline):
             raise ValueError("this is a one-step generator: num_inference_steps must be 1")
         labels = self._class_tensor(class_labels, self._execution_device)
         cfg = self.unet.config
-        z = randn_tensor((len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size),
-                         generator=generator, device=self._execution_device, dtype=self.unet.dtype)
+        z = randn_tensor(
+            (len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size),
+            generator=generator,
+            device=self._execution_device,
+            dtype=self.unet.dtype,
+        )
         sigma = self.config.sigma_init
         images = self.generator_network()(sigma * z, sigma, labels)
         images = postprocess(images, output_type)

@@ -29,8 +29,13 @@ class PromptLatentMixin:
     @torch.no_grad()
     def encode_prompt(self, prompt: str | Sequence[str]) -> torch.Tensor:
         """The text encoder's last hidden states (B, L, D), as Stable Diffusion conditions its UNet."""
-        tokens = self.tokenizer(_as_list(prompt), padding="max_length", max_length=self.tokenizer.model_max_length,
-                                truncation=True, return_tensors="pt")
+        tokens = self.tokenizer(
+            _as_list(prompt),
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
         ids = tokens.input_ids.to(self.text_encoder.device)
         return self.text_encoder(ids)[0]
 
@@ -64,17 +69,36 @@ class TextToImageDiffusionPipeline(PromptLatentMixin, DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->unet->vae"
     _optional_components = ["vae"]
 
-    def __init__(self, unet, text_encoder, tokenizer, scheduler, vae=None, default_guidance_scale: float = 4.5,
-                 default_num_inference_steps: int = 25, concepts: Optional[list] = None):
+    def __init__(
+        self,
+        unet,
+        text_encoder,
+        tokenizer,
+        scheduler,
+        vae=None,
+        default_guidance_scale: float = 4.5,
+        default_num_inference_steps: int = 25,
+        concepts: Optional[list] = None,
+    ):
         super().__init__()
         self.register_modules(unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler, vae=vae)
-        self.register_to_config(default_guidance_scale=default_guidance_scale,
-                                default_num_inference_steps=default_num_inference_steps, concepts=list(concepts or []))
+        self.register_to_config(
+            default_guidance_scale=default_guidance_scale,
+            default_num_inference_steps=default_num_inference_steps,
+            concepts=list(concepts or []),
+        )
 
     @torch.no_grad()
-    def __call__(self, prompt: str | Sequence[str], negative_prompt: str | Sequence[str] | None = None,
-                 guidance_scale: Optional[float] = None, num_inference_steps: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None, output_type: str = "pil", return_dict: bool = True):
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        negative_prompt: str | Sequence[str] | None = None,
+        guidance_scale: Optional[float] = None,
+        num_inference_steps: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ):
         """Sample one image per prompt with the scheduler's multi-step sampler and classifier-free guidance.
 
         Args:
@@ -101,8 +125,9 @@ class TextToImageDiffusionPipeline(PromptLatentMixin, DiffusionPipeline):
             if len(negative) == 1:
                 negative = negative * len(prompts)
             uncond = self.encode_prompt(negative)
-        latents = randn_tensor(self.latent_shape(len(prompts)), generator=generator, device=self._execution_device,
-                               dtype=self.unet.dtype)
+        latents = randn_tensor(
+            self.latent_shape(len(prompts)), generator=generator, device=self._execution_device, dtype=self.unet.dtype
+        )
         latents = guided_sampling_loop(self, latents, cond, uncond, guidance_scale, steps, generator)
         images = postprocess(self.decode(latents), output_type)
         self.maybe_free_model_hooks()
@@ -116,19 +141,35 @@ class OneStepTextToImagePipeline(PromptLatentMixin, DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->unet->vae"
     _optional_components = ["vae"]
 
-    def __init__(self, unet, text_encoder, tokenizer, scheduler, vae=None, sigma_init: float = 2.5,
-                 forgotten: Optional[list] = None, concepts: Optional[list] = None):
+    def __init__(
+        self,
+        unet,
+        text_encoder,
+        tokenizer,
+        scheduler,
+        vae=None,
+        sigma_init: float = 2.5,
+        forgotten: Optional[list] = None,
+        concepts: Optional[list] = None,
+    ):
         super().__init__()
         self.register_modules(unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler, vae=vae)
-        self.register_to_config(sigma_init=float(sigma_init), forgotten=list(forgotten or []),
-                                concepts=list(concepts or []))
+        self.register_to_config(
+            sigma_init=float(sigma_init), forgotten=list(forgotten or []), concepts=list(concepts or [])
+        )
 
     def generator_network(self) -> Denoiser:
         return Denoiser(self.unet, self.scheduler.config)
 
     @torch.no_grad()
-    def __call__(self, prompt: str | Sequence[str], generator: Optional[torch.Generator] = None,
-                 output_type: str = "pil", return_dict: bool = True, num_inference_steps: int = 1):
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        generator: Optional[torch.Generator] = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        num_inference_steps: int = 1,
+    ):
         """Draw one image per prompt with one network evaluation (guidance was applied during distillation).
 
         Args:
@@ -147,8 +188,9 @@ class OneStepTextToImagePipeline(PromptLatentMixin, DiffusionPipeline):
         if num_inference_steps != 1:
             raise ValueError("this is a one-step generator: num_inference_steps must be 1")
         cond = self.encode_prompt(prompt)
-        z = randn_tensor(self.latent_shape(len(cond)), generator=generator, device=self._execution_device,
-                         dtype=self.unet.dtype)
+        z = randn_tensor(
+            self.latent_shape(len(cond)), generator=generator, device=self._execution_device, dtype=self.unet.dtype
+        )
         sigma = self.config.sigma_init
         latents = self.generator_network()(sigma * z, sigma, cond)
         images = postprocess(self.decode(latents), output_type)

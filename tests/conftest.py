@@ -22,8 +22,16 @@ def tiny_classifier(tmp_path):
 @pytest.fixture
 def tiny_options(tiny_classifier):
     """Training options small enough for a CPU test (seconds)."""
-    return dict(train_batch_size=4, max_train_steps=2, validation_steps=2, validation_samples_per_class=2,
-                final_eval_samples_per_class=2, checkpointing_steps=1, classifier=tiny_classifier, seed=0)
+    return dict(
+        train_batch_size=4,
+        max_train_steps=2,
+        validation_steps=2,
+        validation_samples_per_class=2,
+        final_eval_samples_per_class=2,
+        checkpointing_steps=1,
+        classifier=tiny_classifier,
+        seed=0,
+    )
 
 
 @pytest.fixture
@@ -35,6 +43,14 @@ def tiny_t2i_options(tmp_path):
     clip = build_clip(tok, hidden=16, projection_dim=8)
     clip.save_pretrained(tmp_path / "clip")
     tok.save_pretrained(tmp_path / "clip")
-    return dict(train_batch_size=4, max_train_steps=2, validation_steps=2, validation_samples_per_class=2,
-                final_eval_samples_per_class=2, checkpointing_steps=1, clip=str(tmp_path / "clip"), seed=0,
-                guidance_scale=2.0)
+    return dict(
+        train_batch_size=4,
+        max_train_steps=2,
+        validation_steps=2,
+        validation_samples_per_class=2,
+        final_eval_samples_per_class=2,
+        checkpointing_steps=1,
+        clip=str(tmp_path / "clip"),
+        seed=0,
+        guidance_scale=2.0,
+    )

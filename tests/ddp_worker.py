@@ -10,8 +10,19 @@ from sfd.training.setup import validate
 from sfd.training.trainer import SFDTrainer
 
 teacher, out = sys.argv[1], sys.argv[2]
-cfg = load_config(overrides=dict(teacher=teacher, forget="class=dog", output_dir=out, train_batch_size=4, max_train_steps=3,
-                                 validation_steps=0, checkpointing_steps=2, classifier=None, final_eval_samples_per_class=0))
+cfg = load_config(
+    overrides=dict(
+        teacher=teacher,
+        forget="class=dog",
+        output_dir=out,
+        train_batch_size=4,
+        max_train_steps=3,
+        validation_steps=0,
+        checkpointing_steps=2,
+        classifier=None,
+        final_eval_samples_per_class=0,
+    )
+)
 trainer = SFDTrainer(cfg, validate(cfg))
 trainer.train()
 rank = trainer.accelerator.process_index

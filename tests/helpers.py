@@ -8,9 +8,17 @@ NAMES = {0: "cat", 1: "dog", 2: "bird"}
 def tiny_unet(num_class_embeds=4):
     from diffusers import UNet2DModel
 
-    return UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
-                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
-                       num_class_embeds=num_class_embeds, norm_num_groups=4)
+    return UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        num_class_embeds=num_class_embeds,
+        norm_num_groups=4,
+    )
 
 
 def make_teacher(path, num_class_embeds=4, prediction_type="epsilon", guidance=1.0, seed=0, edm=False):
@@ -20,11 +28,18 @@ def make_teacher(path, num_class_embeds=4, prediction_type="epsilon", guidance=1
     from sfd.pipelines import ClassConditionalDiffusionPipeline
 
     torch.manual_seed(seed)
-    scheduler = (EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, prediction_type=prediction_type) if edm
-                 else DDPMScheduler(num_train_timesteps=100, prediction_type=prediction_type))
+    scheduler = (
+        EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, prediction_type=prediction_type)
+        if edm
+        else DDPMScheduler(num_train_timesteps=100, prediction_type=prediction_type)
+    )
     pipe = ClassConditionalDiffusionPipeline(
-        unet=tiny_unet(num_class_embeds), scheduler=scheduler,
-        id2label=NAMES, default_guidance_scale=guidance, default_num_inference_steps=3)
+        unet=tiny_unet(num_class_embeds),
+        scheduler=scheduler,
+        id2label=NAMES,
+        default_guidance_scale=guidance,
+        default_num_inference_steps=3,
+    )
     pipe.save_pretrained(path)
     return path
 
@@ -33,8 +48,16 @@ def make_classifier(path, names=NAMES):
     from transformers import ResNetConfig, ResNetForImageClassification
 
     torch.manual_seed(0)
-    cfg = ResNetConfig(num_channels=1, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
-                       num_labels=len(names), id2label=dict(names), label2id={v: k for k, v in names.items()})
+    cfg = ResNetConfig(
+        num_channels=1,
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        layer_type="basic",
+        num_labels=len(names),
+        id2label=dict(names),
+        label2id={v: k for k, v in names.items()},
+    )
     ResNetForImageClassification(cfg).save_pretrained(path)
     return path
 
@@ -57,29 +80,69 @@ def make_t2i_teacher(path, with_vae: bool = False, layout: str = "sfd", seed: in
     torch.manual_seed(seed)
     path = Path(path)
     tokenizer = build_tokenizer(path.parent / f"_bpe-{path.name}", class_names=list(NAMES.values()), max_length=8)
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                        num_attention_heads=2, max_position_embeddings=8, bos_token_id=tokenizer.bos_token_id,
-                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=8,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
     channels = 2 if with_vae else 1
-    unet = UNet2DConditionModel(sample_size=8, in_channels=channels, out_channels=channels, block_out_channels=(8, 16),
-                                layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16,
-                                attention_head_dim=2, norm_num_groups=4)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=channels,
+        out_channels=channels,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=2,
+        norm_num_groups=4,
+    )
     vae = None
     if with_vae:
-        vae = AutoencoderKL(in_channels=1, out_channels=1, latent_channels=2, block_out_channels=(8, 8),
-                            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                            norm_num_groups=4, sample_size=16)
+        vae = AutoencoderKL(
+            in_channels=1,
+            out_channels=1,
+            latent_channels=2,
+            block_out_channels=(8, 8),
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            norm_num_groups=4,
+            sample_size=16,
+        )
     scheduler = EDMEulerScheduler(sigma_data=0.5) if edm else DDPMScheduler(num_train_timesteps=100)
     if layout == "diffusers":
         from diffusers import StableDiffusionPipeline
 
-        pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                                       safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        pipe = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=text,
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
     else:
-        pipe = TextToImageDiffusionPipeline(unet=unet, text_encoder=text, tokenizer=tokenizer, scheduler=scheduler,
-                                            vae=vae, default_guidance_scale=2.0, default_num_inference_steps=2,
-                                            concepts=list(NAMES.values()))
+        pipe = TextToImageDiffusionPipeline(
+            unet=unet,
+            text_encoder=text,
+            tokenizer=tokenizer,
+            scheduler=scheduler,
+            vae=vae,
+            default_guidance_scale=2.0,
+            default_num_inference_steps=2,
+            concepts=list(NAMES.values()),
+        )
     pipe.save_pretrained(path)
     (path / "prompts.txt").write_text("\n".join(T2I_PROMPTS) + "\n")
     return str(path)

@@ -11,8 +11,19 @@ ROOT = Path(__file__).resolve().parent.parent
 # where each importable part of `sfd` lives (pyproject.toml maps pipelines/ and demo/ into the package)
 SOURCES = {"sfd": ROOT / "sfd", "sfd.pipelines": ROOT / "pipelines", "sfd.demo": ROOT / "demo"}
 # layer of each sub-package: a module imports only from lower layers or from its own sub-package
-LAYERS = {"sfd.pipelines": 0, "sfd.core": 1, "sfd.data": 1, "sfd.evaluation": 2, "sfd.training": 3,
-          "sfd.baselines": 3, "sfd.cli": 4, "sfd.pretrain": 4, "sfd.demo": 4, "sfd.train": 5, "sfd": 5}
+LAYERS = {
+    "sfd.pipelines": 0,
+    "sfd.core": 1,
+    "sfd.data": 1,
+    "sfd.evaluation": 2,
+    "sfd.training": 3,
+    "sfd.baselines": 3,
+    "sfd.cli": 4,
+    "sfd.pretrain": 4,
+    "sfd.demo": 4,
+    "sfd.train": 5,
+    "sfd": 5,
+}
 # what the pipelines (the code an exported folder needs) may import: the standard library and diffusers' own stack
 PIPELINE_LIBRARIES = {"torch", "diffusers", "transformers", "numpy", "PIL"}
 
@@ -124,6 +135,9 @@ def test_pipelines_import_only_torch_diffusers_and_transformers():
 def test_nothing_edits_sys_path(folder):
     """Scripts, tests and the demo import the installed package; none reaches into the source tree."""
     this = Path(__file__).resolve()
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / folder).rglob("*.py") if p.resolve() != this
-                 and any(f"sys.path.{verb}(" in p.read_text() for verb in ("insert", "append"))]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / folder).rglob("*.py")
+        if p.resolve() != this and any(f"sys.path.{verb}(" in p.read_text() for verb in ("insert", "append"))
+    ]
     assert offenders == []

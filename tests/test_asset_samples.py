@@ -20,7 +20,8 @@ def test_shipped_pipeline_draws_the_recorded_samples(name):
     if getattr(pipe, "id2label", None):
         images = pipe(class_labels=[1, 7], generator=generator, output_type="pt").images
     else:
-        images = pipe(prompt=["a photo of a trouser", "a photo of a sneaker"], generator=generator,
-                      output_type="pt").images
+        images = pipe(
+            prompt=["a photo of a trouser", "a photo of a sneaker"], generator=generator, output_type="pt"
+        ).images
     pixels = images.flatten()[::97][:12]
     assert torch.allclose(pixels, torch.tensor(RECORD["pixels"][name]), atol=1e-5)

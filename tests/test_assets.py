@@ -37,16 +37,29 @@ def test_teacher_samples_land_in_their_class(teacher, samples_per_class):
     from sfd.evaluation.evaluate_classes import evaluate_model
 
     torch.manual_seed(0)
-    m = evaluate_model(str(ASSETS / teacher), forget=None, num_samples_per_class=samples_per_class, seed=7,
-                       reference_stats=None, progress=False)
+    m = evaluate_model(
+        str(ASSETS / teacher),
+        forget=None,
+        num_samples_per_class=samples_per_class,
+        seed=7,
+        reference_stats=None,
+        progress=False,
+    )
     assert m["remaining_accuracy"] >= 0.85  # nothing forgotten: the accuracy over all classes
 
 
 def test_shipped_unlearned_model_does_not_draw_its_forgotten_class():
     from sfd.evaluation.evaluate_classes import evaluate_model
 
-    m = evaluate_model(str(ASSETS / "sfd-trouser"), forget="class=trouser", num_samples_per_class=100,
-                       num_forget_samples=1000, seed=7, reference_stats=None, progress=False)
+    m = evaluate_model(
+        str(ASSETS / "sfd-trouser"),
+        forget="class=trouser",
+        num_samples_per_class=100,
+        num_forget_samples=1000,
+        seed=7,
+        reference_stats=None,
+        progress=False,
+    )
     assert m["forget_accuracy"] <= 0.01
     assert m["remaining_accuracy"] >= 0.85
 
@@ -54,7 +67,9 @@ def test_shipped_unlearned_model_does_not_draw_its_forgotten_class():
 def test_text_to_image_teacher_draws_its_prompts():
     from sfd.evaluation.evaluate_text import evaluate_text_model
 
-    m = evaluate_text_model(str(ASSETS / "t2i-teacher"), forget=None, num_samples_per_prompt=30, seed=7, progress=False)
+    m = evaluate_text_model(
+        str(ASSETS / "t2i-teacher"), forget=None, num_samples_per_prompt=30, seed=7, progress=False
+    )
     assert m["clip_accuracy_remaining"] >= 0.85 and m["remaining_samples"] == 300
 
 
@@ -64,8 +79,14 @@ def test_shipped_text_to_image_model_forgets_sneakers_and_keeps_the_rest():
 
     from sfd.evaluation.evaluate_text import evaluate_text_model
 
-    m = evaluate_text_model(str(ASSETS / "sfd-t2i-sneaker"), forget="concept=sneaker", num_samples_per_prompt=50,
-                            num_forget_samples=500, seed=7, progress=False)
+    m = evaluate_text_model(
+        str(ASSETS / "sfd-t2i-sneaker"),
+        forget="concept=sneaker",
+        num_samples_per_prompt=50,
+        num_forget_samples=500,
+        seed=7,
+        progress=False,
+    )
     teacher = json.loads((ASSETS / "t2i-teacher" / "metrics.json").read_text())
     assert m["clip_forget_detection"] <= 0.05
     assert m["clip_score_remaining"] >= 0.95 * teacher["clip_score_remaining"]

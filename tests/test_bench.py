@@ -12,8 +12,21 @@ pytestmark = pytest.mark.slow
 
 
 def test_quick_benchmark_runs_every_method_and_writes_the_table(tmp_path):
-    subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--runs", str(tmp_path / "runs"),
-                    "--results", str(tmp_path / "results")], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--runs",
+            str(tmp_path / "runs"),
+            "--results",
+            str(tmp_path / "results"),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     record = json.loads(next((tmp_path / "results").glob("*-quick.json")).read_text())
     assert set(record["results"]) == {"teacher", "sfd", "sfd-2stage", "esd", "gold"}
     for method, r in record["results"].items():

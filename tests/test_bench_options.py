@@ -9,14 +9,29 @@ from bench import default_run, robustness
 
 
 def _teacher_record(seed=1234, per_class=200):
-    return {"forget": "class=trouser", "teacher": {"seed": seed, "batch_size": 100, "model": "assets/teacher",
-                                                   "num_samples_per_class": per_class, "num_forget_samples": 200,
-                                                   "fid_remaining": 0.59}}
+    return {
+        "forget": "class=trouser",
+        "teacher": {
+            "seed": seed,
+            "batch_size": 100,
+            "model": "assets/teacher",
+            "num_samples_per_class": per_class,
+            "num_forget_samples": 200,
+            "fid_remaining": 0.59,
+        },
+    }
 
 
 def _args(path, **kw):
-    base = dict(reuse_teacher=str(path), forget="class=trouser", seed=1234, batch_size=100, samples_per_class=200,
-                teacher_forget_samples=200, teacher="assets/teacher")
+    base = dict(
+        reuse_teacher=str(path),
+        forget="class=trouser",
+        seed=1234,
+        batch_size=100,
+        samples_per_class=200,
+        teacher_forget_samples=200,
+        teacher="assets/teacher",
+    )
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -38,8 +53,13 @@ def test_a_relearning_record_names_the_dates_of_carried_over_rows():
     assert "Teacher (multi-step) 2026-11-23" in note and "SFD (one step) 2026-11-25" in note
 
 
-@pytest.mark.parametrize("argv,match", [(["--remeasure", "sfd"], "only makes sense with --reuse"),
-                                        (["--reuse", "missing.json"], "missing.json not found")])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--remeasure", "sfd"], "only makes sense with --reuse"),
+        (["--reuse", "missing.json"], "missing.json not found"),
+    ],
+)
 def test_robustness_refuses_reuse_options_that_cannot_work_before_loading(argv, match, capsys):
     with pytest.raises(SystemExit):
         robustness.main(argv)

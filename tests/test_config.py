@@ -8,8 +8,16 @@ import pytest
 import yaml
 
 from sfd.cli.train import parse_args
-from sfd.training.config import (ConfigError, TrainingConfig, cli_arguments, default_yaml, load_config, options_table,
-                                 public_fields, with_options_table)
+from sfd.training.config import (
+    ConfigError,
+    TrainingConfig,
+    cli_arguments,
+    default_yaml,
+    load_config,
+    options_table,
+    public_fields,
+    with_options_table,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +33,7 @@ def test_the_committed_defaults_file_is_the_one_the_config_makes():
 def test_the_readme_option_table_is_the_one_the_config_makes():
     readme = (ROOT / "README.md").read_text()
     assert with_options_table(readme) == readme
-    assert f"| `--sigma_init` | `2.5` |" in options_table()
+    assert "| `--sigma_init` | `2.5` |" in options_table()
 
 
 def test_every_option_is_a_flag_and_every_flag_an_option():
@@ -33,21 +41,35 @@ def test_every_option_is_a_flag_and_every_flag_an_option():
     cli_arguments(p)
     flags = {a.dest for a in p._actions if a.dest != "help"}
     assert flags == {f.name for f in public_fields()}
-    args = parse_args(["--max_train_steps", "7", "--no-use_ema", "--overwrite_output_dir", "--guidance_scale", "null",
-                       "--forget_fraction", "0.5"])
-    assert args == dict(max_train_steps=7, use_ema=False, overwrite_output_dir=True, guidance_scale=None,
-                        forget_fraction=0.5)
+    args = parse_args(
+        [
+            "--max_train_steps",
+            "7",
+            "--no-use_ema",
+            "--overwrite_output_dir",
+            "--guidance_scale",
+            "null",
+            "--forget_fraction",
+            "0.5",
+        ]
+    )
+    assert args == dict(
+        max_train_steps=7, use_ema=False, overwrite_output_dir=True, guidance_scale=None, forget_fraction=0.5
+    )
 
 
-@pytest.mark.parametrize("text,match", [
-    ("max_train_steps: 0\n", "max_train_steps must be a positive integer, got 0"),
-    ("max_train_steps: ten\n", "max_train_steps must be an integer, got 'ten'"),
-    ("forget_fraction: 1.5\n", r"forget_fraction must be in \(0, 1\) or null"),
-    ("mixed_precision: fp8\n", "mixed_precision must be one of"),
-    ("lr_scheduler: wavy\n", "unknown lr_scheduler 'wavy'; choose one of"),
-    ("sigma_min: 20.0\n", "training σ range needs 0 < sigma_min < sigma_max"),
-    ("use_ema: maybe\n", "use_ema must be true or false"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("max_train_steps: 0\n", "max_train_steps must be a positive integer, got 0"),
+        ("max_train_steps: ten\n", "max_train_steps must be an integer, got 'ten'"),
+        ("forget_fraction: 1.5\n", r"forget_fraction must be in \(0, 1\) or null"),
+        ("mixed_precision: fp8\n", "mixed_precision must be one of"),
+        ("lr_scheduler: wavy\n", "unknown lr_scheduler 'wavy'; choose one of"),
+        ("sigma_min: 20.0\n", "training σ range needs 0 < sigma_min < sigma_max"),
+        ("use_ema: maybe\n", "use_ema must be true or false"),
+    ],
+)
 def test_bad_values_are_refused_when_the_config_is_read(tmp_path, text, match):
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(ConfigError, match=match):

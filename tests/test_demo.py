@@ -13,8 +13,14 @@ gr = pytest.importorskip("gradio")
 from sfd.demo import app as demo_app  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def test_wrong_paths_and_bounds_give_messages_not_stack_traces(tiny_teacher, tmp_path):
@@ -58,8 +64,9 @@ def test_browser_shows_the_teacher_drawing_the_class_and_the_model_not():
             page.locator("#class-dropdown input").click()
             page.get_by_role("option", name=forgotten, exact=True).click()
             page.locator("#generate").click()
-            page.wait_for_function("document.querySelector('#model-verdict').innerText.includes('classified')",
-                                   timeout=240_000)
+            page.wait_for_function(
+                "document.querySelector('#model-verdict').innerText.includes('classified')", timeout=240_000
+            )
             teacher_text = page.locator("#teacher-verdict").inner_text()
             model_text = page.locator("#model-verdict").inner_text()
             assert f"draws {forgotten}" in teacher_text and "does not draw" not in teacher_text
@@ -69,7 +76,8 @@ def test_browser_shows_the_teacher_drawing_the_class_and_the_model_not():
             for gallery in ("#teacher-gallery", "#model-gallery"):
                 page.wait_for_function(
                     f"Array.from(document.querySelectorAll('{gallery} img')).every(i => i.complete && i.naturalWidth > 0)",
-                    timeout=30_000)
+                    timeout=30_000,
+                )
             page.wait_for_timeout(500)
             shot = ROOT / "assets" / "demo.png"
             page.screenshot(path=str(shot.with_suffix(".tmp.png")), full_page=True)

@@ -19,8 +19,9 @@ class Oracle(torch.nn.Module):
 
     def forward(self, x_in, t, class_labels=None):
         a = torch.tensor([float(self.ac[int(round(float(v)))]) for v in t]).view(-1, 1, 1, 1)
-        out = {"epsilon": self.eps, "sample": self.x0,
-               "v_prediction": a.sqrt() * self.eps - (1 - a).sqrt() * self.x0}[self.kind]
+        out = {"epsilon": self.eps, "sample": self.x0, "v_prediction": a.sqrt() * self.eps - (1 - a).sqrt() * self.x0}[
+            self.kind
+        ]
         return type("Out", (), {"sample": out})()
 
 
@@ -33,7 +34,9 @@ def test_every_parameterisation_gives_the_same_x0(prediction_type):
     ac = sched.alphas_cumprod
     sigma = ((1 - ac[t]) / ac[t]).sqrt().view(-1, 1, 1, 1)
     den = Denoiser(Oracle(x0, eps, ac, prediction_type), sched.config)
-    torch.testing.assert_close(den(x0 + sigma * eps, sigma, torch.zeros(3, dtype=torch.long)), x0, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        den(x0 + sigma * eps, sigma, torch.zeros(3, dtype=torch.long)), x0, atol=1e-4, rtol=1e-4
+    )
 
 
 def test_sigma_to_t_inverts_the_schedule():
@@ -58,7 +61,13 @@ class EDMOracle(torch.nn.Module):
 
     def __init__(self, x0, eps, sigma, sigma_data, prediction_type):
         super().__init__()
-        self.x0, self.eps, self.sigma, self.sd, self.sign = x0, eps, sigma, sigma_data, 1 if prediction_type == "epsilon" else -1
+        self.x0, self.eps, self.sigma, self.sd, self.sign = (
+            x0,
+            eps,
+            sigma,
+            sigma_data,
+            1 if prediction_type == "epsilon" else -1,
+        )
 
     def forward(self, x_in, t, class_labels=None):
         s, sd = self.sigma, self.sd
@@ -76,7 +85,9 @@ def test_edm_scheduler_is_wrapped_with_its_preconditioning(prediction_type):
     x0, eps = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
     sigma = torch.tensor([0.01, 1.0, 50.0]).view(-1, 1, 1, 1)
     den = Denoiser(EDMOracle(x0, eps, sigma, 0.5, prediction_type), sched.config)
-    torch.testing.assert_close(den(x0 + sigma * eps, sigma, torch.zeros(3, dtype=torch.long)), x0, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        den(x0 + sigma * eps, sigma, torch.zeros(3, dtype=torch.long)), x0, atol=1e-4, rtol=1e-4
+    )
     assert (den.sigma_min, den.sigma_max) == (0.002, 80.0) == sigma_range_from_config(sched.config)
 
 

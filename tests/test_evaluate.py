@@ -35,7 +35,9 @@ def test_forget_accuracy_is_divided_by_the_forgotten_class_samples_only():
 def test_a_model_that_did_not_forget_is_reported_as_not_forgetting():
     labels = torch.arange(3).repeat_interleave(5)
     probs = one_hot_probs(labels.tolist(), p=0.8)
-    m = class_metrics(probs, torch.zeros(15, 2), labels, ForgetSpec.parse("class=bird", None, NAMES), {0: 0, 1: 1, 2: 2})
+    m = class_metrics(
+        probs, torch.zeros(15, 2), labels, ForgetSpec.parse("class=bird", None, NAMES), {0: 0, 1: 1, 2: 2}
+    )
     assert m["forget_accuracy"] == 1.0 and m["unlearning_accuracy"] == 0.0
     assert m["forget_prob_mean"] == pytest.approx(0.8)
     assert m["forget_entropy_mean"] == pytest.approx(float(-(0.8 * np.log(0.8) + 2 * 0.1 * np.log(0.1))), rel=1e-5)
@@ -55,8 +57,15 @@ def test_forget_accuracy_floor_is_the_classifiers_confusion_on_real_override_ima
     two = ForgetSpec.parse("class=dog,cat", "class=bird", NAMES)
     assert forget_accuracy_floor(ref_labels, ref_pred, two, ids) == pytest.approx(0.25)
     labels = torch.tensor([0] * 4 + [1] * 4 + [2] * 4)
-    m = class_metrics(one_hot_probs(labels.tolist()), torch.zeros(12, 2), labels, random_override, ids,
-                      ref_labels=ref_labels, ref_predictions=ref_pred)
+    m = class_metrics(
+        one_hot_probs(labels.tolist()),
+        torch.zeros(12, 2),
+        labels,
+        random_override,
+        ids,
+        ref_labels=ref_labels,
+        ref_predictions=ref_pred,
+    )
     assert m["forget_accuracy_floor"] == pytest.approx(0.375) and "fid_remaining" not in m
 
 
@@ -105,8 +114,14 @@ def test_classifier_labels_are_matched_by_name(tiny_classifier):
 
 
 def test_report_files(tmp_path):
-    m = {"forget": ["dog"], "num_samples_per_class": 4, "seed": 0, "forget_accuracy": 0.25,
-         "forget_accuracy_ci": (0.0, 0.75), "remaining_accuracy": 0.9}
+    m = {
+        "forget": ["dog"],
+        "num_samples_per_class": 4,
+        "seed": 0,
+        "forget_accuracy": 0.25,
+        "forget_accuracy_ci": (0.0, 0.75),
+        "remaining_accuracy": 0.9,
+    }
     write_report(m, tmp_path)
     assert json.loads((tmp_path / "metrics.json").read_text())["forget_accuracy"] == 0.25
     assert "0.25 [0, 0.75]" in (tmp_path / "report.md").read_text()
@@ -116,9 +131,30 @@ def test_sfd_eval_command_writes_metrics_report_and_pictures(tiny_teacher, tiny_
     from sfd.cli.eval import main
 
     report = tmp_path / "report"
-    main(["--model", tiny_teacher, "--reference", tiny_teacher, "--forget", "class=dog", "--classifier", tiny_classifier,
-          "--reference_stats", "none", "--clip", "none", "--num_samples_per_class", "3", "--num_forget_samples", "5",
-          "--batch_size", "4", "--report", str(report)])
+    main(
+        [
+            "--model",
+            tiny_teacher,
+            "--reference",
+            tiny_teacher,
+            "--forget",
+            "class=dog",
+            "--classifier",
+            tiny_classifier,
+            "--reference_stats",
+            "none",
+            "--clip",
+            "none",
+            "--num_samples_per_class",
+            "3",
+            "--num_forget_samples",
+            "5",
+            "--batch_size",
+            "4",
+            "--report",
+            str(report),
+        ]
+    )
     data = json.loads((report / "metrics.json").read_text())
     assert data["forget_samples"] == 5 and data["remaining_samples"] == 6 and data["seed"] == 0
     # the same model with the same seeds is its own reference: identical figures
@@ -172,8 +208,16 @@ def test_every_metric_of_a_fabricated_generator_matches_hand_computation():
     judge = ImageClassifierJudge(IntensityClassifier())
     # cat: always cat; dog (forgotten): 1 dog in 4, otherwise bird; bird: 3 birds in 4, 1 cat
     gen = FabricatedGenerator({0: [0], 1: [1, 2, 2, 2], 2: [2, 2, 2, 0]})
-    m = evaluate_model(gen, forget="class=dog", classifier=judge, reference_stats=None, num_samples_per_class=8,
-                       num_forget_samples=12, batch_size=5, progress=False)
+    m = evaluate_model(
+        gen,
+        forget="class=dog",
+        classifier=judge,
+        reference_stats=None,
+        num_samples_per_class=8,
+        num_forget_samples=12,
+        batch_size=5,
+        progress=False,
+    )
     assert m["forget_samples"] == 12 and m["remaining_samples"] == 16
     assert m["forget_accuracy"] == pytest.approx(3 / 12) and m["unlearning_accuracy"] == pytest.approx(9 / 12)
     assert m["remaining_accuracy"] == pytest.approx((8 + 6) / 16)
@@ -201,7 +245,16 @@ def test_make_reference_from_an_image_folder(tiny_classifier, tmp_path):
     assert data["predictions"].shape == (6,)  # the classifier's labels of the same images (forget-accuracy floor)
     (tmp_path / "imgs" / "horse").mkdir()
     with pytest.raises(ValueError, match="'horse' is not a class"):
-        main(["--make-reference", str(tmp_path / "imgs"), "--classifier", tiny_classifier, "--reference_stats", str(out)])
+        main(
+            [
+                "--make-reference",
+                str(tmp_path / "imgs"),
+                "--classifier",
+                tiny_classifier,
+                "--reference_stats",
+                str(out),
+            ]
+        )
 
 
 def test_esd_baseline_moves_the_forgotten_prediction_toward_the_override(tiny_teacher, tmp_path):
@@ -209,8 +262,17 @@ def test_esd_baseline_moves_the_forgotten_prediction_toward_the_override(tiny_te
     from sfd.pipelines import ClassConditionalDiffusionPipeline
 
     before = ClassConditionalDiffusionPipeline.from_pretrained(tiny_teacher).unet
-    pipe = esd_finetune(tiny_teacher, forget="class=dog", override="class=cat", steps=30, learning_rate=1e-3,
-                        batch_size=8, pool_size=8, output_dir=tmp_path / "esd", progress=False)
+    pipe = esd_finetune(
+        tiny_teacher,
+        forget="class=dog",
+        override="class=cat",
+        steps=30,
+        learning_rate=1e-3,
+        batch_size=8,
+        pool_size=8,
+        output_dir=tmp_path / "esd",
+        progress=False,
+    )
     x, t = torch.randn(16, 1, 8, 8), torch.full((16,), 50)
     dog, cat = torch.full((16,), 1), torch.full((16,), 0)
     with torch.no_grad():
@@ -247,12 +309,17 @@ def test_a_random_override_above_the_floor_target_warns_and_names_the_best_fixed
 def test_the_floor_uses_the_override_the_run_recorded(tmp_path):
     from sfd.evaluation.evaluate_classes import recorded_override
 
-    (tmp_path / "training.json").write_text(json.dumps({"forget": ["dog"], "override": "bird", "override_chosen_by": "auto"}))
+    (tmp_path / "training.json").write_text(
+        json.dumps({"forget": ["dog"], "override": "bird", "override_chosen_by": "auto"})
+    )
     assert recorded_override(tmp_path, ["dog"]) == "class=bird"
     assert recorded_override(tmp_path, ["cat"]) is None  # asked about another forget set: no claim
     assert recorded_override(tmp_path, []) is None and recorded_override(tmp_path / "none", ["dog"]) is None
     (tmp_path / "training.json").write_text(json.dumps({"forget": ["dog"], "override": "random"}))
     assert recorded_override(tmp_path, ["dog"]) is None
-    (tmp_path / "training.json").write_text(json.dumps({"forget": ["dog"], "override": "random",
-                                                        "override_pool": ["bird", "cat"], "override_chosen_by": "far"}))
+    (tmp_path / "training.json").write_text(
+        json.dumps(
+            {"forget": ["dog"], "override": "random", "override_pool": ["bird", "cat"], "override_chosen_by": "far"}
+        )
+    )
     assert recorded_override(tmp_path, ["dog"]) == "class=bird,cat"  # far's pool

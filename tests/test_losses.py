@@ -11,8 +11,13 @@ def test_sid_generator_loss_matches_a_hand_computed_value():
     # Σ diff·(…)/w = (0.5·0.4 + (−1)·1.2) / 0.5 = −2.0
     loss = sid_generator_loss(y_real, y_fake, x_g, alpha=1.2)
     torch.testing.assert_close(loss, torch.tensor(-2.0))
-    weighted = sid_generator_loss(y_real.repeat(2, 1, 1, 1), y_fake.repeat(2, 1, 1, 1), x_g.repeat(2, 1, 1, 1),
-                                  alpha=1.2, sample_weight=torch.tensor([1.0, 0.5]))
+    weighted = sid_generator_loss(
+        y_real.repeat(2, 1, 1, 1),
+        y_fake.repeat(2, 1, 1, 1),
+        x_g.repeat(2, 1, 1, 1),
+        alpha=1.2,
+        sample_weight=torch.tensor([1.0, 0.5]),
+    )
     torch.testing.assert_close(weighted, torch.tensor((-2.0 - 1.0) / 2))
 
 

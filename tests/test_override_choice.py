@@ -57,8 +57,12 @@ def test_far_is_resolved_to_a_pool_the_override_is_drawn_from():
     with pytest.raises(SpecError, match="far has not been resolved"):
         spec.teacher_labels(torch.tensor([0, 1]))
     chosen = spec.resolved(pool=[2, 3])
-    assert chosen.describe() == {"forget": ["cat"], "override": "random", "override_pool": ["bird", "fish"],
-                                 "override_chosen_by": "far"}
+    assert chosen.describe() == {
+        "forget": ["cat"],
+        "override": "random",
+        "override_pool": ["bird", "fish"],
+        "override_chosen_by": "far",
+    }
     assert chosen.request() == spec.request() and chosen.override_classes == (2, 3)
     drawn = chosen.teacher_labels(torch.zeros(400, dtype=torch.long), torch.Generator().manual_seed(0))
     assert set(drawn.tolist()) == {2, 3} and 150 < int((drawn == 2).sum()) < 250  # uniform over the pool
@@ -80,8 +84,9 @@ def test_a_pool_can_be_named_and_its_floor_averages_over_it():
     ref_pred = torch.tensor([0] * 4 + [0, 2, 2, 2] + [3] * 4)
     ids = {i: i for i in NAMES}
     assert forget_accuracy_floor(ref_labels, ref_pred, spec, ids) == pytest.approx((1 / 4 + 0) / 2)
-    assert forget_accuracy_floor(ref_labels, ref_pred, ForgetSpec.parse("class=cat", "random", NAMES), ids) == \
-        pytest.approx((1 + 1 / 4 + 0) / 3)
+    assert forget_accuracy_floor(
+        ref_labels, ref_pred, ForgetSpec.parse("class=cat", "random", NAMES), ids
+    ) == pytest.approx((1 + 1 / 4 + 0) / 3)
 
 
 def test_denoising_distances_match_the_hand_computed_values():
@@ -100,7 +105,9 @@ def test_the_choice_is_far_from_every_forgotten_class():
     best, distances = choose_override(teacher, teacher, ForgetSpec.parse("class=cat,fish", "auto", NAMES), 0.5, 2.0)
     assert best == 1 and set(distances) == {"dog", "bird"} and distances["dog"] > distances["bird"]
     # a layered erasure's later fold is not a candidate: without bird, fish (0.8) is the farthest from cat
-    best, distances = choose_override(teacher, teacher, ForgetSpec.parse("class=cat", "auto", NAMES), 0.5, 2.0, exclude=[2])
+    best, distances = choose_override(
+        teacher, teacher, ForgetSpec.parse("class=cat", "auto", NAMES), 0.5, 2.0, exclude=[2]
+    )
     assert best == 3 and set(distances) == {"dog", "fish"}
     with pytest.raises(ValueError, match="every remaining class"):
         choose_override(teacher, teacher, ForgetSpec.parse("class=cat", "auto", NAMES), 0.5, 2.0, exclude=[1, 2, 3])
@@ -119,8 +126,13 @@ def test_far_takes_the_farther_half_of_the_ranking():
 @pytest.mark.parametrize("chooser", ["auto", "far"])
 def test_a_run_with_a_chooser_records_the_choice_and_resumes(chooser, tiny_teacher, tiny_options, tmp_path):
     out = tmp_path / "o"
-    sfd.forget(tiny_teacher, forget="class=dog", override=chooser, output_dir=str(out),
-               **dict(tiny_options, validation_steps=0))
+    sfd.forget(
+        tiny_teacher,
+        forget="class=dog",
+        override=chooser,
+        output_dir=str(out),
+        **dict(tiny_options, validation_steps=0),
+    )
     training = json.loads((out / "training.json").read_text())
     assert training["override_chosen_by"] == chooser
     if chooser == "auto":
@@ -132,8 +144,18 @@ def test_a_run_with_a_chooser_records_the_choice_and_resumes(chooser, tiny_teach
     assert f"(chosen by the teacher: --override {chooser})" in (out / "README.md").read_text()
     run = json.loads((out / "checkpoints" / "run.json").read_text())
     assert run["request"] == {"forget": ["dog"], "override": chooser}
-    sfd.forget(tiny_teacher, forget="class=dog", override=chooser, output_dir=str(out),  # same request: resumes
-               **dict(tiny_options, validation_steps=0, max_train_steps=3, resume_from_checkpoint="latest"))
+    sfd.forget(
+        tiny_teacher,
+        forget="class=dog",
+        override=chooser,
+        output_dir=str(out),  # same request: resumes
+        **dict(tiny_options, validation_steps=0, max_train_steps=3, resume_from_checkpoint="latest"),
+    )
     with pytest.raises(TrainingSetupError, match="another forget/override spec"):
-        sfd.forget(tiny_teacher, forget="class=dog", override="random", output_dir=str(out),
-                   **dict(tiny_options, resume_from_checkpoint="latest"))
+        sfd.forget(
+            tiny_teacher,
+            forget="class=dog",
+            override="random",
+            output_dir=str(out),
+            **dict(tiny_options, resume_from_checkpoint="latest"),
+        )

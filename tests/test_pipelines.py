@@ -20,8 +20,12 @@ def test_teacher_round_trip_keeps_class_names_and_weights(tiny_teacher):
 def test_teacher_output_types(tiny_teacher, output_type):
     pipe = ClassConditionalDiffusionPipeline.from_pretrained(tiny_teacher)
     pipe.set_progress_bar_config(disable=True)
-    images = pipe(class_labels=["bird", 0], num_inference_steps=2, output_type=output_type,
-                  generator=torch.Generator().manual_seed(0)).images
+    images = pipe(
+        class_labels=["bird", 0],
+        num_inference_steps=2,
+        output_type=output_type,
+        generator=torch.Generator().manual_seed(0),
+    ).images
     if output_type == "pt":
         assert images.shape == (2, 1, 8, 8) and images.dtype == torch.float32
         assert 0 <= images.min() and images.max() <= 1
@@ -34,8 +38,16 @@ def test_teacher_output_types(tiny_teacher, output_type):
 def test_teacher_sampling_is_reproducible_and_guidance_changes_it(tiny_teacher):
     pipe = ClassConditionalDiffusionPipeline.from_pretrained(tiny_teacher)
     pipe.set_progress_bar_config(disable=True)
-    run = lambda g: pipe(class_labels=[1, 2], guidance_scale=g, num_inference_steps=2, output_type="pt",  # noqa: E731
-                         generator=torch.Generator().manual_seed(3)).images
+
+    def run(g):
+        return pipe(
+            class_labels=[1, 2],
+            guidance_scale=g,
+            num_inference_steps=2,
+            output_type="pt",
+            generator=torch.Generator().manual_seed(3),
+        ).images
+
     assert torch.equal(run(1.0), run(1.0))
     assert not torch.allclose(run(1.0), run(3.0))
 
@@ -53,8 +65,13 @@ def test_unknown_label_and_guidance_without_null_class_are_errors(tmp_path):
 def test_one_step_pipeline_round_trip(tmp_path):
     from diffusers import DDPMScheduler
 
-    pipe = OneStepClassConditionalPipeline(unet=tiny_unet(), scheduler=DDPMScheduler(num_train_timesteps=100),
-                                           id2label=NAMES, sigma_init=2.5, forgotten=[1])
+    pipe = OneStepClassConditionalPipeline(
+        unet=tiny_unet(),
+        scheduler=DDPMScheduler(num_train_timesteps=100),
+        id2label=NAMES,
+        sigma_init=2.5,
+        forgotten=[1],
+    )
     pipe.save_pretrained(tmp_path / "g")
     loaded = OneStepClassConditionalPipeline.from_pretrained(tmp_path / "g")
     assert loaded.id2label == NAMES and loaded.config.forgotten == [1] and loaded.config.sigma_init == 2.5

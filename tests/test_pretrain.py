@@ -24,7 +24,16 @@ def test_generated_bpe_tokenizer_keeps_caption_words_whole(tmp_path):
     tok.save_pretrained(tmp_path / "tok")
     tok = AutoTokenizer.from_pretrained(tmp_path / "tok")
     pieces = tok.convert_ids_to_tokens(tok("a photo of an ankle boot").input_ids)
-    assert pieces == ["<|startoftext|>", "a</w>", "photo</w>", "of</w>", "an</w>", "ankle</w>", "boot</w>", "<|endoftext|>"]
+    assert pieces == [
+        "<|startoftext|>",
+        "a</w>",
+        "photo</w>",
+        "of</w>",
+        "an</w>",
+        "ankle</w>",
+        "boot</w>",
+        "<|endoftext|>",
+    ]
     assert tok.eos_token_id == len(tok) - 1  # pooled at the end-of-text token
     assert len(tok("zebra").input_ids) > 3  # unknown words fall back to bytes, never to <unk>
 
@@ -72,8 +81,12 @@ def test_open_clip_backend_is_optional_and_wired(monkeypatch):
 
     fake = types.SimpleNamespace(
         create_model_and_transforms=lambda arch, pretrained=None: (FakeModel(), None, None),
-        get_tokenizer=lambda arch: (lambda prompts: torch.tensor([[1.0, 0, 0] if "a" in p else [0, 1.0, 0] for p in prompts])),
-        OPENAI_DATASET_MEAN=(0.5, 0.5, 0.5), OPENAI_DATASET_STD=(0.5, 0.5, 0.5))
+        get_tokenizer=lambda arch: (
+            lambda prompts: torch.tensor([[1.0, 0, 0] if "a" in p else [0, 1.0, 0] for p in prompts])
+        ),
+        OPENAI_DATASET_MEAN=(0.5, 0.5, 0.5),
+        OPENAI_DATASET_STD=(0.5, 0.5, 0.5),
+    )
     monkeypatch.setitem(sys.modules, "open_clip", fake)
     judge = CLIPJudge.from_pretrained("open_clip:ViT-B-32/laion2b")
     images = torch.zeros(2, 1, 8, 8)
@@ -88,11 +101,24 @@ def test_teacher_scripts_train_resume_and_export(tmp_path):
     from sfd.pipelines import ClassConditionalDiffusionPipeline, TextToImageDiffusionPipeline
     from sfd.pretrain import teacher, text_to_image
 
-    for module, pipe_cls, extra in ((teacher, ClassConditionalDiffusionPipeline, ["--exclude_class", "trouser"]),
-                                    (text_to_image, TextToImageDiffusionPipeline, [])):
+    for module, pipe_cls, extra in (
+        (teacher, ClassConditionalDiffusionPipeline, ["--exclude_class", "trouser"]),
+        (text_to_image, TextToImageDiffusionPipeline, []),
+    ):
         out, work = tmp_path / module.__name__ / "out", tmp_path / module.__name__ / "work"
-        args = ["--output_dir", str(out), "--work_dir", str(work), "--batch_size", "4", "--checkpoint_every", "1",
-                "--mixed_precision", "no", *extra]
+        args = [
+            "--output_dir",
+            str(out),
+            "--work_dir",
+            str(work),
+            "--batch_size",
+            "4",
+            "--checkpoint_every",
+            "1",
+            "--mixed_precision",
+            "no",
+            *extra,
+        ]
         module.main(args + ["--max_steps", "1"])
         module.main(args + ["--max_steps", "2"])  # resumes from step 1
         assert json.loads((out / "training_steps.json").read_text())["steps"] == 2
@@ -110,8 +136,9 @@ def test_changing_the_default_guidance_keeps_the_folder_files(tmp_path):
 
     folder = make_t2i_teacher(tmp_path / "t")
     (tmp_path / "t" / "training_steps.json").write_text('{"steps": 5}')
-    pipe, steps = load_for_measuring(TextToImageDiffusionPipeline,
-                                     argparse.Namespace(output_dir=folder, default_guidance_scale=3.0))
+    pipe, steps = load_for_measuring(
+        TextToImageDiffusionPipeline, argparse.Namespace(output_dir=folder, default_guidance_scale=3.0)
+    )
     assert steps == 5 and (tmp_path / "t" / "prompts.txt").exists()
     assert TextToImageDiffusionPipeline.from_pretrained(folder).config.default_guidance_scale == 3.0
 
@@ -125,11 +152,30 @@ def test_teacher_script_trains_a_few_steps_and_exports_a_sampling_pipeline(edm, 
     from sfd.pretrain.teacher import main
 
     out = tmp_path / "teacher"
-    main(["--output_dir", str(out), "--work_dir", str(tmp_path / "work"), "--max_steps", "2", "--batch_size", "4",
-          "--checkpoint_every", "1", "--mixed_precision", "no"] + (["--edm"] if edm else []))
+    main(
+        [
+            "--output_dir",
+            str(out),
+            "--work_dir",
+            str(tmp_path / "work"),
+            "--max_steps",
+            "2",
+            "--batch_size",
+            "4",
+            "--checkpoint_every",
+            "1",
+            "--mixed_precision",
+            "no",
+        ]
+        + (["--edm"] if edm else [])
+    )
     pipe = ClassConditionalDiffusionPipeline.from_pretrained(out)
     assert type(pipe.scheduler) is (EDMDPMSolverMultistepScheduler if edm else DPMSolverMultistepScheduler)
     pipe.set_progress_bar_config(disable=True)
-    images = pipe(class_labels=["trouser", "bag"], num_inference_steps=2, generator=torch.Generator().manual_seed(0),
-                  output_type="np").images
+    images = pipe(
+        class_labels=["trouser", "bag"],
+        num_inference_steps=2,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+    ).images
     assert images.shape == (2, 28, 28, 1) and np.isfinite(images).all()

@@ -87,7 +87,10 @@ def test_relearn_curve_fine_tunes_a_copy_and_measures_every_budget(tiny_teacher,
     assert len(curve["forget_accuracy"]) == 2 and curve["per_class_forget_accuracy"]["dog"] == curve["forget_accuracy"]
     assert all(torch.equal(before[k], v) for k, v in pipe.unet.state_dict().items())  # the released model is untouched
     # step 0 is the released model itself: the same figure with no fine-tuning at all
-    assert relearn_curve(pipe, "class=dog", checkpoints=[0], n_images=5, **kw)["forget_accuracy"] == curve["forget_accuracy"][:1]
+    assert (
+        relearn_curve(pipe, "class=dog", checkpoints=[0], n_images=5, **kw)["forget_accuracy"]
+        == curve["forget_accuracy"][:1]
+    )
     # the resurgence test attacks with the remaining classes only
     benign = relearn_curve(pipe, "class=dog", n_images=5, checkpoints=[0, 3], benign=True, learning_rate=1e-2, **kw)
     assert benign["attacked"] == ["cat", "bird"] and benign["benign"]
@@ -98,11 +101,19 @@ def test_relearning_attack_fine_tunes_an_edm_model_with_its_own_loss(tmp_path, t
 
     pipe = ClassConditionalDiffusionPipeline.from_pretrained(make_teacher(tmp_path / "edm", edm=True))
     before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
-    curve = relearn_curve(pipe, "class=dog", n_images=5, checkpoints=[0, 2], classifier=tiny_classifier, pool=tiny_pool(),
-                          eval_samples=6, learning_rate=1e-2, progress=False)
+    curve = relearn_curve(
+        pipe,
+        "class=dog",
+        n_images=5,
+        checkpoints=[0, 2],
+        classifier=tiny_classifier,
+        pool=tiny_pool(),
+        eval_samples=6,
+        learning_rate=1e-2,
+        progress=False,
+    )
     assert curve["steps"] == [0, 2] and len(curve["forget_accuracy"]) == 2
     assert all(torch.equal(before[k], v) for k, v in pipe.unet.state_dict().items())
-
 
 
 def test_adaptive_attack_trains_the_generator_at_its_sampling_level(tiny_teacher, tiny_classifier):
@@ -113,8 +124,13 @@ def test_adaptive_attack_trains_the_generator_at_its_sampling_level(tiny_teacher
     from tests.helpers import NAMES, tiny_unet
 
     torch.manual_seed(0)
-    pipe = OneStepClassConditionalPipeline(unet=tiny_unet(), scheduler=DDPMScheduler(num_train_timesteps=100),
-                                           id2label=NAMES, sigma_init=2.5, forgotten=[1])
+    pipe = OneStepClassConditionalPipeline(
+        unet=tiny_unet(),
+        scheduler=DDPMScheduler(num_train_timesteps=100),
+        id2label=NAMES,
+        sigma_init=2.5,
+        forgotten=[1],
+    )
     x0, c = torch.randn(4, 1, 8, 8), torch.tensor([1, 1, 0, 2])
     gen = torch.Generator().manual_seed(5)
     loss = sampling_level_loss(pipe.generator_network(), 2.5, x0, c, gen)
@@ -129,24 +145,57 @@ def test_adaptive_attack_trains_the_generator_at_its_sampling_level(tiny_teacher
         relearn_curve(tiny_teacher, "class=dog", at_sampling_level=True, **kw)
 
 
-def test_sfd_attack_command_writes_curves_and_refuses_unknown_classes(tiny_teacher, tiny_classifier, tmp_path,
-                                                                      monkeypatch):
+def test_sfd_attack_command_writes_curves_and_refuses_unknown_classes(
+    tiny_teacher, tiny_classifier, tmp_path, monkeypatch
+):
     import sfd.evaluation.relearn
     from sfd.cli.attack import main
 
     monkeypatch.setattr(sfd.evaluation.relearn, "load_fashion_mnist", lambda split: tiny_pool())
-    main(["relearn", "--model", tiny_teacher, "--forget", "class=dog", "--images", "2", "4", "--steps", "0,2",
-          "--eval_samples", "4", "--classifier", tiny_classifier, "--report", str(tmp_path / "r")])
+    main(
+        [
+            "relearn",
+            "--model",
+            tiny_teacher,
+            "--forget",
+            "class=dog",
+            "--images",
+            "2",
+            "4",
+            "--steps",
+            "0,2",
+            "--eval_samples",
+            "4",
+            "--classifier",
+            tiny_classifier,
+            "--report",
+            str(tmp_path / "r"),
+        ]
+    )
     curves = json.loads((tmp_path / "r" / "relearn.json").read_text())
     assert [c["images_per_class"] for c in curves] == [2, 4]
     assert curves[0]["forget_accuracy"][0] == curves[1]["forget_accuracy"][0]  # same released model, same eval seed
-    assert (tmp_path / "r" / "relearn.png").stat().st_size > 0 and "| 2 | dog |" in (tmp_path / "r" / "relearn.md").read_text()
+    assert (tmp_path / "r" / "relearn.png").stat().st_size > 0 and "| 2 | dog |" in (
+        tmp_path / "r" / "relearn.md"
+    ).read_text()
     with pytest.raises(SystemExit, match="unknown class 'horse'"):
         main(["relearn", "--model", tiny_teacher, "--forget", "class=horse", "--classifier", tiny_classifier])
     with pytest.raises(SystemExit, match="step counts separated by commas"):
         main(["relearn", "--model", tiny_teacher, "--forget", "class=dog", "--steps", "0,ten"])
     with pytest.raises(SystemExit, match="at least one image"):
-        main(["relearn", "--model", tiny_teacher, "--forget", "class=dog", "--images", "0", "--classifier", tiny_classifier])
+        main(
+            [
+                "relearn",
+                "--model",
+                tiny_teacher,
+                "--forget",
+                "class=dog",
+                "--images",
+                "0",
+                "--classifier",
+                tiny_classifier,
+            ]
+        )
 
 
 # ---- layered erasure ---------------------------------------------------------------------------------
@@ -180,16 +229,21 @@ def test_layered_erasure_runs_stages_each_from_the_previous(tiny_teacher, tiny_o
     assert reloaded.config.forgotten == [0, 1]
     assert all(torch.equal(a, b) for a, b in zip(pipe.unet.state_dict().values(), reloaded.unet.state_dict().values()))
     # resuming a finished layered run skips stage 1 and ends with the same model
-    again = sfd.forget(tiny_teacher, forget="class=cat,dog", layers=2, output_dir=str(out),
-                       resume_from_checkpoint="latest", **opts)
-    assert all(torch.equal(a, b) for a, b in zip(again.unet.state_dict().values(), reloaded.unet.state_dict().values()))
+    again = sfd.forget(
+        tiny_teacher, forget="class=cat,dog", layers=2, output_dir=str(out), resume_from_checkpoint="latest", **opts
+    )
+    assert all(
+        torch.equal(a, b) for a, b in zip(again.unet.state_dict().values(), reloaded.unet.state_dict().values())
+    )
 
 
 def test_layers_are_checked_before_loading(tiny_teacher, tmp_path, capsys):
     from sfd.cli.train import main
 
     with pytest.raises(SystemExit, match="between 1 and the number of forgotten classes"):
-        main(["--teacher", tiny_teacher, "--forget", "class=cat", "--layers", "2", "--output_dir", str(tmp_path / "o")])
+        main(
+            ["--teacher", tiny_teacher, "--forget", "class=cat", "--layers", "2", "--output_dir", str(tmp_path / "o")]
+        )
 
 
 # ---- alignment with the gold model ---------------------------------------------------------------------
@@ -216,9 +270,28 @@ def test_sfd_eval_gold_reports_the_alignment(tiny_teacher, tiny_classifier, tmp_
     from sfd.cli.eval import main
 
     report = tmp_path / "report"
-    main(["--model", tiny_teacher, "--gold", tiny_teacher, "--forget", "class=dog", "--classifier", tiny_classifier,
-          "--reference_stats", "none", "--clip", "none", "--num_samples_per_class", "12", "--batch_size", "12",
-          "--report", str(report)])
+    main(
+        [
+            "--model",
+            tiny_teacher,
+            "--gold",
+            tiny_teacher,
+            "--forget",
+            "class=dog",
+            "--classifier",
+            tiny_classifier,
+            "--reference_stats",
+            "none",
+            "--clip",
+            "none",
+            "--num_samples_per_class",
+            "12",
+            "--batch_size",
+            "12",
+            "--report",
+            str(report),
+        ]
+    )
     data = json.loads((report / "metrics.json").read_text())
     # the gold model is this very model drawn with the next seed: a small but non-zero distance (the noise floor)
     assert data["gold_seed"] == 1 and 0 < data["fid_to_gold"] < 1e3

@@ -20,14 +20,17 @@ def test_unknown_class_lists_the_valid_ones():
         ForgetSpec.parse("class=9", None, NAMES)
 
 
-@pytest.mark.parametrize("forget,override,match", [
-    ("class=trouser", "class=trouser", "also being forgotten"),
-    ("class=0,1,2,3", None, "every class"),
-    ("trouser", None, r"class=NAME.*did you mean \"class=trouser\""),
-    (" ", None, r"class=NAME\[,NAME…\]\", got ' '$"),
-    ("class=", None, "names nothing"),
-    ("concept=sneaker", None, "not supported"),
-])
+@pytest.mark.parametrize(
+    "forget,override,match",
+    [
+        ("class=trouser", "class=trouser", "also being forgotten"),
+        ("class=0,1,2,3", None, "every class"),
+        ("trouser", None, r"class=NAME.*did you mean \"class=trouser\""),
+        (" ", None, r"class=NAME\[,NAME…\]\", got ' '$"),
+        ("class=", None, "names nothing"),
+        ("concept=sneaker", None, "not supported"),
+    ],
+)
 def test_bad_specs_are_refused(forget, override, match):
     with pytest.raises(SpecError, match=match):
         ForgetSpec.parse(forget, override, NAMES)

@@ -13,20 +13,31 @@ from sfd.pipelines import Denoiser, OneStepTextToImagePipeline, TextToImageDiffu
 from tests.helpers import T2I_PROMPTS, make_t2i_teacher
 
 
-@pytest.mark.parametrize("with_vae,layout,edm", [(False, "sfd", False), (True, "diffusers", False), (False, "sfd", True)])
+@pytest.mark.parametrize(
+    "with_vae,layout,edm", [(False, "sfd", False), (True, "diffusers", False), (False, "sfd", True)]
+)
 def test_tiny_text_to_image_run_exports_and_reloads(tmp_path, tiny_t2i_options, with_vae, layout, edm):
     teacher = make_t2i_teacher(tmp_path / "teacher", with_vae=with_vae, layout=layout, edm=edm)
     out = tmp_path / "out"
     pipe = sfd.forget(teacher, forget="concept=dog", override="cat", output_dir=str(out), **tiny_t2i_options)
     assert isinstance(pipe, OneStepTextToImagePipeline)
-    for name in ("model_index.json", "unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
-                 "tokenizer/tokenizer_config.json", "README.md", "logs/metrics.jsonl", "logs/samples-000002.png"):
+    for name in (
+        "model_index.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "text_encoder/model.safetensors",
+        "tokenizer/tokenizer_config.json",
+        "README.md",
+        "logs/metrics.jsonl",
+        "logs/samples-000002.png",
+    ):
         assert (out / name).exists(), name
     assert (out / "vae").exists() == with_vae
     loaded = OneStepTextToImagePipeline.from_pretrained(out)
     assert loaded.config.forgotten == ["dog"] and (loaded.vae is None) == (not with_vae)
     assert ("sigma_data" in loaded.scheduler.config) == edm  # the scheduler family (DDPM or EDM) is the teacher's
-    images = loaded(prompt=["a photo of a dog", "a bird"], generator=torch.Generator().manual_seed(0), output_type="np").images
+    images = loaded(
+        prompt=["a photo of a dog", "a bird"], generator=torch.Generator().manual_seed(0), output_type="np"
+    ).images
     assert images.shape == (2, 16 if with_vae else 8, 16 if with_vae else 8, 1)
     with pytest.raises(ValueError, match="one-step"):
         loaded(prompt="a cat", num_inference_steps=4)
@@ -75,7 +86,10 @@ def test_concept_prompts_come_from_the_pool_and_are_rewritten():
 def test_concept_missing_from_the_pool_uses_templates(caplog):
     spec = PromptSpec.parse("concept=Brad Pitt", "a middle aged man", ["a tree", "a house"])
     assert "appear in none of the 2 remaining prompts" in caplog.text
-    assert spec.forget_prompts[0] == "a photo of a Brad Pitt" and spec.override_prompts[0] == "a photo of a a middle aged man"
+    assert (
+        spec.forget_prompts[0] == "a photo of a Brad Pitt"
+        and spec.override_prompts[0] == "a photo of a a middle aged man"
+    )
     assert spec.remain_prompts == ("a tree", "a house")
 
 
@@ -96,20 +110,24 @@ def test_rules_file_and_prompt_file(tmp_path):
     assert spec.override_prompts[1] == "a man smiling" and spec.negative_prompt == "x, y"
 
 
-@pytest.mark.parametrize("forget,override,message", [
-    ("concept=zebra;prompts={forget}", "a horse", "not found in any forget prompt"),
-    ("prompts={empty}", "a cat", "holds no prompts"),
-    ("prompts={missing}", "a cat", "file not found: .*missing.txt"),
-    ("concept=dog", "dog", "is the concept being forgotten"),
-    ("concept=dog", "random", "needs --override"),
-    ("concept=dog", "auto", "are for class-conditional teachers"),
-    ("class=dog", "cat", "forget a concept"),
-    ("colour=red", "blue", "unknown"),
-    ("prompts={forget}", "rules={rules}", "unchanged"),
-])
+@pytest.mark.parametrize(
+    "forget,override,message",
+    [
+        ("concept=zebra;prompts={forget}", "a horse", "not found in any forget prompt"),
+        ("prompts={empty}", "a cat", "holds no prompts"),
+        ("prompts={missing}", "a cat", "file not found: .*missing.txt"),
+        ("concept=dog", "dog", "is the concept being forgotten"),
+        ("concept=dog", "random", "needs --override"),
+        ("concept=dog", "auto", "are for class-conditional teachers"),
+        ("class=dog", "cat", "forget a concept"),
+        ("colour=red", "blue", "unknown"),
+        ("prompts={forget}", "rules={rules}", "unchanged"),
+    ],
+)
 def test_bad_prompt_specs_are_explained(tmp_path, forget, override, message):
-    files = dict(forget=tmp_path / "f.txt", empty=tmp_path / "e.txt", missing=tmp_path / "missing.txt",
-                 rules=tmp_path / "r.txt")
+    files = dict(
+        forget=tmp_path / "f.txt", empty=tmp_path / "e.txt", missing=tmp_path / "missing.txt", rules=tmp_path / "r.txt"
+    )
     files["forget"].write_text("a photo of a dog\n")
     files["empty"].write_text("\n# nothing\n")
     files["rules"].write_text("cat -> bird\n")
@@ -128,7 +146,9 @@ def test_bad_text_spec_stops_the_command_line_before_loading(tmp_path, monkeypat
         train_main(["--teacher", teacher, "--forget", f"prompts={empty}", "--override", "a cat"])
     with pytest.raises(SystemExit, match="not found in any forget prompt"):
         (tmp_path / "f.txt").write_text("a bird\n")
-        train_main(["--teacher", teacher, "--forget", f"concept=dog;prompts={tmp_path / 'f.txt'}", "--override", "cat"])
+        train_main(
+            ["--teacher", teacher, "--forget", f"concept=dog;prompts={tmp_path / 'f.txt'}", "--override", "cat"]
+        )
     with pytest.raises(SystemExit, match="negative_forget_class is for class teachers.*--negative_concepts"):
         train_main(["--teacher", teacher, "--forget", "concept=dog", "--override", "cat", "--negative_forget_class"])
 
@@ -157,11 +177,32 @@ def test_sfd_eval_measures_text_to_image_models_against_the_teacher(tmp_path, ti
 
     teacher = make_t2i_teacher(tmp_path / "teacher")
     out = tmp_path / "out"
-    sfd.forget(teacher, forget="concept=dog", override="cat", output_dir=str(out),
-               **dict(tiny_t2i_options, validation_steps=0, final_eval_samples_per_class=0))
+    sfd.forget(
+        teacher,
+        forget="concept=dog",
+        override="cat",
+        output_dir=str(out),
+        **dict(tiny_t2i_options, validation_steps=0, final_eval_samples_per_class=0),
+    )
     report = tmp_path / "report"
-    eval_main(["--model", str(out), "--reference", teacher, "--forget", "concept=dog", "--clip", tiny_t2i_options["clip"],
-               "--num_samples_per_class", "4", "--report", str(report), "--classifier", "none"])
+    eval_main(
+        [
+            "--model",
+            str(out),
+            "--reference",
+            teacher,
+            "--forget",
+            "concept=dog",
+            "--clip",
+            tiny_t2i_options["clip"],
+            "--num_samples_per_class",
+            "4",
+            "--report",
+            str(report),
+            "--classifier",
+            "none",
+        ]
+    )
     m = json.loads((report / "metrics.json").read_text())
     assert m["kind"] == "text" and m["forget_prompts"] == ["a photo of a dog"]
     assert m["remain_prompts"] == ["a photo of a cat", "a photo of a bird"]
@@ -169,7 +210,9 @@ def test_sfd_eval_measures_text_to_image_models_against_the_teacher(tmp_path, ti
     assert 0 <= m["clip_forget_detection"] <= 1 and m["clip_score_remaining"] >= 0
     assert m["nfe_per_image"] == 1 and m["reference_nfe_per_image"] == 4  # 2 steps x CFG
     assert m["reference_clip_score_remaining"] > 0
-    assert m["clip_score_remaining_ratio"] == pytest.approx(m["clip_score_remaining"] / m["reference_clip_score_remaining"])
+    assert m["clip_score_remaining_ratio"] == pytest.approx(
+        m["clip_score_remaining"] / m["reference_clip_score_remaining"]
+    )
     text = (report / "report.md").read_text()
     assert "CLIP score (remaining) model / reference" in text and (report / "before_after.png").exists()
 
@@ -178,8 +221,14 @@ def test_sfd_eval_reads_stable_diffusion_folders_without_a_concept_list(tmp_path
     from sfd.evaluation.evaluate_text import evaluate_text_model
 
     teacher = make_t2i_teacher(tmp_path / "sd", with_vae=True, layout="diffusers")
-    m = evaluate_text_model(teacher, forget="concept=dog", override="a cat", clip=tiny_t2i_options["clip"],
-                            num_samples_per_prompt=1, progress=False)
+    m = evaluate_text_model(
+        teacher,
+        forget="concept=dog",
+        override="a cat",
+        clip=tiny_t2i_options["clip"],
+        num_samples_per_prompt=1,
+        progress=False,
+    )
     assert m["forget_prompts"] == ["a photo of a dog", "a picture of a dog", "an image of a dog", "a dog"]
     assert len(m["remain_prompts"]) == 16 and m["forget_samples"] == 4 and m["remaining_samples"] == 16
     assert m["nfe_per_image"] == 25 * 2  # loaded with the defaults: 25 steps, guidance 4.5

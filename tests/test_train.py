@@ -23,13 +23,22 @@ def test_tiny_run_exports_a_loadable_one_step_pipeline(tiny_teacher, tiny_option
     out = tmp_path / "out"
     pipe = sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(out), **tiny_options)
     assert isinstance(pipe, OneStepClassConditionalPipeline)
-    for name in ("model_index.json", "unet/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json",
-                 "README.md", "logs/metrics.jsonl", "logs/samples-000002.png"):
+    for name in (
+        "model_index.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "scheduler/scheduler_config.json",
+        "README.md",
+        "logs/metrics.jsonl",
+        "logs/samples-000002.png",
+    ):
         assert (out / name).exists(), name
     loaded = OneStepClassConditionalPipeline.from_pretrained(out)
     assert loaded.id2label == NAMES and loaded.config.forgotten == [1]
-    images = loaded(class_labels=loaded.get_label_ids(["dog", "bird"]), generator=torch.Generator().manual_seed(0),
-                    output_type="np").images
+    images = loaded(
+        class_labels=loaded.get_label_ids(["dog", "bird"]),
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+    ).images
     assert images.shape == (2, 8, 8, 1)
     # the generator moved away from the teacher's one-shot denoiser
     from sfd.pipelines import ClassConditionalDiffusionPipeline
@@ -43,17 +52,30 @@ def test_tiny_run_exports_a_loadable_one_step_pipeline(tiny_teacher, tiny_option
     assert log[-1]["step"] == 2 and 0 <= log[-1]["forget_accuracy"] <= 1
     run = json.loads((out / "checkpoints" / "run.json").read_text())  # what tools need to rebuild a checkpoint
     assert run["spec"]["forget"] == ["dog"] and run["config"]["sigma_init"] == 2.5
-    assert run["request"]["override"] == "auto" and run["spec"]["override"] in ("cat", "bird")  # the default: the teacher's pick
+    assert run["request"]["override"] == "auto" and run["spec"]["override"] in (
+        "cat",
+        "bird",
+    )  # the default: the teacher's pick
 
 
 @pytest.mark.parametrize("extra", [{}, dict(regression_weight=1.0, regression_pairs=8, regression_steps=3)])
-def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(extra, tiny_teacher, tiny_options, tmp_path, monkeypatch):
+def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(
+    extra, tiny_teacher, tiny_options, tmp_path, monkeypatch
+):
     from sfd.training.trainer import SFDTrainer
 
     # a decaying learning rate: resuming must also restore where the schedule stands (and, with the regression
     # term, rebuild the same teacher pairs and draw from them as the uninterrupted run did)
-    opts = dict(tiny_options, max_train_steps=4, validation_steps=0, final_eval_samples_per_class=0,
-                lr_scheduler="linear", learning_rate_generator=1e-3, learning_rate_fake_score=1e-3, **extra)
+    opts = dict(
+        tiny_options,
+        max_train_steps=4,
+        validation_steps=0,
+        final_eval_samples_per_class=0,
+        lr_scheduler="linear",
+        learning_rate_generator=1e-3,
+        learning_rate_fake_score=1e-3,
+        **extra,
+    )
     sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "a"), **opts)
     save = SFDTrainer.save_checkpoint
 
@@ -71,8 +93,9 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(extra, tiny_tea
     monkeypatch.setattr(SFDTrainer, "save_checkpoint", save)
     assert (tmp_path / "b" / "checkpoints" / "checkpoint-2").exists()
     assert not (tmp_path / "b" / "model_index.json").exists()  # no half-written model folder
-    sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "b"),
-               **dict(opts, resume_from_checkpoint="latest"))
+    sfd.forget(
+        tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "b"), **dict(opts, resume_from_checkpoint="latest")
+    )
     a, b = unet_weights(tmp_path / "a"), unet_weights(tmp_path / "b")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
@@ -80,18 +103,21 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(extra, tiny_tea
     assert kept == ["checkpoint-3", "checkpoint-4"]  # checkpoints_total_limit = 2
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["--forget", "class=horse"], "unknown class 'horse'.*0='cat'"),
-    (["--forget", "class=dog", "--override", "class=dog"], "also being forgotten"),
-    (["--forget", "class=cat,dog,bird"], "every class"),
-    (["--forget", "class=dog", "--max_train_steps", "0"], "positive integer"),
-    (["--forget", "class=dog", "--fake_score_updates", "0"], "fake_score_updates must be a positive integer"),
-    (["--forget", "class=dog", "--lr_scheduler", "cosin"], "unknown lr_scheduler 'cosin'.*'cosine'"),
-    (["--forget", "class=dog", "--lr_warmup_steps", "-1"], "lr_warmup_steps must be a non-negative integer"),
-    (["--forget", "class=dog", "--negative_forget_class"], "negative_forget_class acts through the teacher's"),
-    (["--forget", "class=dog", "--mixed_precision", "fp8"], "mixed_precision must be one of.*'auto'"),
-    ([], "nothing to forget"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--forget", "class=horse"], "unknown class 'horse'.*0='cat'"),
+        (["--forget", "class=dog", "--override", "class=dog"], "also being forgotten"),
+        (["--forget", "class=cat,dog,bird"], "every class"),
+        (["--forget", "class=dog", "--max_train_steps", "0"], "positive integer"),
+        (["--forget", "class=dog", "--fake_score_updates", "0"], "fake_score_updates must be a positive integer"),
+        (["--forget", "class=dog", "--lr_scheduler", "cosin"], "unknown lr_scheduler 'cosin'.*'cosine'"),
+        (["--forget", "class=dog", "--lr_warmup_steps", "-1"], "lr_warmup_steps must be a non-negative integer"),
+        (["--forget", "class=dog", "--negative_forget_class"], "negative_forget_class acts through the teacher's"),
+        (["--forget", "class=dog", "--mixed_precision", "fp8"], "mixed_precision must be one of.*'auto'"),
+        ([], "nothing to forget"),
+    ],
+)
 def test_bad_input_stops_before_loading(argv, match, tiny_teacher, tmp_path, capsys, monkeypatch):
     import sfd.training.trainer as trainer
 
@@ -115,8 +141,12 @@ def test_a_sigma_range_outside_the_teachers_is_refused(tiny_teacher, tiny_option
 
     monkeypatch.setattr(trainer.SFDTrainer, "__init__", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(TrainingSetupError, match="misses the teacher's"):
-        sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "o"),
-                   **dict(tiny_options, sigma_min=5.0, sigma_max=13.0))
+        sfd.forget(
+            tiny_teacher,
+            forget="class=dog",
+            output_dir=str(tmp_path / "o"),
+            **dict(tiny_options, sigma_min=5.0, sigma_max=13.0),
+        )
 
 
 def test_missing_teacher_and_unconditional_teacher_are_refused(tmp_path):
@@ -126,10 +156,19 @@ def test_missing_teacher_and_unconditional_teacher_are_refused(tmp_path):
 
     with pytest.raises(SystemExit, match="teacher not found: .*nowhere"):
         train_main(["--teacher", str(tmp_path / "nowhere"), "--forget", "class=dog"])
-    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
-                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
-                       norm_num_groups=4)
-    ClassConditionalDiffusionPipeline(unet=unet, scheduler=DDPMScheduler(), id2label=NAMES).save_pretrained(tmp_path / "u")
+    unet = UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+    )
+    ClassConditionalDiffusionPipeline(unet=unet, scheduler=DDPMScheduler(), id2label=NAMES).save_pretrained(
+        tmp_path / "u"
+    )
     with pytest.raises(SystemExit, match="not class-conditional"):
         train_main(["--teacher", str(tmp_path / "u"), "--forget", "class=dog"])
 
@@ -143,8 +182,12 @@ def test_output_dir_of_another_run_is_protected(tiny_teacher, tiny_options, tmp_
     other = tmp_path / "other"
     sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(other), **dict(tiny_options, max_train_steps=1))
     with pytest.raises(TrainingSetupError, match="another forget/override spec"):
-        sfd.forget(tiny_teacher, forget="class=cat", output_dir=str(other),
-                   **dict(tiny_options, resume_from_checkpoint="latest"))
+        sfd.forget(
+            tiny_teacher,
+            forget="class=cat",
+            output_dir=str(other),
+            **dict(tiny_options, resume_from_checkpoint="latest"),
+        )
 
 
 def test_yaml_config_and_flags_layer_over_the_defaults(tiny_teacher, tmp_path):
@@ -156,8 +199,9 @@ def test_yaml_config_and_flags_layer_over_the_defaults(tiny_teacher, tmp_path):
     assert cfg.alpha == 0.8 and cfg.max_train_steps == 9 and cfg.seed == 0
     from sfd.cli.train import parse_args
 
-    args = parse_args(["--config", str(user), "--classifier", "null", "--learning_rate", "1e-4",
-                       "--learning_rate_generator", "2e-5"])
+    args = parse_args(
+        ["--config", str(user), "--classifier", "null", "--learning_rate", "1e-4", "--learning_rate_generator", "2e-5"]
+    )
     cfg = load_config(args.pop("config"), args)
     assert cfg.classifier is None and cfg.max_train_steps == 7  # unset flags leave the YAML's values
     assert cfg.learning_rate_generator == 2e-5 and cfg.learning_rate_fake_score == 1e-4
@@ -168,8 +212,18 @@ def test_yaml_config_and_flags_layer_over_the_defaults(tiny_teacher, tmp_path):
 
 def test_two_cpu_processes_end_with_identical_weights(tmp_path):
     teacher = make_teacher(tmp_path / "teacher")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           str(ROOT / "tests" / "ddp_worker.py"), str(teacher), str(tmp_path / "out")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        str(ROOT / "tests" / "ddp_worker.py"),
+        str(teacher),
+        str(tmp_path / "out"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from safetensors.torch import load_file
@@ -210,15 +264,22 @@ def test_two_stage_sfd_starts_from_a_distilled_generator(tiny_teacher, tiny_opti
 
     trainer.SFDTrainer.train = spy
     try:
-        sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "stage2"),
-                   init_generator=str(tmp_path / "stage1"), **opts)
+        sfd.forget(
+            tiny_teacher,
+            forget="class=dog",
+            output_dir=str(tmp_path / "stage2"),
+            init_generator=str(tmp_path / "stage1"),
+            **opts,
+        )
     finally:
         trainer.SFDTrainer.train = original
     stage1_weights = unet_weights(tmp_path / "stage1")  # the exported (EMA) stage-1 generator
     for k, v in stage1_weights.items():
         torch.testing.assert_close(seen["gen"][k], v, rtol=0, atol=0)
     with pytest.raises(TrainingSetupError, match="not a one-step pipeline folder"):
-        sfd.forget(tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "x"), init_generator=str(tmp_path), **opts)
+        sfd.forget(
+            tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "x"), init_generator=str(tmp_path), **opts
+        )
 
 
 def test_without_ema_the_export_is_the_generator_itself(tiny_teacher, tiny_options, tmp_path):
@@ -226,8 +287,17 @@ def test_without_ema_the_export_is_the_generator_itself(tiny_teacher, tiny_optio
     from sfd.training.setup import validate
     from sfd.training.trainer import SFDTrainer
 
-    cfg = load_config(overrides=dict(tiny_options, teacher=tiny_teacher, forget="class=dog", use_ema=False,
-                                     output_dir=str(tmp_path / "out"), validation_steps=0, final_eval_samples_per_class=0))
+    cfg = load_config(
+        overrides=dict(
+            tiny_options,
+            teacher=tiny_teacher,
+            forget="class=dog",
+            use_ema=False,
+            output_dir=str(tmp_path / "out"),
+            validation_steps=0,
+            final_eval_samples_per_class=0,
+        )
+    )
     trainer = SFDTrainer(cfg, validate(cfg))
     trainer.train()
     live = trainer.accelerator.unwrap_model(trainer.gen_unet).state_dict()
@@ -241,9 +311,18 @@ def test_fake_score_updates_sets_the_psi_steps_per_generator_step(tiny_teacher, 
     from sfd.training.setup import validate
     from sfd.training.trainer import SFDTrainer
 
-    cfg = load_config(overrides=dict(tiny_options, teacher=tiny_teacher, forget="class=dog", fake_score_updates=3,
-                                     output_dir=str(tmp_path / "out"), validation_steps=0, checkpointing_steps=0,
-                                     final_eval_samples_per_class=0))
+    cfg = load_config(
+        overrides=dict(
+            tiny_options,
+            teacher=tiny_teacher,
+            forget="class=dog",
+            fake_score_updates=3,
+            output_dir=str(tmp_path / "out"),
+            validation_steps=0,
+            checkpointing_steps=0,
+            final_eval_samples_per_class=0,
+        )
+    )
     trainer = SFDTrainer(cfg, validate(cfg))
     trainer.train()
     adam_steps = lambda opt: max(s["step"] for s in opt.state_dict()["state"].values())  # noqa: E731
@@ -256,8 +335,17 @@ def test_lr_schedule_counts_the_fake_score_updates(tiny_teacher, tiny_options, t
     from sfd.training.setup import validate
     from sfd.training.trainer import SFDTrainer
 
-    cfg = load_config(overrides=dict(tiny_options, teacher=tiny_teacher, forget="class=dog", fake_score_updates=3,
-                                     max_train_steps=4, lr_scheduler="linear", output_dir=str(tmp_path / "out")))
+    cfg = load_config(
+        overrides=dict(
+            tiny_options,
+            teacher=tiny_teacher,
+            forget="class=dog",
+            fake_score_updates=3,
+            max_train_steps=4,
+            lr_scheduler="linear",
+            output_dir=str(tmp_path / "out"),
+        )
+    )
     trainer = SFDTrainer(cfg, validate(cfg))
     for _ in range(3):
         trainer.fake_score_step()
@@ -272,8 +360,15 @@ def test_negative_forget_class_guides_forgotten_rows_against_their_own_class(tmp
     from sfd.training.setup import validate
 
     teacher = make_teacher(tmp_path / "t", guidance=1.5)
-    cfg = load_config(overrides=dict(teacher=str(teacher), forget="class=dog", override="random",
-                                     negative_forget_class=True, output_dir=str(tmp_path / "o")))
+    cfg = load_config(
+        overrides=dict(
+            teacher=str(teacher),
+            forget="class=dog",
+            override="random",
+            negative_forget_class=True,
+            output_dir=str(tmp_path / "o"),
+        )
+    )
     task = validate(cfg)
     task.load(cfg.teacher, "cpu")
     conds = task.draw(16, 0.5)
@@ -300,7 +395,9 @@ def test_edm_teacher_trains_and_exports_an_edm_one_step_pipeline(prediction_type
     out = tmp_path / "out"
     pipe = sfd.forget(str(teacher), forget="class=dog", output_dir=str(out), **tiny_options)
     loaded = OneStepClassConditionalPipeline.from_pretrained(out)
-    assert isinstance(loaded.scheduler, EDMEulerScheduler) and loaded.scheduler.config.prediction_type == prediction_type
+    assert (
+        isinstance(loaded.scheduler, EDMEulerScheduler) and loaded.scheduler.config.prediction_type == prediction_type
+    )
     card = json.loads((out / "training.json").read_text())
     assert card["steps"] == tiny_options["max_train_steps"]
     images = loaded(class_labels=[0, 1, 2], generator=torch.Generator().manual_seed(0), output_type="pt").images

@@ -25,9 +25,18 @@ from ..core.spec import ForgetSpec
 from ..pipelines import ClassConditionalDiffusionPipeline
 
 
-def esd_finetune(teacher, forget: str, override: str = "random", steps: int = 300, learning_rate: float = 1e-5,
-                 batch_size: int = 32, pool_size: int = 256, seed: int = 0, output_dir=None,
-                 progress: bool = True) -> ClassConditionalDiffusionPipeline:
+def esd_finetune(
+    teacher,
+    forget: str,
+    override: str = "random",
+    steps: int = 300,
+    learning_rate: float = 1e-5,
+    batch_size: int = 32,
+    pool_size: int = 256,
+    seed: int = 0,
+    output_dir=None,
+    progress: bool = True,
+) -> ClassConditionalDiffusionPipeline:
     pipe = load_pipeline(teacher)
     pipe.set_progress_bar_config(disable=True)
     spec = ForgetSpec.parse(forget, override, pipe.id2label)
@@ -57,7 +66,14 @@ def esd_finetune(teacher, forget: str, override: str = "random", steps: int = 30
         bar.set_postfix(loss=f"{loss.item():.4f}")
     unet.eval().requires_grad_(False)
     if output_dir is not None:
-        record = {"method": "esd", "steps": steps, "seconds": time.time() - start, "forget": spec.forget_names,
-                  "override": spec.describe()["override"], "learning_rate": learning_rate, "batch_size": batch_size}
+        record = {
+            "method": "esd",
+            "steps": steps,
+            "seconds": time.time() - start,
+            "forget": spec.forget_names,
+            "override": spec.describe()["override"],
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
+        }
         save_pretrained_atomic(pipe, output_dir, extra_files={"training.json": json.dumps(record, indent=1)})
     return pipe

@@ -20,22 +20,34 @@ from ..evaluation.relearn import DEFAULT_CHECKPOINTS, relearn_curve
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="sfd-attack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="sfd-attack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="attack", required=True)
     r = sub.add_parser("relearn", help="fine-tune on real images of the forgotten class and measure its return")
     r.add_argument("--model", required=True, help="pipeline folder (multi-step or one-step)")
     r.add_argument("--forget", required=True, help='the erased classes, e.g. "class=trouser"')
-    r.add_argument("--images", type=int, nargs="+", default=[10], help="real images per attacked class (one curve each)")
+    r.add_argument(
+        "--images", type=int, nargs="+", default=[10], help="real images per attacked class (one curve each)"
+    )
     r.add_argument("--steps", default=",".join(map(str, DEFAULT_CHECKPOINTS)), help="budgets at which to measure")
-    r.add_argument("--attack", default=None, help='classes the attacker holds images of (default: the forgotten ones)')
+    r.add_argument("--attack", default=None, help="classes the attacker holds images of (default: the forgotten ones)")
     r.add_argument("--benign", action="store_true", help="attack with remaining classes only (resurgence test)")
-    r.add_argument("--at_sampling_level", action="store_true", help="one-step generators: the adaptive attacker, "
-                   "whose denoising loss is taken at σ_init only (the level the generator is sampled at)")
+    r.add_argument(
+        "--at_sampling_level",
+        action="store_true",
+        help="one-step generators: the adaptive attacker, "
+        "whose denoising loss is taken at σ_init only (the level the generator is sampled at)",
+    )
     r.add_argument("--learning_rate", type=float, default=1e-4)
     r.add_argument("--batch_size", type=int, default=16)
     r.add_argument("--eval_samples", type=int, default=100, help="samples per forgotten class at each budget")
-    r.add_argument("--num_inference_steps", type=int, default=None, help="multi-step models: sampler steps "
-                   "(default: the pipeline's own)")
+    r.add_argument(
+        "--num_inference_steps",
+        type=int,
+        default=None,
+        help="multi-step models: sampler steps (default: the pipeline's own)",
+    )
     r.add_argument("--classifier", default=None, help="judge (default: assets/classifier)")
     r.add_argument("--seed", type=int, default=0, help="attacker's image choice and noise")
     r.add_argument("--eval_seed", type=int, default=1234)
@@ -49,8 +61,11 @@ def curves_table(curves: list[dict]) -> str:
     lines = [head, "|" + "---|" * (len(steps) + 4)]
     for c in curves:
         reach = "not reached" if c["steps_to_50pct"] is None else f"{c['steps_to_50pct']:.0f}"
-        lines.append(f"| {c['images_per_class']} | {', '.join(c['attacked'])} | "
-                     + " | ".join(f"{v:.1%}" for v in c["forget_accuracy"]) + f" | {c['area']:.3f} | {reach} |")
+        lines.append(
+            f"| {c['images_per_class']} | {', '.join(c['attacked'])} | "
+            + " | ".join(f"{v:.1%}" for v in c["forget_accuracy"])
+            + f" | {c['area']:.3f} | {reach} |"
+        )
     return "\n".join(lines)
 
 
@@ -59,16 +74,30 @@ def main(argv=None) -> None:
     try:
         steps = [int(s) for s in args.steps.split(",") if s.strip()]
     except ValueError:
-        raise SystemExit(f"sfd-attack: error: --steps takes step counts separated by commas, got {args.steps!r}") from None
+        raise SystemExit(
+            f"sfd-attack: error: --steps takes step counts separated by commas, got {args.steps!r}"
+        ) from None
     curves = []
     for n in args.images:
         try:
-            curves.append(relearn_curve(args.model, args.forget, n_images=n, checkpoints=steps, attack=args.attack,
-                                        benign=args.benign, at_sampling_level=args.at_sampling_level,
-                                        learning_rate=args.learning_rate,
-                                        batch_size=args.batch_size, eval_samples=args.eval_samples, seed=args.seed,
-                                        eval_seed=args.eval_seed, classifier=args.classifier,
-                                        num_inference_steps=args.num_inference_steps))
+            curves.append(
+                relearn_curve(
+                    args.model,
+                    args.forget,
+                    n_images=n,
+                    checkpoints=steps,
+                    attack=args.attack,
+                    benign=args.benign,
+                    at_sampling_level=args.at_sampling_level,
+                    learning_rate=args.learning_rate,
+                    batch_size=args.batch_size,
+                    eval_samples=args.eval_samples,
+                    seed=args.seed,
+                    eval_seed=args.eval_seed,
+                    classifier=args.classifier,
+                    num_inference_steps=args.num_inference_steps,
+                )
+            )
         except (SpecError, FileNotFoundError, ValueError) as err:
             raise SystemExit(f"sfd-attack: error: {err}") from None
     table = curves_table(curves)
@@ -78,12 +107,15 @@ def main(argv=None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "relearn.json").write_text(json.dumps(curves, indent=1))
         kind = "benign (remaining classes)" if args.benign else "relearning"
-        plot = plot_curves({f"n={c['images_per_class']}": c for c in curves}, out / "relearn.png",
-                           f"{kind} attack on {args.model}")
-        (out / "relearn.md").write_text(f"# sfd-attack relearn: {args.model}\n\nForgotten: {curves[0]['forget']}; "
-                                        f"{args.eval_samples} samples per forgotten class per budget, seed "
-                                        f"{args.eval_seed}; attacker seed {args.seed}, lr {args.learning_rate}.\n\n"
-                                        f"{table}\n\n![curve]({plot.name})\n")
+        plot = plot_curves(
+            {f"n={c['images_per_class']}": c for c in curves}, out / "relearn.png", f"{kind} attack on {args.model}"
+        )
+        (out / "relearn.md").write_text(
+            f"# sfd-attack relearn: {args.model}\n\nForgotten: {curves[0]['forget']}; "
+            f"{args.eval_samples} samples per forgotten class per budget, seed "
+            f"{args.eval_seed}; attacker seed {args.seed}, lr {args.learning_rate}.\n\n"
+            f"{table}\n\n![curve]({plot.name})\n"
+        )
         print(f"report written to {out}")
 
 

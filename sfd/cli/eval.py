@@ -32,24 +32,49 @@ def parse_args(argv=None):
     p.add_argument("--model", help="pipeline folder or Hub id to measure")
     p.add_argument("--reference", default=None, help="second model (e.g. the teacher) measured the same way")
     p.add_argument("--forget", default=None, help='e.g. "class=trouser"; without it every class counts as remaining')
-    p.add_argument("--override", default=None, help='for the floor: "class=NAME", "class=A,B" (a pool) or "random" '
-                   "(default: what the model's training.json records, else random)")
+    p.add_argument(
+        "--override",
+        default=None,
+        help='for the floor: "class=NAME", "class=A,B" (a pool) or "random" '
+        "(default: what the model's training.json records, else random)",
+    )
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER))
     p.add_argument("--reference_stats", default=str(DEFAULT_REFERENCE_STATS))
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="CLIP model for the CLIP check ('none' to skip)")
-    p.add_argument("--num_samples_per_class", type=int, default=100, help="per class (per prompt for text-to-image models)")
-    p.add_argument("--num_forget_samples", type=int, default=None,
-                   help="samples per forgotten class / forget prompt (default: as above)")
-    p.add_argument("--prompts", default=None, help="text-to-image: evaluation prompts, one per line (default: "
-                   "'a photo of a {concept}' per concept the model lists, else the forget prompts)")
-    p.add_argument("--gold", default=None, help="class models: a model retrained without the forgotten classes; "
-                   "adds the FID between the two models' remaining-class samples and the per-class accuracy gap")
+    p.add_argument(
+        "--num_samples_per_class", type=int, default=100, help="per class (per prompt for text-to-image models)"
+    )
+    p.add_argument(
+        "--num_forget_samples",
+        type=int,
+        default=None,
+        help="samples per forgotten class / forget prompt (default: as above)",
+    )
+    p.add_argument(
+        "--prompts",
+        default=None,
+        help="text-to-image: evaluation prompts, one per line (default: "
+        "'a photo of a {concept}' per concept the model lists, else the forget prompts)",
+    )
+    p.add_argument(
+        "--gold",
+        default=None,
+        help="class models: a model retrained without the forgotten classes; "
+        "adds the FID between the two models' remaining-class samples and the per-class accuracy gap",
+    )
     p.add_argument("--batch_size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", default=None, help="folder for metrics.json and report.md")
-    p.add_argument("--make-reference", dest="make_reference", nargs="?", const="", default=None, metavar="IMAGE_DIR",
-                   help="write FID reference features to --reference_stats: of IMAGE_DIR/<class>/*.png, or without "
-                        "a folder of the Fashion-MNIST test set")
+    p.add_argument(
+        "--make-reference",
+        dest="make_reference",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="IMAGE_DIR",
+        help="write FID reference features to --reference_stats: of IMAGE_DIR/<class>/*.png, or without "
+        "a folder of the Fashion-MNIST test set",
+    )
     return p.parse_args(argv)
 
 
@@ -64,13 +89,25 @@ def main(argv=None):
         args.reference_stats = None
     if is_text_to_image(args.model):
         return main_text(args)
-    kw = dict(forget=args.forget, override=args.override, classifier=ImageClassifierJudge.from_pretrained(args.classifier),
-              reference_stats=args.reference_stats, num_samples_per_class=args.num_samples_per_class,
-              batch_size=args.batch_size, seed=args.seed, num_forget_samples=args.num_forget_samples,
-              clip=None if args.clip.lower() == "none" else CLIPJudge.from_pretrained(args.clip))
+    kw = dict(
+        forget=args.forget,
+        override=args.override,
+        classifier=ImageClassifierJudge.from_pretrained(args.classifier),
+        reference_stats=args.reference_stats,
+        num_samples_per_class=args.num_samples_per_class,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        num_forget_samples=args.num_forget_samples,
+        clip=None if args.clip.lower() == "none" else CLIPJudge.from_pretrained(args.clip),
+    )
     if args.gold:
-        kw["gold"] = gold_samples(args.gold, args.forget, args.seed, **{k: v for k, v in kw.items() if k not in (
-            "forget", "seed", "reference_stats", "clip")}, progress=True)
+        kw["gold"] = gold_samples(
+            args.gold,
+            args.forget,
+            args.seed,
+            **{k: v for k, v in kw.items() if k not in ("forget", "seed", "reference_stats", "clip")},
+            progress=True,
+        )
     metrics = evaluate_model(args.model, **kw)
     reference = evaluate_model(args.reference, **kw) if args.reference else None
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
@@ -92,9 +129,16 @@ def main_text(args) -> None:
     if args.gold:
         raise SystemExit("sfd-eval: error: --gold is for class-conditional models (a retrain without the classes)")
     clip = CLIPJudge.from_pretrained(args.clip)
-    kw = dict(forget=args.forget, override=args.override, clip=clip, num_samples_per_prompt=args.num_samples_per_class,
-              num_forget_samples=args.num_forget_samples, batch_size=args.batch_size, seed=args.seed,
-              prompts=read_lines(args.prompts, "--prompts") if args.prompts else None)
+    kw = dict(
+        forget=args.forget,
+        override=args.override,
+        clip=clip,
+        num_samples_per_prompt=args.num_samples_per_class,
+        num_forget_samples=args.num_forget_samples,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        prompts=read_lines(args.prompts, "--prompts") if args.prompts else None,
+    )
     pipe = load_pipeline(args.model)
     if args.classifier.lower() != "none" and pipe.concepts:
         judge = ImageClassifierJudge.from_pretrained(args.classifier)
@@ -118,8 +162,14 @@ def main_text(args) -> None:
             out.mkdir(parents=True, exist_ok=True)
             prompts = metrics["forget_prompts"] + metrics["remain_prompts"]
             pictures["Samples: reference (left) and model (right), same seeds"] = plots.before_after_prompts(
-                pipe, ref_pipe, prompts, len(metrics["forget_prompts"]),
-                out / "before_after.png", seed=args.seed, concepts=pipe.concepts or metrics["forget"])
+                pipe,
+                ref_pipe,
+                prompts,
+                len(metrics["forget_prompts"]),
+                out / "before_after.png",
+                seed=args.seed,
+                concepts=pipe.concepts or metrics["forget"],
+            )
         write_report(metrics, Path(args.report), reference, pictures)
         print(f"report written to {args.report}")
 
@@ -127,17 +177,23 @@ def main_text(args) -> None:
 def report_pictures(args, metrics: dict, reference: dict | None) -> dict:
     out = Path(args.report)
     out.mkdir(parents=True, exist_ok=True)
-    pics = {"Per-class accuracy": plots.per_class_bars(metrics, reference, metrics["forget"], out / "per_class_accuracy.png")}
+    pics = {
+        "Per-class accuracy": plots.per_class_bars(
+            metrics, reference, metrics["forget"], out / "per_class_accuracy.png"
+        )
+    }
     if args.reference:
         model, ref = load_pipeline(args.model), load_pipeline(args.reference)
         for p in (model, ref):
             p.set_progress_bar_config(disable=True)
         spec = ForgetSpec.parse(args.forget or None, args.override, model.id2label)
         pics["Samples: reference (left) and model (right), same seeds"] = plots.before_after_grid(
-            model, ref, spec.id2label, spec.forget, out / "before_after.png", seed=args.seed)
+            model, ref, spec.id2label, spec.forget, out / "before_after.png", seed=args.seed
+        )
     if Path(args.model, "logs").exists():
         pics["Forget rate during training"] = plots.forget_rate_curve(
-            Path(args.model) / "logs" / "metrics.jsonl", out / "forget_rate.png")
+            Path(args.model) / "logs" / "metrics.jsonl", out / "forget_rate.png"
+        )
     return pics
 
 

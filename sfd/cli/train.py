@@ -19,9 +19,12 @@ from ..training.setup import validate
 
 def parse_args(argv=None) -> dict:
     """The flags given (unset ones stay out, so the config file and the defaults decide them)."""
-    p = argparse.ArgumentParser(prog="sfd-train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                argument_default=argparse.SUPPRESS)
+    p = argparse.ArgumentParser(
+        prog="sfd-train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
     p.add_argument("--config", help="YAML file of options (keys of configs/default.yaml)")
     p.add_argument("--learning_rate", type=float, help="set both learning rates")
     cli_arguments(p)
@@ -36,8 +39,9 @@ def parse_args(argv=None) -> dict:
 def main(argv=None) -> None:
     args = parse_args(argv)
     # the run's own messages (the override chosen, validation figures, resuming) at INFO, as diffusers' scripts do
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
-                        level=logging.INFO)
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S", level=logging.INFO
+    )
     try:
         cfg = load_config(args.pop("config", None), args)
         task = validate(cfg)

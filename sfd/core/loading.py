@@ -16,7 +16,11 @@ from ..pipelines.denoiser import scheduler_of_family
 
 def load_pipeline(path_or_pipe):
     """A pipeline object, or a saved folder / Hub id loaded with the right class from `pipelines`."""
-    if not isinstance(path_or_pipe, (str, bytes)) and hasattr(path_or_pipe, "__call__") and hasattr(path_or_pipe, "config"):
+    if (
+        not isinstance(path_or_pipe, (str, bytes))
+        and hasattr(path_or_pipe, "__call__")
+        and hasattr(path_or_pipe, "config")
+    ):
         return path_or_pipe
     path = Path(path_or_pipe)
     index = path / "model_index.json"
@@ -45,5 +49,11 @@ def load_text_to_image_teacher(path: str, weight_dtype=torch.float32) -> TextToI
     if (index.get("vae") or [None])[0] is not None:
         vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=weight_dtype)
     return TextToImageDiffusionPipeline(
-        unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler, vae=vae,
-        default_guidance_scale=index.get("default_guidance_scale", 4.5), concepts=index.get("concepts"))
+        unet=unet,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        vae=vae,
+        default_guidance_scale=index.get("default_guidance_scale", 4.5),
+        concepts=index.get("concepts"),
+    )

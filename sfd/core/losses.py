@@ -13,8 +13,14 @@ import torch.nn.functional as F
 from ..pipelines.denoiser import Denoiser, is_edm
 
 
-def sample_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, u_max: float = 0.8,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_sigmas(
+    n: int,
+    sigma_min: float,
+    sigma_max: float,
+    rho: float = 7.0,
+    u_max: float = 0.8,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """SiD's training σ: σ = (σ_max^{1/ρ} + (1−u)(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, u ~ U(0, u_max)."""
     u = torch.rand(n, generator=generator) * u_max
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
@@ -26,15 +32,21 @@ def edm_weight(sigma: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
-def fake_score_loss(y_fake: torch.Tensor, x_g: torch.Tensor, sigma: torch.Tensor,
-                    sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+def fake_score_loss(
+    y_fake: torch.Tensor, x_g: torch.Tensor, sigma: torch.Tensor, sample_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """L_ψ = E[λ(σ)·‖f_ψ(x_g + σε, σ, c) − x_g‖²]: denoising score matching on (stop-grad) generator samples."""
     per_sample = edm_weight(sigma.flatten()) * (y_fake - x_g).pow(2).flatten(1).mean(1)
     return _weighted_mean(per_sample, sample_weight)
 
 
-def sid_generator_loss(y_real: torch.Tensor, y_fake: torch.Tensor, x_g: torch.Tensor, alpha: float,
-                       sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+def sid_generator_loss(
+    y_real: torch.Tensor,
+    y_fake: torch.Tensor,
+    x_g: torch.Tensor,
+    alpha: float,
+    sample_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """L_SiD = Σ_pixels (y_real − y_fake)·[(y_real − x_g) − α·(y_real − y_fake)] / w,  w = sg(mean|y_real − x_g|)."""
     w = (y_real - x_g).abs().flatten(1).mean(1).clamp_min(1e-5).detach().view(-1, *([1] * (x_g.dim() - 1)))
     diff = y_real - y_fake
@@ -66,26 +78,36 @@ def denoising_loss(unet, scheduler, x0: torch.Tensor, cond: torch.Tensor, gen: t
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=gen).to(dev)
     x0, noise = x0.to(dev), torch.randn(x0.shape, generator=gen).to(dev)
     x_t = scheduler.add_noise(x0, noise, t)  # q(x_t | x_0)
-    target = {"epsilon": noise, "v_prediction": scheduler.get_velocity(x0, noise, t),
-              "sample": x0}[scheduler.config.prediction_type]
+    target = {"epsilon": noise, "v_prediction": scheduler.get_velocity(x0, noise, t), "sample": x0}[
+        scheduler.config.prediction_type
+    ]
     kwarg = "encoder_hidden_states" if cond.is_floating_point() else "class_labels"
     return F.mse_loss(unet(x_t, t, **{kwarg: cond.to(dev)}).sample.float(), target)
 
 
-def edm_denoising_loss(denoiser, sigma_data: float, x0: torch.Tensor, cond: torch.Tensor, gen: torch.Generator,
-                       p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
+def edm_denoising_loss(
+    denoiser,
+    sigma_data: float,
+    x0: torch.Tensor,
+    cond: torch.Tensor,
+    gen: torch.Generator,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+) -> torch.Tensor:
     """E_σ,ε λ(σ)·‖D(x₀ + σ·ε, σ, c) − x₀‖² with ln σ ~ N(P_mean, P_std²) (EDM, Karras et al. eq. 2 and Table 1)."""
     dev = next(denoiser.parameters()).device
     sigma = (torch.randn(len(x0), generator=gen) * p_std + p_mean).exp().view(-1, *([1] * (x0.dim() - 1)))
     noise = torch.randn(x0.shape, generator=gen)
     x0, sigma = x0.to(dev), sigma.to(dev)
-    per_sample = edm_weight(sigma.flatten(), sigma_data) * (denoiser(x0 + sigma * noise.to(dev), sigma, cond.to(dev)).float()
-                                                            - x0).pow(2).flatten(1).mean(1)
+    per_sample = edm_weight(sigma.flatten(), sigma_data) * (
+        denoiser(x0 + sigma * noise.to(dev), sigma, cond.to(dev)).float() - x0
+    ).pow(2).flatten(1).mean(1)
     return per_sample.mean()
 
 
-def sampling_level_loss(denoiser, sigma: float, x0: torch.Tensor, labels: torch.Tensor,
-                        gen: torch.Generator) -> torch.Tensor:
+def sampling_level_loss(
+    denoiser, sigma: float, x0: torch.Tensor, labels: torch.Tensor, gen: torch.Generator
+) -> torch.Tensor:
     """‖D(x₀ + σ·ε, σ, c) − x₀‖² at the one noise level σ = σ_init a one-step generator is sampled at
     (EDM's denoising loss, Karras et al. eq. 2, at a single σ): the adaptive attacker's loss."""
     noise = torch.randn(x0.shape, generator=gen)

@@ -47,13 +47,19 @@ def bootstrap_fid(features: np.ndarray, mu_ref, sigma_ref, n_boot: int = 20, see
     rng = np.random.default_rng(seed)
     f = np.asarray(features, dtype=np.float64)
     fid = frechet_distance(*feature_statistics(f), mu_ref, sigma_ref)
-    vals = np.array([frechet_distance(*feature_statistics(f[rng.integers(0, len(f), len(f))]), mu_ref, sigma_ref)
-                     for _ in range(n_boot)])
+    vals = np.array(
+        [
+            frechet_distance(*feature_statistics(f[rng.integers(0, len(f), len(f))]), mu_ref, sigma_ref)
+            for _ in range(n_boot)
+        ]
+    )
     lo, hi = np.quantile(vals, [0.025, 0.975]) - vals.mean()
     return float(max(0.0, fid + lo)), float(fid + hi)
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, max_points: int = 5000, seed: int = 0) -> tuple[float, float]:
+def precision_recall(
+    real: np.ndarray, fake: np.ndarray, k: int = 3, max_points: int = 5000, seed: int = 0
+) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al., 2019) with k-NN balls in feature space.
 
     precision: share of generated samples inside some real sample's k-NN ball (fidelity);

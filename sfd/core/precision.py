@@ -25,7 +25,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_mixed_precision(choice: str, use_cpu: bool | None = None) -> str:
-    """"auto" → "bf16" on a CUDA GPU that supports it or a CPU with bf16 kernels, otherwise "no" (fp32);
+    """ "auto" → "bf16" on a CUDA GPU that supports it or a CPU with bf16 kernels, otherwise "no" (fp32);
     an explicit "no" / "fp16" / "bf16" is returned unchanged. `use_cpu` forces the CPU answer (default: the
     device accelerate will pick, CUDA when there is one)."""
     if choice not in CHOICES:
@@ -43,5 +43,7 @@ def describe_machine() -> str:
     """Where a wall time was measured (model cards, benchmark files): the CPU's architecture and widest vector unit,
     its cores, torch's threads and version, and the GPU when there is one."""
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return (f"{platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores, "
-            f"{torch.get_num_threads()} torch threads, torch {torch.__version__}{gpu}")
+    return (
+        f"{platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}{gpu}"
+    )

@@ -58,7 +58,9 @@ def parse_forget(text: str) -> tuple[list[str], str | None]:
         elif key == "prompts":
             prompt_file = value.strip()
         elif key == "class":
-            raise SpecError("this teacher is text-to-image: forget a concept (--forget \"concept=sneaker\"), not a class")
+            raise SpecError(
+                'this teacher is text-to-image: forget a concept (--forget "concept=sneaker"), not a class'
+            )
         else:
             raise SpecError(f"--forget key {key!r} unknown for text-to-image teachers; use concept= and/or prompts=")
     if not concepts and prompt_file is None:
@@ -76,10 +78,16 @@ class Rewriter:
 
     @classmethod
     def parse(cls, override: str | None, concepts: Sequence[str]) -> "Rewriter":
-        if override is None or override.strip().lower() in ("random", "auto") or override.strip().lower().startswith("class="):
-            raise SpecError('text-to-image forgetting needs --override "PHRASE" (what to draw instead; "" deletes '
-                            'the concept) or --override "rules=FILE" (`old -> new` per line); random / auto / class= '
-                            'are for class-conditional teachers')
+        if (
+            override is None
+            or override.strip().lower() in ("random", "auto")
+            or override.strip().lower().startswith("class=")
+        ):
+            raise SpecError(
+                'text-to-image forgetting needs --override "PHRASE" (what to draw instead; "" deletes '
+                'the concept) or --override "rules=FILE" (`old -> new` per line); random / auto / class= '
+                "are for class-conditional teachers"
+            )
         if override.strip().lower().startswith("rules="):
             rules = []
             for line in read_lines(override.split("=", 1)[1].strip(), "--override rules"):
@@ -119,8 +127,14 @@ class PromptSpec:
     override_phrase: str | None = None  # the single phrase drawn instead, when there is one
 
     @classmethod
-    def parse(cls, forget: str, override: str | None, remain_prompts: Sequence[str],
-              negative_concepts: Sequence[str] | None = None, templates: Sequence[str] = DEFAULT_TEMPLATES) -> "PromptSpec":
+    def parse(
+        cls,
+        forget: str,
+        override: str | None,
+        remain_prompts: Sequence[str],
+        negative_concepts: Sequence[str] | None = None,
+        templates: Sequence[str] = DEFAULT_TEMPLATES,
+    ) -> "PromptSpec":
         concepts, prompt_file = parse_forget(forget)
         rewrite = Rewriter.parse(override, concepts)
         pattern = concept_pattern(concepts) if concepts else None
@@ -130,36 +144,52 @@ class PromptSpec:
             if pattern is not None:
                 missing = [p for p in forget_prompts if not pattern.search(p)]
                 if len(missing) == len(forget_prompts):
-                    raise SpecError(f"concept {concepts} not found in any forget prompt of {prompt_file} "
-                                    f"(e.g. {forget_prompts[0]!r}); check the spelling or the file")
+                    raise SpecError(
+                        f"concept {concepts} not found in any forget prompt of {prompt_file} "
+                        f"(e.g. {forget_prompts[0]!r}); check the spelling or the file"
+                    )
                 if missing:
-                    raise SpecError(f"{len(missing)} forget prompt(s) of {prompt_file} lack the concept {concepts}, "
-                                    f"e.g. {missing[0]!r}: they could not be rewritten; fix them or use rules=")
+                    raise SpecError(
+                        f"{len(missing)} forget prompt(s) of {prompt_file} lack the concept {concepts}, "
+                        f"e.g. {missing[0]!r}: they could not be rewritten; fix them or use rules="
+                    )
         elif any(pattern.search(p) for p in pool):
             forget_prompts = [p for p in pool if pattern.search(p)]
         else:
             forget_prompts = [t.format(c) for c in concepts for t in templates]
-            logger.warning(f"the concept(s) {concepts} appear in none of the {len(pool)} remaining prompts; "
-                           f"forgetting the template prompts {forget_prompts[:2]}… (check the spelling, or pass prompts=FILE)")
+            logger.warning(
+                f"the concept(s) {concepts} appear in none of the {len(pool)} remaining prompts; "
+                f"forgetting the template prompts {forget_prompts[:2]}… (check the spelling, or pass prompts=FILE)"
+            )
         forget_prompts = list(dict.fromkeys(forget_prompts))
         overrides = [rewrite(p) for p in forget_prompts]
         unchanged = [p for p, o in zip(forget_prompts, overrides) if o is None]
         if unchanged:
-            raise SpecError(f"the override leaves {len(unchanged)} forget prompt(s) unchanged, e.g. {unchanged[0]!r}: "
-                            "the forgotten and the override prompt would coincide")
+            raise SpecError(
+                f"the override leaves {len(unchanged)} forget prompt(s) unchanged, e.g. {unchanged[0]!r}: "
+                "the forgotten and the override prompt would coincide"
+            )
         forget_set = {p.lower() for p in forget_prompts}
         remain = [p for p in pool if p.lower() not in forget_set and not (pattern and pattern.search(p))]
         if not remain:
-            raise SpecError("no remaining prompts are left once the forget prompts are removed; pass --remain_prompts FILE")
+            raise SpecError(
+                "no remaining prompts are left once the forget prompts are removed; pass --remain_prompts FILE"
+            )
         negative = ", ".join(negative_concepts) if negative_concepts else None
-        return cls(tuple(forget_prompts), tuple(overrides), tuple(remain), tuple(concepts), negative, rewrite.phrase or None)
+        return cls(
+            tuple(forget_prompts), tuple(overrides), tuple(remain), tuple(concepts), negative, rewrite.phrase or None
+        )
 
     def describe(self) -> dict:
-        return {"forget": list(self.concepts) or [f"{len(self.forget_prompts)} prompts"],
-                "override": self.override_phrase if self.override_phrase is not None else
-                f"{len(set(self.override_prompts))} rewritten prompts",
-                "forget_prompts": len(self.forget_prompts), "remain_prompts": len(self.remain_prompts),
-                "negative_prompt": self.negative_prompt}
+        return {
+            "forget": list(self.concepts) or [f"{len(self.forget_prompts)} prompts"],
+            "override": self.override_phrase
+            if self.override_phrase is not None
+            else f"{len(set(self.override_prompts))} rewritten prompts",
+            "forget_prompts": len(self.forget_prompts),
+            "remain_prompts": len(self.remain_prompts),
+            "negative_prompt": self.negative_prompt,
+        }
 
     def request(self) -> dict:
         """What the user asked for (a resumed run must ask the same)."""

@@ -10,8 +10,9 @@ from tqdm.auto import tqdm
 
 
 @torch.no_grad()
-def sample_conditioned(pipe, conditions: Sequence, key: str, batch_size: int = 100, seed: int = 0,
-                       progress: bool = True, **call_kwargs) -> tuple[torch.Tensor, float]:
+def sample_conditioned(
+    pipe, conditions: Sequence, key: str, batch_size: int = 100, seed: int = 0, progress: bool = True, **call_kwargs
+) -> tuple[torch.Tensor, float]:
     """Images in [0, 1] for `conditions` (passed to the pipeline as `key`), batch k drawn with a
     torch.Generator seeded `seed + k`; and the seconds taken."""
     conditions = list(conditions)
@@ -24,14 +25,16 @@ def sample_conditioned(pipe, conditions: Sequence, key: str, batch_size: int = 1
     return torch.cat(out), time.perf_counter() - start
 
 
-def sample_classes(pipe, labels: Sequence[int], batch_size: int = 100, seed: int = 0, progress: bool = True,
-                   **call_kwargs) -> tuple[torch.Tensor, float]:
+def sample_classes(
+    pipe, labels: Sequence[int], batch_size: int = 100, seed: int = 0, progress: bool = True, **call_kwargs
+) -> tuple[torch.Tensor, float]:
     """Class-conditional samples (see `sample_conditioned`)."""
     return sample_conditioned(pipe, labels, "class_labels", batch_size, seed, progress, **call_kwargs)
 
 
-def sample_prompts(pipe, prompts: Sequence[str], batch_size: int = 100, seed: int = 0, progress: bool = True,
-                   **call_kwargs) -> tuple[torch.Tensor, float]:
+def sample_prompts(
+    pipe, prompts: Sequence[str], batch_size: int = 100, seed: int = 0, progress: bool = True, **call_kwargs
+) -> tuple[torch.Tensor, float]:
     """Text-to-image samples (see `sample_conditioned`)."""
     return sample_conditioned(pipe, prompts, "prompt", batch_size, seed, progress, **call_kwargs)
 

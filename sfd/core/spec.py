@@ -8,7 +8,9 @@ from typing import Mapping, Sequence
 import torch
 
 RANDOM = "random"
-AUTO = "auto"  # a fixed override the teacher chooses (sfd.training.override_choice), resolved once the teacher is loaded
+AUTO = (
+    "auto"  # a fixed override the teacher chooses (sfd.training.override_choice), resolved once the teacher is loaded
+)
 FAR = "far"  # a random override per sample among the remaining classes the teacher finds farthest (sfd.training.override_choice)
 CHOOSERS = (AUTO, FAR)
 
@@ -69,8 +71,9 @@ class ForgetSpec:
     pool: tuple[int, ...] = ()
 
     @classmethod
-    def parse(cls, forget: str | None, override: str | None, id2label: Mapping[int, str],
-              allow_auto: bool = True) -> "ForgetSpec":
+    def parse(
+        cls, forget: str | None, override: str | None, id2label: Mapping[int, str], allow_auto: bool = True
+    ) -> "ForgetSpec":
         """`forget=None` means nothing is forgotten (every class counts as remaining, e.g. to measure a teacher).
         `allow_auto=False` where no teacher is at hand to choose the class (measuring a model)."""
         id2label = {int(k): v for k, v in id2label.items()}
@@ -87,9 +90,11 @@ class ForgetSpec:
         word = override.strip().lower() if override is not None else RANDOM
         if word in CHOOSERS:
             if not allow_auto:
-                raise SpecError(f"--override {word} is chosen from the teacher during training; name the class the "
-                                "run chose (its model card's 'Forgotten' line), e.g. --override class=bag, or the "
-                                "pool far chose, e.g. --override class=sneaker,bag")
+                raise SpecError(
+                    f"--override {word} is chosen from the teacher during training; name the class the "
+                    "run chose (its model card's 'Forgotten' line), e.g. --override class=bag, or the "
+                    "pool far chose, e.g. --override class=sneaker,bag"
+                )
             return cls(tuple(forget_ids), None, id2label, chooser=word)
         if word == RANDOM:
             return cls(tuple(forget_ids), None, id2label)
@@ -97,8 +102,9 @@ class ForgetSpec:
         override_ids = resolve_classes(o_items, id2label, "--override")
         clash = [id2label[i] for i in override_ids if i in forget_ids]
         if clash:
-            raise SpecError(f"--override {clash[0]!r} is also being forgotten; pick remaining classes, 'auto', 'far' "
-                            "or 'random'")
+            raise SpecError(
+                f"--override {clash[0]!r} is also being forgotten; pick remaining classes, 'auto', 'far' or 'random'"
+            )
         if len(override_ids) == 1:
             return cls(tuple(forget_ids), override_ids[0], id2label)
         return cls(tuple(forget_ids), None, id2label, pool=tuple(override_ids))  # random among the named classes
@@ -119,7 +125,9 @@ class ForgetSpec:
     def override_classes(self) -> tuple[int, ...]:
         """The classes the override is drawn from: the fixed one, the pool, or every remaining class."""
         if self.needs_resolving:
-            raise SpecError(f"--override {self.chooser} has not been resolved: the teacher chooses it when it is loaded")
+            raise SpecError(
+                f"--override {self.chooser} has not been resolved: the teacher chooses it when it is loaded"
+            )
         return (self.override,) if self.override is not None else (self.pool or self.remaining)
 
     def resolved(self, override: int | None = None, pool: Sequence[int] = ()) -> "ForgetSpec":
@@ -136,9 +144,11 @@ class ForgetSpec:
             override = self.id2label[self.override]
         else:
             override = self.chooser if self.needs_resolving else RANDOM
-        return ({"forget": self.forget_names, "override": override}
-                | ({"override_pool": [self.id2label[c] for c in self.pool]} if self.pool else {})
-                | ({"override_chosen_by": self.chooser} if self.chooser else {}))
+        return (
+            {"forget": self.forget_names, "override": override}
+            | ({"override_pool": [self.id2label[c] for c in self.pool]} if self.pool else {})
+            | ({"override_chosen_by": self.chooser} if self.chooser else {})
+        )
 
     def request(self) -> dict:
         """What the user asked for (a resumed run must ask the same): like `describe`, with a chooser unresolved."""

@@ -11,8 +11,13 @@ from PIL import Image, ImageDraw
 from .prompts import concept_pattern
 
 
-def class_grid(images: torch.Tensor, per_row: int, marked_rows: Sequence[int] = (), scale: int = 2,
-               row_names: Sequence[str] | None = None) -> Image.Image:
+def class_grid(
+    images: torch.Tensor,
+    per_row: int,
+    marked_rows: Sequence[int] = (),
+    scale: int = 2,
+    row_names: Sequence[str] | None = None,
+) -> Image.Image:
     """`images` in [0, 1], (rows·per_row, C, H, W), row-major; returns an RGB grid."""
     n, c, h, w = images.shape
     rows = n // per_row
@@ -34,7 +39,11 @@ def class_grid(images: torch.Tensor, per_row: int, marked_rows: Sequence[int] = 
     if row_names:
         draw = ImageDraw.Draw(img)
         for i, name in enumerate(row_names):
-            draw.text((4, (pad + i * (h + pad)) * scale + 4), name[:14], fill=(255, 80, 80) if i in set(marked_rows) else (230, 230, 230))
+            draw.text(
+                (4, (pad + i * (h + pad)) * scale + 4),
+                name[:14],
+                fill=(255, 80, 80) if i in set(marked_rows) else (230, 230, 230),
+            )
     return img
 
 

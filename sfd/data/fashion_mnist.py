@@ -12,8 +12,16 @@ import torch
 # The dataset's own label names, in label-id order. Models carry their names in their saved
 # config; this list is only used when an asset is first trained on the dataset.
 FASHION_MNIST_CLASSES = (
-    "t-shirt/top", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
 )
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"

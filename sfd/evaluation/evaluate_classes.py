@@ -28,10 +28,17 @@ from .judges import CLIPJudge, ImageClassifierJudge, classify
 from .reference import forget_accuracy_floor, load_reference
 
 
-def class_metrics(probs: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor, spec: ForgetSpec,
-                  label_map: dict[int, int], ref_features: torch.Tensor | None = None,
-                  ref_labels: torch.Tensor | None = None, seed: int = 0,
-                  ref_predictions: torch.Tensor | None = None) -> dict:
+def class_metrics(
+    probs: torch.Tensor,
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    spec: ForgetSpec,
+    label_map: dict[int, int],
+    ref_features: torch.Tensor | None = None,
+    ref_labels: torch.Tensor | None = None,
+    seed: int = 0,
+    ref_predictions: torch.Tensor | None = None,
+) -> dict:
     """All classifier-based figures from per-sample probabilities; `labels` are generator class ids. With the
     reference images' labels and the classifier's predictions of them, also the forget-accuracy floor."""
     cls_of = torch.tensor([label_map[int(c)] for c in labels])
@@ -46,23 +53,35 @@ def class_metrics(probs: torch.Tensor, feats: torch.Tensor, labels: torch.Tensor
             m["per_class_accuracy"][name] = float(hit[sel].mean())
     if forgotten.any():
         fa = hit[forgotten]  # divided by the number of samples of the forgotten class(es) only
-        m.update(forget_accuracy=float(fa.mean()), forget_accuracy_ci=bootstrap_ci(fa, seed=seed),
-                 unlearning_accuracy=float(1 - fa.mean()), forget_prob_mean=float(own_prob[forgotten].mean()),
-                 forget_entropy_mean=float(ent[forgotten].mean()), forget_samples=int(forgotten.sum()))
+        m.update(
+            forget_accuracy=float(fa.mean()),
+            forget_accuracy_ci=bootstrap_ci(fa, seed=seed),
+            unlearning_accuracy=float(1 - fa.mean()),
+            forget_prob_mean=float(own_prob[forgotten].mean()),
+            forget_entropy_mean=float(ent[forgotten].mean()),
+            forget_samples=int(forgotten.sum()),
+        )
         if ref_labels is not None and ref_predictions is not None:
             m["forget_accuracy_floor"] = forget_accuracy_floor(ref_labels, ref_predictions, spec, label_map)
     rem = ~forgotten
-    m.update(remaining_accuracy=float(hit[rem].mean()), remaining_accuracy_ci=bootstrap_ci(hit[rem], seed=seed),
-             remaining_samples=int(rem.sum()))
+    m.update(
+        remaining_accuracy=float(hit[rem].mean()),
+        remaining_accuracy_ci=bootstrap_ci(hit[rem], seed=seed),
+        remaining_samples=int(rem.sum()),
+    )
     if ref_features is not None:
         ref_cls = [label_map[i] for i in spec.remaining]
         ref = ref_features[torch.isin(ref_labels, torch.tensor(ref_cls))].numpy()
         mu_r, sig_r = feature_statistics(ref)
         f = feats[torch.from_numpy(rem)].numpy()
         precision, recall = precision_recall(ref, f, seed=seed)
-        m.update(fid_remaining=frechet_distance(*feature_statistics(f), mu_r, sig_r),
-                 fid_remaining_ci=bootstrap_fid(f, mu_r, sig_r, seed=seed), fid_reference_images=len(ref),
-                 precision_remaining=precision, recall_remaining=recall)
+        m.update(
+            fid_remaining=frechet_distance(*feature_statistics(f), mu_r, sig_r),
+            fid_remaining_ci=bootstrap_fid(f, mu_r, sig_r, seed=seed),
+            fid_reference_images=len(ref),
+            precision_remaining=precision,
+            recall_remaining=recall,
+        )
     return m
 
 
@@ -82,11 +101,22 @@ def recorded_override(model, forget_names: list[str]) -> str | None:
     return f"class={override}" if isinstance(override, str) and override != "random" else None
 
 
-def evaluate_model(model, forget: str | None, override: str | None = None, classifier=DEFAULT_CLASSIFIER,
-                   reference_stats=DEFAULT_REFERENCE_STATS, num_samples_per_class: int = 100,
-                   batch_size: int = 100, seed: int = 0, progress: bool = True,
-                   num_forget_samples: int | None = None, clip=None, prompt_template: str = "a photo of a {}",
-                   gold=None, keep_features: bool = False) -> dict:
+def evaluate_model(
+    model,
+    forget: str | None,
+    override: str | None = None,
+    classifier=DEFAULT_CLASSIFIER,
+    reference_stats=DEFAULT_REFERENCE_STATS,
+    num_samples_per_class: int = 100,
+    batch_size: int = 100,
+    seed: int = 0,
+    progress: bool = True,
+    num_forget_samples: int | None = None,
+    clip=None,
+    prompt_template: str = "a photo of a {}",
+    gold=None,
+    keep_features: bool = False,
+) -> dict:
     """Sample `num_samples_per_class` images of every remaining class (and `num_forget_samples`, default
     the same, of every forgotten class) from `model` and measure them. With `clip` (a CLIPJudge or a
     path) also CLIP's zero-shot detection of the forgotten classes and the CLIP score of the rest. With
@@ -97,38 +127,74 @@ def evaluate_model(model, forget: str | None, override: str | None = None, class
     if override is None:  # the floor is the override's: take the one the run recorded (e.g. chosen by `auto`)
         override = recorded_override(model, ForgetSpec.parse(forget or None, None, pipe.id2label).forget_names)
     spec = ForgetSpec.parse(forget or None, override, pipe.id2label, allow_auto=False)
-    judge = classifier if isinstance(classifier, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(classifier)
+    judge = (
+        classifier
+        if isinstance(classifier, ImageClassifierJudge)
+        else ImageClassifierJudge.from_pretrained(classifier)
+    )
     label_map = judge.match_labels(spec.id2label)
     n_forget = num_samples_per_class if num_forget_samples is None else num_forget_samples
-    labels = torch.cat([torch.full((num_samples_per_class,), c) for c in spec.remaining]
-                       + [torch.full((n_forget,), c) for c in spec.forget])
+    labels = torch.cat(
+        [torch.full((num_samples_per_class,), c) for c in spec.remaining]
+        + [torch.full((n_forget,), c) for c in spec.forget]
+    )
     images, seconds = sample_classes(pipe, labels.tolist(), batch_size, seed, progress)
     probs, feats = classify(judge, images)
     ref = load_reference(reference_stats) if reference_stats else {}
-    m = class_metrics(probs, feats, labels, spec, label_map, ref.get("features"), ref.get("labels"), seed,
-                      ref_predictions=ref.get("predictions"))
+    m = class_metrics(
+        probs,
+        feats,
+        labels,
+        spec,
+        label_map,
+        ref.get("features"),
+        ref.get("labels"),
+        seed,
+        ref_predictions=ref.get("predictions"),
+    )
     feats_remaining = feats[~spec.is_forgotten(labels)].numpy()
     if gold is not None:
         if not isinstance(gold, GoldSamples):
-            gold = gold_samples(gold, forget, seed, override=override, classifier=judge,
-                                num_samples_per_class=num_samples_per_class, batch_size=batch_size,
-                                progress=progress, num_forget_samples=num_forget_samples)
+            gold = gold_samples(
+                gold,
+                forget,
+                seed,
+                override=override,
+                classifier=judge,
+                num_samples_per_class=num_samples_per_class,
+                batch_size=batch_size,
+                progress=progress,
+                num_forget_samples=num_forget_samples,
+            )
         m.update(gold_alignment(feats_remaining, m["per_class_accuracy"], gold, seed))
     if keep_features:
         m["features_remaining"] = feats_remaining
     if clip is not None:
         clip = clip if isinstance(clip, CLIPJudge) else CLIPJudge.from_pretrained(clip)
         m.update(clip_metrics(clip, images, labels, spec, prompt_template, seed))
-    m.update(kind="class", model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
-             forget=spec.describe()["forget"], num_samples_per_class=num_samples_per_class,
-             num_forget_samples=n_forget, seed=seed,
-             batch_size=batch_size, sampling_seconds=seconds, images_per_second=len(labels) / seconds,
-             nfe_per_image=nfe_per_image(pipe))
+    m.update(
+        kind="class",
+        model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
+        forget=spec.describe()["forget"],
+        num_samples_per_class=num_samples_per_class,
+        num_forget_samples=n_forget,
+        seed=seed,
+        batch_size=batch_size,
+        sampling_seconds=seconds,
+        images_per_second=len(labels) / seconds,
+        nfe_per_image=nfe_per_image(pipe),
+    )
     return m
 
 
-def clip_metrics(clip: CLIPJudge, images: torch.Tensor, labels: torch.Tensor, spec: ForgetSpec,
-                 template: str = "a photo of a {}", seed: int = 0) -> dict:
+def clip_metrics(
+    clip: CLIPJudge,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    spec: ForgetSpec,
+    template: str = "a photo of a {}",
+    seed: int = 0,
+) -> dict:
     """clip_forget_detection: share of forgotten-class samples whose zero-shot class (over all class
     prompts) is a forgotten one; clip_score: mean CLIPScore of remaining-class samples with their prompt."""
     names = [spec.id2label[i] for i in sorted(spec.id2label)]
@@ -136,13 +202,16 @@ def clip_metrics(clip: CLIPJudge, images: torch.Tensor, labels: torch.Tensor, sp
     forgotten = spec.is_forgotten(labels)
     m: dict = {}
     if forgotten.any():
-        pred = torch.cat([clip.zero_shot(images[forgotten][i : i + 500], prompts) for i in range(0, int(forgotten.sum()), 500)])
+        pred = torch.cat(
+            [clip.zero_shot(images[forgotten][i : i + 500], prompts) for i in range(0, int(forgotten.sum()), 500)]
+        )
         hit = torch.isin(pred, torch.tensor(spec.forget)).numpy().astype(np.float64)
         m.update(clip_forget_detection=float(hit.mean()), clip_forget_detection_ci=bootstrap_ci(hit, seed=seed))
     rem = ~forgotten
     rem_images, rem_prompts = images[rem], [prompts[int(c)] for c in labels[rem]]
-    scores = torch.cat([clip.clip_score(rem_images[i : i + 500], rem_prompts[i : i + 500])
-                        for i in range(0, len(rem_images), 500)]).numpy()
+    scores = torch.cat(
+        [clip.clip_score(rem_images[i : i + 500], rem_prompts[i : i + 500]) for i in range(0, len(rem_images), 500)]
+    ).numpy()
     m.update(clip_score=float(scores.mean()), clip_score_ci=bootstrap_ci(scores, seed=seed))
     return m
 

@@ -41,18 +41,31 @@ class GoldSamples:
 
         with safe_open(str(path), "pt") as f:
             meta = f.metadata()
-        return cls(load_file(str(path))["features"].numpy(), json.loads(meta["per_class_accuracy"]), meta["model"],
-                   int(meta["seed"]))
+        return cls(
+            load_file(str(path))["features"].numpy(),
+            json.loads(meta["per_class_accuracy"]),
+            meta["model"],
+            int(meta["seed"]),
+        )
 
 
-def gold_alignment(features_remaining: np.ndarray, per_class_accuracy: dict[str, float], gold: GoldSamples,
-                   seed: int = 0) -> dict:
+def gold_alignment(
+    features_remaining: np.ndarray, per_class_accuracy: dict[str, float], gold: GoldSamples, seed: int = 0
+) -> dict:
     """FID(model, gold) on the remaining classes (Fréchet distance of the two feature Gaussians) with its
     bootstrap interval, and |accuracy(model) − accuracy(gold)| per class, its mean and max (points)."""
     mu_g, sig_g = feature_statistics(gold.features)
-    gap = {name: 100 * abs(acc - gold.per_class_accuracy[name])
-           for name, acc in per_class_accuracy.items() if name in gold.per_class_accuracy}
-    return {"fid_to_gold": frechet_distance(*feature_statistics(features_remaining), mu_g, sig_g),
-            "fid_to_gold_ci": bootstrap_fid(features_remaining, mu_g, sig_g, seed=seed),
-            "accuracy_gap_to_gold_pts": gap, "accuracy_gap_to_gold_mean_pts": float(np.mean(list(gap.values()))),
-            "accuracy_gap_to_gold_max_pts": float(max(gap.values())), "gold_model": gold.model, "gold_seed": gold.seed}
+    gap = {
+        name: 100 * abs(acc - gold.per_class_accuracy[name])
+        for name, acc in per_class_accuracy.items()
+        if name in gold.per_class_accuracy
+    }
+    return {
+        "fid_to_gold": frechet_distance(*feature_statistics(features_remaining), mu_g, sig_g),
+        "fid_to_gold_ci": bootstrap_fid(features_remaining, mu_g, sig_g, seed=seed),
+        "accuracy_gap_to_gold_pts": gap,
+        "accuracy_gap_to_gold_mean_pts": float(np.mean(list(gap.values()))),
+        "accuracy_gap_to_gold_max_pts": float(max(gap.values())),
+        "gold_model": gold.model,
+        "gold_seed": gold.seed,
+    }

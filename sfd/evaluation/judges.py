@@ -72,8 +72,6 @@ class ImageClassifierJudge:
         return mapping
 
 
-
-
 def _image_preprocessing(path: Path, default_size=None):
     """mean, std and size from a saved `preprocessor_config.json` (CLIP's defaults when there is none)."""
     mean, std, size = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), default_size
@@ -120,7 +118,7 @@ class CLIPJudge:
     def from_pretrained(cls, path: str | os.PathLike = DEFAULT_CLIP) -> "CLIPJudge":
         """A transformers CLIP folder or Hub id, or `open_clip:ARCH/PRETRAINED` for the open_clip backend."""
         if str(path).startswith("open_clip:"):
-            return OpenCLIPJudge.from_name(str(path)[len("open_clip:"):])
+            return OpenCLIPJudge.from_name(str(path)[len("open_clip:") :])
         from transformers import AutoTokenizer, CLIPModel
 
         if str(path).startswith((".", "/", "~")) and not Path(path).expanduser().exists():
@@ -162,7 +160,9 @@ class OpenCLIPJudge(CLIPJudge):
         model, _, _ = open_clip.create_model_and_transforms(arch, pretrained=pretrained or None)
         size = model.visual.image_size
         size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-        return cls(model, open_clip.get_tokenizer(arch), open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD, size)
+        return cls(
+            model, open_clip.get_tokenizer(arch), open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD, size
+        )
 
     @torch.no_grad()
     def image_embeds(self, images: torch.Tensor) -> torch.Tensor:
@@ -175,5 +175,7 @@ class OpenCLIPJudge(CLIPJudge):
 
 def classify(judge: ImageClassifierJudge, images: torch.Tensor, batch_size: int = 500):
     """Softmax probabilities and features of `images` (in [0, 1]) by the judge, in batches."""
-    logits, feats = zip(*(judge.logits_and_features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)))
+    logits, feats = zip(
+        *(judge.logits_and_features(images[i : i + batch_size]) for i in range(0, len(images), batch_size))
+    )
     return torch.cat(logits).softmax(-1), torch.cat(feats)

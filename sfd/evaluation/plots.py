@@ -21,8 +21,17 @@ def _pyplot():
     return plt
 
 
-def _side_by_side(model_pipe, reference_pipe, rows: list, key: str, names: list[str], marked: list[int],
-                  path: Path, per_row: int, seed: int) -> Path:
+def _side_by_side(
+    model_pipe,
+    reference_pipe,
+    rows: list,
+    key: str,
+    names: list[str],
+    marked: list[int],
+    path: Path,
+    per_row: int,
+    seed: int,
+) -> Path:
     """`per_row` samples of each row's condition (passed as `key`) through both pipelines with the same seeds;
     reference (left) and model (right), marked rows flagged."""
 
@@ -39,20 +48,39 @@ def _side_by_side(model_pipe, reference_pipe, rows: list, key: str, names: list[
     return path
 
 
-def before_after_grid(model_pipe, reference_pipe, id2label: dict, forgotten, path: Path, per_row: int = 8,
-                      seed: int = 0) -> Path:
+def before_after_grid(
+    model_pipe, reference_pipe, id2label: dict, forgotten, path: Path, per_row: int = 8, seed: int = 0
+) -> Path:
     """One row per class, forgotten classes marked."""
     ids = sorted(id2label)
     marked = [i for i, c in enumerate(ids) if c in set(forgotten)]
-    return _side_by_side(model_pipe, reference_pipe, ids, "class_labels", [id2label[c] for c in ids], marked, path,
-                         per_row, seed)
+    return _side_by_side(
+        model_pipe, reference_pipe, ids, "class_labels", [id2label[c] for c in ids], marked, path, per_row, seed
+    )
 
 
-def before_after_prompts(model_pipe, reference_pipe, prompts: list[str], num_forget: int, path: Path,
-                         per_row: int = 8, seed: int = 0, concepts=()) -> Path:
+def before_after_prompts(
+    model_pipe,
+    reference_pipe,
+    prompts: list[str],
+    num_forget: int,
+    path: Path,
+    per_row: int = 8,
+    seed: int = 0,
+    concepts=(),
+) -> Path:
     """One row per prompt, the first `num_forget` (forget prompts) marked."""
-    return _side_by_side(model_pipe, reference_pipe, prompts, "prompt", [prompt_label(p, concepts) for p in prompts],
-                         list(range(num_forget)), path, per_row, seed)
+    return _side_by_side(
+        model_pipe,
+        reference_pipe,
+        prompts,
+        "prompt",
+        [prompt_label(p, concepts) for p in prompts],
+        list(range(num_forget)),
+        path,
+        per_row,
+        seed,
+    )
 
 
 def per_class_bars(model: dict, reference: dict | None, forgotten_names, path: Path) -> Path:
@@ -63,7 +91,9 @@ def per_class_bars(model: dict, reference: dict | None, forgotten_names, path: P
     if reference:
         ax.bar(x - 0.2, [reference["per_class_accuracy"].get(n, 0) for n in names], 0.4, label="reference")
     ax.bar(x + (0.2 if reference else 0), [model["per_class_accuracy"][n] for n in names], 0.4, label="model")
-    ax.set_xticks(x.tolist(), [n + (" (forgotten)" if n in forgotten_names else "") for n in names], rotation=30, ha="right")
+    ax.set_xticks(
+        x.tolist(), [n + (" (forgotten)" if n in forgotten_names else "") for n in names], rotation=30, ha="right"
+    )
     ax.set_ylabel("classified as its class")
     ax.set_ylim(0, 1)
     return _save(fig, ax, path)

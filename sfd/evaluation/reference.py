@@ -25,7 +25,9 @@ def load_reference(path=DEFAULT_REFERENCE_STATS) -> dict[str, torch.Tensor]:
     classifier's "predictions"."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"FID reference features not found: {path} (make them with `sfd-eval --make-reference`)")
+        raise FileNotFoundError(
+            f"FID reference features not found: {path} (make them with `sfd-eval --make-reference`)"
+        )
     return load_file(str(path))
 
 
@@ -43,18 +45,23 @@ def load_reference_predictions(path=DEFAULT_REFERENCE_STATS) -> tuple[torch.Tens
     return (data["labels"], data["predictions"]) if "predictions" in data else None
 
 
-def forget_accuracy_floor(ref_labels: torch.Tensor, ref_predictions: torch.Tensor, spec: ForgetSpec,
-                          label_map: dict[int, int]) -> float:
+def forget_accuracy_floor(
+    ref_labels: torch.Tensor, ref_predictions: torch.Tensor, spec: ForgetSpec, label_map: dict[int, int]
+) -> float:
     """The forget accuracy of a perfect eraser that draws real images of the override class(es): the share the
     classifier labels as the forgotten class, averaged as the override is drawn (uniformly over the remaining
     classes for `random`, over the pool for `far`) and over the forgotten classes."""
-    rates = [(ref_predictions[ref_labels == label_map[c]] == label_map[f]).double().mean()
-             for f in spec.forget for c in spec.override_classes]
+    rates = [
+        (ref_predictions[ref_labels == label_map[c]] == label_map[f]).double().mean()
+        for f in spec.forget
+        for c in spec.override_classes
+    ]
     return float(torch.stack(rates).mean())
 
 
-def make_reference(classifier=DEFAULT_CLASSIFIER, out=DEFAULT_REFERENCE_STATS, data_root=None,
-                   image_dir: str | None = None) -> Path:
+def make_reference(
+    classifier=DEFAULT_CLASSIFIER, out=DEFAULT_REFERENCE_STATS, data_root=None, image_dir: str | None = None
+) -> Path:
     """Classifier features of real images, saved for FID, with their labels and the classifier's predictions of
     them (for the forget-accuracy floor): the 10,000 Fashion-MNIST test images, or the images under `image_dir`
     (one sub-folder per class, named as the classifier's labels)."""
@@ -67,8 +74,11 @@ def make_reference(classifier=DEFAULT_CLASSIFIER, out=DEFAULT_REFERENCE_STATS, d
         x, source = (x + 1) / 2, "fashion-mnist test"
     probs, feats = classify(judge, x)
     tmp = Path(str(out) + ".tmp")
-    save_file({"features": feats.contiguous(), "labels": y, "predictions": probs.argmax(-1)}, str(tmp),
-              metadata={"source": source})
+    save_file(
+        {"features": feats.contiguous(), "labels": y, "predictions": probs.argmax(-1)},
+        str(tmp),
+        metadata={"source": source},
+    )
     os.replace(tmp, out)
     return Path(out)
 
@@ -84,7 +94,9 @@ def load_image_folder(image_dir, judge: ImageClassifierJudge) -> tuple[torch.Ten
     images, labels = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if folder.name.lower() not in by_name:
-            raise ValueError(f"folder {folder.name!r} is not a class of the classifier; its labels are {sorted(by_name)}")
+            raise ValueError(
+                f"folder {folder.name!r} is not a class of the classifier; its labels are {sorted(by_name)}"
+            )
         for f in sorted(folder.iterdir()):
             if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
                 img = Image.open(f).convert(mode)

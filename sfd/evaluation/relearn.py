@@ -33,8 +33,13 @@ from .judges import ImageClassifierJudge, classify
 DEFAULT_CHECKPOINTS = (0, 10, 25, 50, 100, 200)
 
 
-def attacker_images(pool: tuple[torch.Tensor, torch.Tensor], class_ids: Sequence[int], n_per_class: int,
-                    seed: int = 0, label_map: dict[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def attacker_images(
+    pool: tuple[torch.Tensor, torch.Tensor],
+    class_ids: Sequence[int],
+    n_per_class: int,
+    seed: int = 0,
+    label_map: dict[int, int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`n_per_class` images of each generator class id drawn with `seed` from `pool` (images in [-1, 1],
     dataset labels); `label_map` maps generator ids to dataset labels (identity when None)."""
     x, y = pool
@@ -50,8 +55,16 @@ def attacker_images(pool: tuple[torch.Tensor, torch.Tensor], class_ids: Sequence
     return torch.cat(xs), torch.cat(ys)
 
 
-def forget_rates(pipe, judge: ImageClassifierJudge, class_ids: Sequence[int], label_map: dict[int, int],
-                 n: int, seed: int, batch_size: int = 100, **call_kwargs) -> list[float]:
+def forget_rates(
+    pipe,
+    judge: ImageClassifierJudge,
+    class_ids: Sequence[int],
+    label_map: dict[int, int],
+    n: int,
+    seed: int,
+    batch_size: int = 100,
+    **call_kwargs,
+) -> list[float]:
     """Share of `n` samples of each class that the judge labels as that class."""
     labels = [c for c in class_ids for _ in range(n)]
     images, _ = sample_classes(pipe, labels, batch_size=batch_size, seed=seed, progress=False, **call_kwargs)
@@ -77,11 +90,24 @@ def steps_to_reach(steps: Sequence[int], values: Sequence[float], level: float) 
     return None
 
 
-def relearn_curve(model, forget: str, n_images: int = 10, checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
-                  attack: str | None = None, benign: bool = False, learning_rate: float = 1e-4,
-                  batch_size: int = 16, eval_samples: int = 100, seed: int = 0, eval_seed: int = 1234,
-                  classifier=None, num_inference_steps: int | None = None, pool=None,
-                  at_sampling_level: bool = False, progress: bool = True) -> dict:
+def relearn_curve(
+    model,
+    forget: str,
+    n_images: int = 10,
+    checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS,
+    attack: str | None = None,
+    benign: bool = False,
+    learning_rate: float = 1e-4,
+    batch_size: int = 16,
+    eval_samples: int = 100,
+    seed: int = 0,
+    eval_seed: int = 1234,
+    classifier=None,
+    num_inference_steps: int | None = None,
+    pool=None,
+    at_sampling_level: bool = False,
+    progress: bool = True,
+) -> dict:
     """Fine-tune a copy of `model`'s UNet on `n_images` real images per attacked class and measure the
     forget accuracy of every class in `forget` at each budget in `checkpoints` (steps, increasing).
 
@@ -105,13 +131,20 @@ def relearn_curve(model, forget: str, n_images: int = 10, checkpoints: Sequence[
         attacked = resolve_classes(attack.partition("=")[2].split(","), spec.id2label, "--attack")
     else:
         attacked = list(spec.remaining if benign else spec.forget)
-    judge = classifier if isinstance(classifier, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(
-        *([classifier] if classifier else []))
+    judge = (
+        classifier
+        if isinstance(classifier, ImageClassifierJudge)
+        else ImageClassifierJudge.from_pretrained(*([classifier] if classifier else []))
+    )
     label_map = judge.match_labels(spec.id2label)
-    x, y = attacker_images(pool if pool is not None else load_fashion_mnist("train"), attacked, n_images, seed, label_map)
+    x, y = attacker_images(
+        pool if pool is not None else load_fashion_mnist("train"), attacked, n_images, seed, label_map
+    )
 
     if at_sampling_level and "sigma_init" not in pipe.config:
-        raise ValueError("at_sampling_level attacks a one-step generator (sampled at σ_init); this model samples in many steps")
+        raise ValueError(
+            "at_sampling_level attacks a one-step generator (sampled at σ_init); this model samples in many steps"
+        )
     released = pipe.unet
     pipe.unet = unet = copy.deepcopy(released).float()
     scheduler = scheduler_of_family(pipe.scheduler.config)  # its training parameterisation (DDPM family or EDM)
@@ -144,10 +177,23 @@ def relearn_curve(model, forget: str, n_images: int = 10, checkpoints: Sequence[
         pipe.unet = released
     per_class = {spec.id2label[c]: [r[i] for r in rates] for i, c in enumerate(spec.forget)}
     mean = [float(np.mean(r)) for r in rates]
-    return {"model": str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
-            "forget": spec.describe()["forget"], "attacked": [spec.id2label[c] for c in attacked],
-            "benign": benign, "at_sampling_level": at_sampling_level, "images_per_class": n_images, "learning_rate": learning_rate,
-            "batch_size": min(batch_size, len(x)), "seed": seed, "eval_seed": eval_seed, "eval_samples": eval_samples,
-            "num_inference_steps": num_inference_steps, "steps": checkpoints, "forget_accuracy": mean,
-            "per_class_forget_accuracy": per_class, "area": area_under_curve(checkpoints, mean),
-            "steps_to_50pct": steps_to_reach(checkpoints, mean, 0.5), "seconds": time.time() - start}
+    return {
+        "model": str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
+        "forget": spec.describe()["forget"],
+        "attacked": [spec.id2label[c] for c in attacked],
+        "benign": benign,
+        "at_sampling_level": at_sampling_level,
+        "images_per_class": n_images,
+        "learning_rate": learning_rate,
+        "batch_size": min(batch_size, len(x)),
+        "seed": seed,
+        "eval_seed": eval_seed,
+        "eval_samples": eval_samples,
+        "num_inference_steps": num_inference_steps,
+        "steps": checkpoints,
+        "forget_accuracy": mean,
+        "per_class_forget_accuracy": per_class,
+        "area": area_under_curve(checkpoints, mean),
+        "steps_to_50pct": steps_to_reach(checkpoints, mean, 0.5),
+        "seconds": time.time() - start,
+    }

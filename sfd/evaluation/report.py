@@ -6,23 +6,39 @@ import json
 from pathlib import Path
 
 _REPORT_COLUMNS = {
-    "class": [("forget_accuracy", "forget accuracy"), ("forget_accuracy_floor", "forget floor"), ("unlearning_accuracy", "UA"),
-              ("remaining_accuracy", "remaining acc."),
-              ("fid_remaining", "FID (remaining)"), ("precision_remaining", "precision"),
-              ("recall_remaining", "recall"), ("clip_forget_detection", "CLIP forget detection"),
-              ("clip_score", "CLIP score"), ("fid_to_gold", "FID to gold"),
-              ("accuracy_gap_to_gold_mean_pts", "acc. gap to gold (pts, mean)"), ("images_per_second", "images/s"),
-              ("nfe_per_image", "NFE")],
-    "text": [("clip_forget_detection", "CLIP forget detection"), ("clip_score_remaining", "CLIP score (remaining)"),
-             ("clip_accuracy_remaining", "CLIP accuracy (remaining)"), ("classifier_forget_accuracy", "classifier forget acc."),
-             ("classifier_accuracy_remaining", "classifier acc. (remaining)"), ("fid_remaining", "FID (remaining)"),
-             ("recall_remaining", "recall (remaining)"), ("images_per_second", "images/s"),
-             ("nfe_per_image", "NFE")],
+    "class": [
+        ("forget_accuracy", "forget accuracy"),
+        ("forget_accuracy_floor", "forget floor"),
+        ("unlearning_accuracy", "UA"),
+        ("remaining_accuracy", "remaining acc."),
+        ("fid_remaining", "FID (remaining)"),
+        ("precision_remaining", "precision"),
+        ("recall_remaining", "recall"),
+        ("clip_forget_detection", "CLIP forget detection"),
+        ("clip_score", "CLIP score"),
+        ("fid_to_gold", "FID to gold"),
+        ("accuracy_gap_to_gold_mean_pts", "acc. gap to gold (pts, mean)"),
+        ("images_per_second", "images/s"),
+        ("nfe_per_image", "NFE"),
+    ],
+    "text": [
+        ("clip_forget_detection", "CLIP forget detection"),
+        ("clip_score_remaining", "CLIP score (remaining)"),
+        ("clip_accuracy_remaining", "CLIP accuracy (remaining)"),
+        ("classifier_forget_accuracy", "classifier forget acc."),
+        ("classifier_accuracy_remaining", "classifier acc. (remaining)"),
+        ("fid_remaining", "FID (remaining)"),
+        ("recall_remaining", "recall (remaining)"),
+        ("images_per_second", "images/s"),
+        ("nfe_per_image", "NFE"),
+    ],
 }
 
 
-_RATIOS = {"class": ("fid_remaining", "FID (remaining) model / reference"),
-           "text": ("clip_score_remaining", "CLIP score (remaining) model / reference")}
+_RATIOS = {
+    "class": ("fid_remaining", "FID (remaining) model / reference"),
+    "text": ("clip_score_remaining", "CLIP score (remaining) model / reference"),
+}
 
 
 def write_report(metrics: dict, report_dir: Path, reference: dict | None = None, pictures: dict | None = None) -> None:
@@ -43,8 +59,12 @@ def write_report(metrics: dict, report_dir: Path, reference: dict | None = None,
     n = metrics.get("num_samples_per_class", metrics.get("samples_per_prompt"))
     (report_dir / "report.md").write_text(
         f"# sfd-eval report\n\nForgotten: {metrics['forget']}; {n} samples per {unit}, "
-        f"seed {metrics['seed']}; intervals are bootstrap 95%.\n\n" + "\n".join(lines) + "\n" + ratio
-        + "".join(f"\n## {title}\n\n![{title}]({Path(p).name})\n" for title, p in (pictures or {}).items() if p))
+        f"seed {metrics['seed']}; intervals are bootstrap 95%.\n\n"
+        + "\n".join(lines)
+        + "\n"
+        + ratio
+        + "".join(f"\n## {title}\n\n![{title}]({Path(p).name})\n" for title, p in (pictures or {}).items() if p)
+    )
 
 
 def _fmt(v, ci=None) -> str:

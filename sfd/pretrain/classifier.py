@@ -27,9 +27,15 @@ from .cards import write_card
 def build_classifier(num_labels: int = 10) -> ResNetForImageClassification:
     names = dict(enumerate(FASHION_MNIST_CLASSES)) if num_labels == len(FASHION_MNIST_CLASSES) else None
     config = ResNetConfig(
-        num_channels=1, embedding_size=32, hidden_sizes=[32, 64, 128], depths=[1, 1, 1], layer_type="basic",
-        downsample_in_first_stage=False, num_labels=num_labels,
-        id2label=names, label2id={v: k for k, v in names.items()} if names else None,
+        num_channels=1,
+        embedding_size=32,
+        hidden_sizes=[32, 64, 128],
+        depths=[1, 1, 1],
+        layer_type="basic",
+        downsample_in_first_stage=False,
+        num_labels=num_labels,
+        id2label=names,
+        label2id={v: k for k, v in names.items()} if names else None,
     )
     return ResNetForImageClassification(config)
 
@@ -37,8 +43,10 @@ def build_classifier(num_labels: int = 10) -> ResNetForImageClassification:
 @torch.no_grad()
 def accuracy(model, x, y, batch_size: int = 500) -> float:
     model.eval()
-    correct = sum((model(x[i : i + batch_size]).logits.argmax(-1) == y[i : i + batch_size]).sum().item()
-                  for i in range(0, len(x), batch_size))
+    correct = sum(
+        (model(x[i : i + batch_size]).logits.argmax(-1) == y[i : i + batch_size]).sum().item()
+        for i in range(0, len(x), batch_size)
+    )
     return correct / len(x)
 
 
@@ -80,10 +88,16 @@ def main(argv=None):
     print(f"classifier: test accuracy {acc:.4f} on {len(x_test)} images, {minutes:.1f} min")
     with atomic_directory(args.output_dir) as tmp:
         model.save_pretrained(tmp)
-        ViTImageProcessor(do_resize=False, size={"height": 28, "width": 28}, image_mean=[0.5], image_std=[0.5]
-                          ).save_pretrained(tmp)
-        metrics = {"test_accuracy": acc, "test_images": len(x_test), "epochs": args.epochs, "seed": args.seed,
-                   "train_minutes": round(minutes, 2)}
+        ViTImageProcessor(
+            do_resize=False, size={"height": 28, "width": 28}, image_mean=[0.5], image_std=[0.5]
+        ).save_pretrained(tmp)
+        metrics = {
+            "test_accuracy": acc,
+            "test_images": len(x_test),
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "train_minutes": round(minutes, 2),
+        }
         (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2))
         write_card(tmp, "classifier")
     return acc

@@ -27,9 +27,17 @@ from . import asset_parser
 from .cards import write_card
 
 CAPTION_TEMPLATES = (
-    "a photo of a {}", "a picture of a {}", "an image of a {}", "a {}", "a photo of the {}",
-    "a black and white photo of a {}", "a small photo of a {}", "a grayscale image of a {}",
-    "a low resolution photo of a {}", "a {} on a black background", "a centered photo of a {}",
+    "a photo of a {}",
+    "a picture of a {}",
+    "an image of a {}",
+    "a {}",
+    "a photo of the {}",
+    "a black and white photo of a {}",
+    "a small photo of a {}",
+    "a grayscale image of a {}",
+    "a low resolution photo of a {}",
+    "a {} on a black background",
+    "a centered photo of a {}",
     "a product photo of a {}",
 )
 # Extra words the text-to-image captions may use; they get whole-word tokens too.
@@ -40,7 +48,9 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 @lru_cache()
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2 / CLIP's reversible byte → printable character table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -84,17 +94,40 @@ def write_bpe_files(folder: Path, words: list[str]) -> tuple[Path, Path]:
 
 def build_tokenizer(folder: Path, class_names=FASHION_MNIST_CLASSES, max_length: int = 32) -> CLIPTokenizer:
     vocab, merges = write_bpe_files(folder, caption_words(class_names))
-    return CLIPTokenizer(str(vocab), str(merges), bos_token=BOS, eos_token=EOS, pad_token=EOS, unk_token=EOS,
-                         model_max_length=max_length)
+    return CLIPTokenizer(
+        str(vocab),
+        str(merges),
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=EOS,
+        unk_token=EOS,
+        model_max_length=max_length,
+    )
 
 
 def build_clip(tokenizer: CLIPTokenizer, hidden: int = 128, projection_dim: int = 64) -> CLIPModel:
-    ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    ids = dict(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    )
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=3,
-                         num_attention_heads=4, max_position_embeddings=tokenizer.model_max_length, **ids),
-        vision_config=dict(image_size=28, patch_size=4, num_channels=1, hidden_size=hidden, intermediate_size=2 * hidden,
-                           num_hidden_layers=3, num_attention_heads=4),
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            max_position_embeddings=tokenizer.model_max_length,
+            **ids,
+        ),
+        vision_config=dict(
+            image_size=28,
+            patch_size=4,
+            num_channels=1,
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+        ),
         projection_dim=projection_dim,
     )
     return CLIPModel(config)
@@ -156,16 +189,30 @@ def main(argv=None):
             bar.set_postfix(loss=f"{loss.item():.3f}")
         acc = zero_shot_accuracy(model, tokenizer, x_test, y_test, names)
         minutes = (time.time() - start) / 60
-        print(f"clip: zero-shot test accuracy {acc:.4f} on {len(x_test)} images ('a photo of a <class>'), {minutes:.1f} min")
+        print(
+            f"clip: zero-shot test accuracy {acc:.4f} on {len(x_test)} images ('a photo of a <class>'), {minutes:.1f} min"
+        )
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        CLIPImageProcessor(do_resize=False, do_center_crop=False, crop_size={"height": 28, "width": 28},
-                           size={"shortest_edge": 28}, image_mean=[0.5], image_std=[0.5]).save_pretrained(tmp)
+        CLIPImageProcessor(
+            do_resize=False,
+            do_center_crop=False,
+            crop_size={"height": 28, "width": 28},
+            size={"shortest_edge": 28},
+            image_mean=[0.5],
+            image_std=[0.5],
+        ).save_pretrained(tmp)
         import shutil
 
         shutil.rmtree(Path(tmp) / "_bpe")
-        metrics = {"zero_shot_accuracy": acc, "test_images": len(x_test), "prompt": "a photo of a {}",
-                   "steps": args.steps, "seed": args.seed, "train_minutes": round(minutes, 2)}
+        metrics = {
+            "zero_shot_accuracy": acc,
+            "test_images": len(x_test),
+            "prompt": "a photo of a {}",
+            "steps": args.steps,
+            "seed": args.seed,
+            "train_minutes": round(minutes, 2),
+        }
         (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2))
         write_card(tmp, "clip")
     return acc

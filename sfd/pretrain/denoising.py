@@ -25,11 +25,18 @@ def add_teacher_arguments(p, work_dir: str, max_steps: int, guidance: float, gui
     p.add_argument("--max_minutes", type=float, default=None, help="stop (and export) after this much time")
     p.add_argument("--ema_decay", type=float, default=0.999)
     p.add_argument("--checkpoint_every", type=int, default=250)
-    p.add_argument("--mixed_precision", default="auto", choices=CHOICES,
-                   help="auto: bf16 where the device computes it natively, else fp32 (sfd/core/precision.py)")
+    p.add_argument(
+        "--mixed_precision",
+        default="auto",
+        choices=CHOICES,
+        help="auto: bf16 where the device computes it natively, else fp32 (sfd/core/precision.py)",
+    )
     p.add_argument("--default_guidance_scale", type=float, default=guidance, help=guidance_help)
-    p.add_argument("--measure_only", action="store_true",
-                   help="skip training: measure the exported teacher and write metrics.json and README.md")
+    p.add_argument(
+        "--measure_only",
+        action="store_true",
+        help="skip training: measure the exported teacher and write metrics.json and README.md",
+    )
     p.add_argument("--measure_samples_per_class", type=int, default=100)
 
 
@@ -41,15 +48,25 @@ def load_for_measuring(pipeline_class, args):
     steps = json.loads((folder / "training_steps.json").read_text())["steps"]
     if args.default_guidance_scale != pipe.config.default_guidance_scale:
         pipe.register_to_config(default_guidance_scale=args.default_guidance_scale)
-        extra = {f.name: f.read_text() for f in folder.iterdir()
-                 if f.is_file() and f.name != "model_index.json" and f.suffix in (".txt", ".json", ".md")}
+        extra = {
+            f.name: f.read_text()
+            for f in folder.iterdir()
+            if f.is_file() and f.name != "model_index.json" and f.suffix in (".txt", ".json", ".md")
+        }
         save_pretrained_atomic(pipe, folder, extra_files=extra)
     return pipe, steps
 
 
-def train_noise_predictor(args, accelerator: Accelerator, unet, noise_scheduler, x: torch.Tensor,
-                          condition: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
-                          export: Callable[[torch.nn.Module, EMAModel, int], None], desc: str = "teacher") -> int:
+def train_noise_predictor(
+    args,
+    accelerator: Accelerator,
+    unet,
+    noise_scheduler,
+    x: torch.Tensor,
+    condition: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    export: Callable[[torch.nn.Module, EMAModel, int], None],
+    desc: str = "teacher",
+) -> int:
     """Minimise the DDPM loss (`sfd.core.losses.denoising_loss`, Ho et al. eq. 14; EDM's for an EDM scheduler) over random
     rows of `x`.
 

@@ -38,10 +38,16 @@ def build_unet(num_classes: int, sample_size: int = 28, channels: tuple = (32, 6
     """A ~1M-parameter class-conditional UNet; one extra class embedding is the CFG null label."""
     down = ("DownBlock2D", "DownBlock2D", "AttnDownBlock2D")
     return UNet2DModel(
-        sample_size=sample_size, in_channels=1, out_channels=1, block_out_channels=channels,
-        layers_per_block=layers_per_block, down_block_types=down,
+        sample_size=sample_size,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=channels,
+        layers_per_block=layers_per_block,
+        down_block_types=down,
         up_block_types=tuple(reversed([b.replace("Down", "Up") for b in down])),
-        num_class_embeds=num_classes + 1, norm_num_groups=16, attention_head_dim=32,
+        num_class_embeds=num_classes + 1,
+        norm_num_groups=16,
+        attention_head_dim=32,
     )
 
 
@@ -61,12 +67,16 @@ def sampling_scheduler(noise_scheduler):
 
 def parse_args(argv=None):
     p = asset_parser(__doc__, "assets/teacher", batch_size=64, learning_rate=5e-4)
-    add_teacher_arguments(p, "runs/teacher-pretrain", 7000, 1.5,
-                          "classifier-free guidance the exported pipeline samples with by default")
+    add_teacher_arguments(
+        p, "runs/teacher-pretrain", 7000, 1.5, "classifier-free guidance the exported pipeline samples with by default"
+    )
     p.add_argument("--label_dropout", type=float, default=0.1)
     p.add_argument("--exclude_class", default=None, help="class name left out of training (a 'gold' retrain)")
-    p.add_argument("--edm", action="store_true", help="train an EDM-style model (EDM loss and preconditioning, "
-                   "diffusers' EDM schedulers) instead of a DDPM")
+    p.add_argument(
+        "--edm",
+        action="store_true",
+        help="train an EDM-style model (EDM loss and preconditioning, diffusers' EDM schedulers) instead of a DDPM",
+    )
     return p.parse_args(argv)
 
 
@@ -100,8 +110,10 @@ def export(unet, ema: EMAModel, noise_scheduler, output_dir: str, step: int, gui
     ema_unet = UNet2DModel.from_config(unet.config)
     ema.copy_to(ema_unet.parameters())
     pipe = ClassConditionalDiffusionPipeline(
-        unet=ema_unet.eval(), scheduler=sampling_scheduler(noise_scheduler),
-        id2label=dict(enumerate(FASHION_MNIST_CLASSES)), default_guidance_scale=guidance_scale,
+        unet=ema_unet.eval(),
+        scheduler=sampling_scheduler(noise_scheduler),
+        id2label=dict(enumerate(FASHION_MNIST_CLASSES)),
+        default_guidance_scale=guidance_scale,
     )
     save_pretrained_atomic(pipe, output_dir, extra_files={"training_steps.json": json.dumps({"steps": step})})
 
@@ -112,14 +124,25 @@ def measure(args) -> dict:
     n = args.measure_samples_per_class
     m = evaluate_model(pipe, forget=None, num_samples_per_class=n, seed=args.seed, progress=True)
     per_class, accuracy = m["per_class_accuracy"], m["remaining_accuracy"]  # nothing forgotten: every class
-    result = {"class_accuracy": accuracy, "samples": n * len(per_class), "seed": args.seed, "per_class_accuracy": per_class,
-              "fid": m["fid_remaining"], "fid_ci": m["fid_remaining_ci"], "guidance_scale": pipe.config.default_guidance_scale,
-              "num_inference_steps": pipe.config.default_num_inference_steps, "training_steps": steps}
+    result = {
+        "class_accuracy": accuracy,
+        "samples": n * len(per_class),
+        "seed": args.seed,
+        "per_class_accuracy": per_class,
+        "fid": m["fid_remaining"],
+        "fid_ci": m["fid_remaining_ci"],
+        "guidance_scale": pipe.config.default_guidance_scale,
+        "num_inference_steps": pipe.config.default_num_inference_steps,
+        "training_steps": steps,
+    }
     out = Path(args.output_dir)
     edm = is_edm(pipe.scheduler.config)
     kind, flag = ("edm", " --edm") if edm else ("ddpm", "")
-    parameterisation = ("EDM preconditioning and loss (σ_data 0.5, σ ∈ [0.002, 80])" if edm
-                        else "ε-prediction, linear β, 1000 training timesteps")
+    parameterisation = (
+        "EDM preconditioning and loss (σ_data 0.5, σ ∈ [0.002, 80])"
+        if edm
+        else "ε-prediction, linear β, 1000 training timesteps"
+    )
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in per_class.items())
     (out / "README.md").write_text(f"""---

@@ -76,19 +76,32 @@ def caption_table(y: torch.Tensor, attrs: dict[str, torch.Tensor], seed: int, ca
 def example_prompts() -> list[str]:
     """Every template with every class, plus the attribute words with two templates."""
     plain = [caption(n, t, None) for n in FASHION_MNIST_CLASSES for t in CAPTION_TEMPLATES]
-    with_attr = [caption(n, t, a) for n in FASHION_MNIST_CLASSES for t in CAPTION_TEMPLATES[:2]
-                 for pair in ATTRIBUTES.values() for a in pair]
+    with_attr = [
+        caption(n, t, a)
+        for n in FASHION_MNIST_CLASSES
+        for t in CAPTION_TEMPLATES[:2]
+        for pair in ATTRIBUTES.values()
+        for a in pair
+    ]
     return plain + with_attr
 
 
-def build_unet(cross_attention_dim: int, sample_size: int = 28, channels: tuple = (32, 64, 64)) -> UNet2DConditionModel:
+def build_unet(
+    cross_attention_dim: int, sample_size: int = 28, channels: tuple = (32, 64, 64)
+) -> UNet2DConditionModel:
     """A small SD-layout UNet: cross-attention at the lowest resolution (7×7) and in the middle block.
     (Cross-attention also at 14×14 measured 1.07 s per batch-64 step here instead of 0.49 s.)"""
     return UNet2DConditionModel(
-        sample_size=sample_size, in_channels=1, out_channels=1, block_out_channels=channels, layers_per_block=1,
+        sample_size=sample_size,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=channels,
+        layers_per_block=1,
         down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-        cross_attention_dim=cross_attention_dim, attention_head_dim=4, norm_num_groups=16,
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=4,
+        norm_num_groups=16,
     )
 
 
@@ -104,8 +117,9 @@ def load_text_encoder(clip_dir: str | Path) -> tuple[CLIPTextModel, CLIPTokenize
 def parse_args(argv=None):
     p = asset_parser(__doc__, "assets/t2i-teacher", batch_size=64, learning_rate=5e-4)
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="CLIPModel folder for the text encoder")
-    add_teacher_arguments(p, "runs/t2i-teacher-pretrain", 4000, 4.5,
-                          "chosen on selection seed 99: bench/results/t2i-teacher-guidance.md")
+    add_teacher_arguments(
+        p, "runs/t2i-teacher-pretrain", 4000, 4.5, "chosen on selection seed 99: bench/results/t2i-teacher-guidance.md"
+    )
     p.add_argument("--caption_dropout", type=float, default=0.1)
     return p.parse_args(argv)
 
@@ -120,8 +134,13 @@ def main(argv=None):
     text_encoder, tokenizer = load_text_encoder(args.clip)
     texts, rows = caption_table(y, image_attributes(x), args.seed)
     with torch.no_grad():  # the text encoder is frozen: encode every distinct caption once
-        ids = tokenizer(texts + [""], padding="max_length", max_length=tokenizer.model_max_length,
-                        truncation=True, return_tensors="pt").input_ids
+        ids = tokenizer(
+            texts + [""],
+            padding="max_length",
+            max_length=tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
         table = torch.cat([text_encoder(ids[i : i + 512])[0] for i in range(0, len(ids), 512)])
     empty = len(texts)
     accelerator.print(f"{len(texts)} distinct captions, e.g. {texts[:3]}")
@@ -137,11 +156,22 @@ def main(argv=None):
         ema_unet = UNet2DConditionModel.from_config(unet.config)
         ema.copy_to(ema_unet.parameters())
         pipe = TextToImageDiffusionPipeline(
-            unet=ema_unet.eval(), text_encoder=text_encoder, tokenizer=tokenizer, vae=None,
+            unet=ema_unet.eval(),
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            vae=None,
             scheduler=DPMSolverMultistepScheduler.from_config(noise_scheduler.config),
-            default_guidance_scale=args.default_guidance_scale, concepts=list(FASHION_MNIST_CLASSES))
-        save_pretrained_atomic(pipe, args.output_dir, extra_files={
-            PROMPTS_FILE: "\n".join(example_prompts()) + "\n", "training_steps.json": json.dumps({"steps": step})})
+            default_guidance_scale=args.default_guidance_scale,
+            concepts=list(FASHION_MNIST_CLASSES),
+        )
+        save_pretrained_atomic(
+            pipe,
+            args.output_dir,
+            extra_files={
+                PROMPTS_FILE: "\n".join(example_prompts()) + "\n",
+                "training_steps.json": json.dumps({"steps": step}),
+            },
+        )
 
     unet = build_unet(text_encoder.config.hidden_size)
     accelerator.print(f"UNet2DConditionModel: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M parameters")
@@ -151,10 +181,20 @@ def main(argv=None):
 def measure(args) -> dict:
     """CLIP zero-shot accuracy, classifier accuracy and CLIP score of "a photo of a {class}" samples."""
     pipe, steps = load_for_measuring(TextToImageDiffusionPipeline, args)
-    m = evaluate_text_model(pipe, forget=None, clip=args.clip, num_samples_per_prompt=args.measure_samples_per_class,
-                            seed=args.seed, classifier=DEFAULT_CLASSIFIER)
-    result = {**m, "guidance_scale": pipe.config.default_guidance_scale,
-              "num_inference_steps": pipe.config.default_num_inference_steps, "training_steps": steps}
+    m = evaluate_text_model(
+        pipe,
+        forget=None,
+        clip=args.clip,
+        num_samples_per_prompt=args.measure_samples_per_class,
+        seed=args.seed,
+        classifier=DEFAULT_CLASSIFIER,
+    )
+    result = {
+        **m,
+        "guidance_scale": pipe.config.default_guidance_scale,
+        "num_inference_steps": pipe.config.default_num_inference_steps,
+        "training_steps": steps,
+    }
     out = Path(args.output_dir)
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     write_teacher_card(pipe, out, result, args)
@@ -173,19 +213,19 @@ tags: [text-to-image, stable-diffusion-layout, fashion-mnist]
 
 `UNet2DConditionModel` ({params:.2f} M parameters, cross-attention at 7×7 and in the middle block), `CLIPTextModel` +
 `CLIPTokenizer` (the text tower of `assets/clip`, frozen), ε-prediction with linear β over 1000 steps,
-sampled with DPM-Solver++ ({m['num_inference_steps']} steps, guidance {m['guidance_scale']}). No VAE: pixel
+sampled with DPM-Solver++ ({m["num_inference_steps"]} steps, guidance {m["guidance_scale"]}). No VAE: pixel
 space, 28×28 (`bench/results/latent-vs-pixel.md` measured that a small `AutoencoderKL` at this size loses
-more than it saves). EMA weights after {m['training_steps']} steps of batch {args.batch_size}, 10% caption dropout.
+more than it saves). EMA weights after {m["training_steps"]} steps of batch {args.batch_size}, 10% caption dropout.
 Captions: class name in one of 12 templates, half of them with a measured attribute word
 (dark / bright, small / large); `prompts.txt` lists example prompts (SFD's default remaining prompts).
 
-Reproduce: `python -m sfd.pretrain.text_to_image --output_dir assets/t2i-teacher --max_steps {m['training_steps']}`
+Reproduce: `python -m sfd.pretrain.text_to_image --output_dir assets/t2i-teacher --max_steps {m["training_steps"]}`
 (then `--measure_only` for the figures below; the shipped run was stopped by `--max_minutes 26` on 2 CPU cores).
 
 ## Measured
-{m['samples_per_prompt']} samples per prompt "a photo of a {{class}}" (seed {m['seed']}):
-CLIP zero-shot accuracy **{m['clip_accuracy_remaining']:.4f}** (by `assets/clip`), classifier accuracy
-**{m['classifier_accuracy_remaining']:.4f}** (by `assets/classifier`), mean CLIP score {m['clip_score_remaining']:.2f}.
+{m["samples_per_prompt"]} samples per prompt "a photo of a {{class}}" (seed {m["seed"]}):
+CLIP zero-shot accuracy **{m["clip_accuracy_remaining"]:.4f}** (by `assets/clip`), classifier accuracy
+**{m["classifier_accuracy_remaining"]:.4f}** (by `assets/classifier`), mean CLIP score {m["clip_score_remaining"]:.2f}.
 
 | prompt | CLIP accuracy |
 |---|---|

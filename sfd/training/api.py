@@ -1,7 +1,7 @@
 """`sfd.forget()` and `sfd.distill()`: one call from options to a trained one-step pipeline.
 
-    pipe = sfd.forget("assets/teacher", forget="class=trouser", output_dir="outputs/no-trouser")
-    pipe = sfd.forget("assets/t2i-teacher", forget="concept=sneaker", override="sandal")
+pipe = sfd.forget("assets/teacher", forget="class=trouser", output_dir="outputs/no-trouser")
+pipe = sfd.forget("assets/t2i-teacher", forget="concept=sneaker", override="sandal")
 """
 
 from __future__ import annotations
@@ -18,8 +18,13 @@ from .setup import validate
 from .trainer import SFDTrainer
 
 
-def forget(teacher=None, forget: str | None = None, config: str | os.PathLike | None = None,
-           accelerator: Accelerator | None = None, **options):
+def forget(
+    teacher=None,
+    forget: str | None = None,
+    config: str | os.PathLike | None = None,
+    accelerator: Accelerator | None = None,
+    **options,
+):
     """Erase `forget` from a teacher into a one-step generator.
 
     Args:

@@ -47,11 +47,11 @@ TEACHER_PROMPTS_FILE = "prompts.txt"  # example prompts a teacher folder may shi
 
 @dataclass
 class Conditions:
-    student: torch.Tensor              # c given to the generator and the fake score
-    teacher: torch.Tensor              # c given to the teacher: the override for forgotten rows
-    uncond: torch.Tensor | None        # the unconditional branch under guidance (None: the model's null condition)
-    forgotten: torch.Tensor            # bool per row
-    fake: torch.Tensor | None = None   # the student's c with condition dropout, for training ψ
+    student: torch.Tensor  # c given to the generator and the fake score
+    teacher: torch.Tensor  # c given to the teacher: the override for forgotten rows
+    uncond: torch.Tensor | None  # the unconditional branch under guidance (None: the model's null condition)
+    forgotten: torch.Tensor  # bool per row
+    fake: torch.Tensor | None = None  # the student's c with condition dropout, for training ψ
     fake_uncond: torch.Tensor | None = None
 
     def __post_init__(self):
@@ -62,7 +62,9 @@ class Conditions:
 def _read_index(path: str) -> dict:
     if path.startswith((".", "/", "~")) or os.path.exists(path):
         if not (Path(path).expanduser() / "model_index.json").exists():
-            raise TrainingSetupError(f"teacher not found: {path} has no model_index.json (a saved diffusers pipeline folder)")
+            raise TrainingSetupError(
+                f"teacher not found: {path} has no model_index.json (a saved diffusers pipeline folder)"
+            )
     try:
         return DiffusionPipeline.load_config(path)
     except OSError as err:
@@ -83,7 +85,9 @@ def teacher_scheduler_config(teacher) -> dict:
     try:
         return DDPMScheduler.load_config(str(teacher), subfolder="scheduler")
     except OSError as err:
-        raise TrainingSetupError(f"cannot read the teacher's scheduler/scheduler_config.json at {teacher}: {err}") from err
+        raise TrainingSetupError(
+            f"cannot read the teacher's scheduler/scheduler_config.json at {teacher}: {err}"
+        ) from err
 
 
 def teacher_sigma_range(teacher) -> tuple[float, float]:
@@ -143,7 +147,8 @@ class ClassConditioning(_Conditioning):
         if unet_cfg.get("num_class_embeds") is None or not id2label:
             raise TrainingSetupError(
                 f"the teacher {cfg.teacher} is not class-conditional (its UNet has no class embeddings or its "
-                "pipeline config has no id2label); class forgetting needs a class-conditional teacher")
+                "pipeline config has no id2label); class forgetting needs a class-conditional teacher"
+            )
         try:
             spec = ForgetSpec.parse(cfg.forget, cfg.override, id2label)
         except SpecError as err:
@@ -153,15 +158,20 @@ class ClassConditioning(_Conditioning):
             raise TrainingSetupError(f"guidance_scale {guidance} needs a teacher trained with a null class; use 1.0")
         negative = bool(cfg.negative_forget_class)
         if negative and guidance == 1.0:
-            raise TrainingSetupError("negative_forget_class acts through the teacher's classifier-free guidance: "
-                                     "set guidance_scale > 1 or turn it off")
+            raise TrainingSetupError(
+                "negative_forget_class acts through the teacher's classifier-free guidance: "
+                "set guidance_scale > 1 or turn it off"
+            )
         task = cls(spec, guidance)
         task.negative_forget_class = negative
         return task
 
     def load(self, teacher, device, weight_dtype=torch.float32) -> None:
-        pipe = teacher if isinstance(teacher, ClassConditionalDiffusionPipeline) else \
-            ClassConditionalDiffusionPipeline.from_pretrained(teacher)
+        pipe = (
+            teacher
+            if isinstance(teacher, ClassConditionalDiffusionPipeline)
+            else ClassConditionalDiffusionPipeline.from_pretrained(teacher)
+        )
         self.pipe = pipe
         self.null_class_id = pipe.null_class_id
 
@@ -181,16 +191,20 @@ class ClassConditioning(_Conditioning):
         chosen, distances = choice[0]
         self.spec = self.spec.resolved(pool=chosen) if far else self.spec.resolved(chosen)
         names = [self.spec.id2label[c] for c in self.spec.override_classes]
-        logger.info(f"--override {self.spec.chooser}: {', '.join(map(repr, names))}, the remaining class(es) the "
-                    f"teacher finds least like {self.spec.forget_names} (denoising distance per class: {distances})",
-                    main_process_only=True)
+        logger.info(
+            f"--override {self.spec.chooser}: {', '.join(map(repr, names))}, the remaining class(es) the "
+            f"teacher finds least like {self.spec.forget_names} (denoising distance per class: {distances})",
+            main_process_only=True,
+        )
 
     def sample_shape(self) -> tuple[int, ...]:
         c = self.pipe.unet.config
         return (c.in_channels, c.sample_size, c.sample_size)
 
     def denoiser(self, unet, guidance_scale: float = 1.0) -> Denoiser:
-        return Denoiser(unet, self.pipe.scheduler.config, null_class_id=self.null_class_id, guidance_scale=guidance_scale)
+        return Denoiser(
+            unet, self.pipe.scheduler.config, null_class_id=self.null_class_id, guidance_scale=guidance_scale
+        )
 
     def draw(self, n: int, forget_fraction: float | None, dropout: float = 0.0, device="cpu") -> Conditions:
         """Labels (forget_fraction of them forgotten); the teacher's labels carry the override; with
@@ -219,18 +233,22 @@ class ClassConditioning(_Conditioning):
         """The remaining class whose real images the judge least often calls by a forgotten name, with that floor."""
         if self.reference is None or not self.spec.forget:
             return None
-        by_class = {c: forget_accuracy_floor(*self.reference, replace(self.spec, override=c), self.label_map)
-                    for c in self.spec.remaining}
+        by_class = {
+            c: forget_accuracy_floor(*self.reference, replace(self.spec, override=c), self.label_map)
+            for c in self.spec.remaining
+        }
         best = min(by_class, key=by_class.get)
         return self.spec.id2label[best], by_class[best]
 
     def override_advice(self) -> str:
         suggestion = self.suggested_override()
         example = f' --override "class={suggestion[0]}" (floor {suggestion[1]:.2%})' if suggestion else ""
-        return (f"a random override per sample averages the remaining classes' scores, which keeps the look of a "
-                f"class that sits among similar ones (README, 'Other classes'); a fixed override far from it forgets "
-                f"reliably: --override auto (the teacher chooses one), or a class, e.g."
-                f"{example or ' --override class=NAME'}")
+        return (
+            f"a random override per sample averages the remaining classes' scores, which keeps the look of a "
+            f"class that sits among similar ones (README, 'Other classes'); a fixed override far from it forgets "
+            f"reliably: --override auto (the teacher chooses one), or a class, e.g."
+            f"{example or ' --override class=NAME'}"
+        )
 
     def warn_about_the_floor(self, target: float = FORGET_TARGET) -> None:
         """Before training, with a random override (among every remaining class or a pool): say when the judge itself
@@ -240,16 +258,20 @@ class ClassConditioning(_Conditioning):
             return
         floor = forget_accuracy_floor(*self.reference, spec, self.label_map)
         if floor > target:
-            logger.warning(f"{'the override pool' if spec.pool else '--override random'}: the judge classifies "
-                           f"{floor:.2%} of real images of the override "
-                           f"classes as {spec.forget_names}, so even a perfect eraser would measure that forget "
-                           f"accuracy; and {self.override_advice()}.")
+            logger.warning(
+                f"{'the override pool' if spec.pool else '--override random'}: the judge classifies "
+                f"{floor:.2%} of real images of the override "
+                f"classes as {spec.forget_names}, so even a perfect eraser would measure that forget "
+                f"accuracy; and {self.override_advice()}."
+            )
 
     def warn_if_not_forgotten(self, metrics: dict, target: float = FORGET_TARGET) -> None:
         """After training, with a random override: say when the final check still finds the forgotten classes."""
         if self.spec.override is None and metrics.get("forget_accuracy", 0.0) > target:
-            logger.warning(f"forget accuracy {metrics['forget_accuracy']:.1%} at the end with a random override: "
-                           f"{self.override_advice()}.")
+            logger.warning(
+                f"forget accuracy {metrics['forget_accuracy']:.1%} at the end with a random override: "
+                f"{self.override_advice()}."
+            )
 
     @torch.no_grad()
     def measure(self, pipe, judge, n_per_class: int, seed: int):
@@ -259,18 +281,26 @@ class ClassConditioning(_Conditioning):
         images, _ = sample_classes(pipe, labels.tolist(), batch_size=250, seed=seed, progress=False)
         k = min(n_per_class, 8)
         rows = images.view(len(ids), n_per_class, *images.shape[1:])[:, :k].flatten(0, 1)
-        grid = class_grid(rows, k, [ids.index(i) for i in self.spec.forget], row_names=[self.spec.id2label[i] for i in ids])
+        grid = class_grid(
+            rows, k, [ids.index(i) for i in self.spec.forget], row_names=[self.spec.id2label[i] for i in ids]
+        )
         if judge is None:
             return {}, grid
         probs, feats = classify(judge, images)
         ref_labels, ref_predictions = self.reference or (None, None)
-        return class_metrics(probs, feats, labels, self.spec, self.label_map, ref_labels=ref_labels,
-                             ref_predictions=ref_predictions), grid
+        return class_metrics(
+            probs, feats, labels, self.spec, self.label_map, ref_labels=ref_labels, ref_predictions=ref_predictions
+        ), grid
 
     def one_step_pipeline(self, unet, sigma_init: float) -> OneStepClassConditionalPipeline:
         scheduler = scheduler_of_family(self.pipe.scheduler.config)
-        return OneStepClassConditionalPipeline(unet=unet.eval(), scheduler=scheduler, id2label=self.spec.id2label,
-                                               sigma_init=sigma_init, forgotten=list(self.spec.forget))
+        return OneStepClassConditionalPipeline(
+            unet=unet.eval(),
+            scheduler=scheduler,
+            id2label=self.spec.id2label,
+            sigma_init=sigma_init,
+            forgotten=list(self.spec.forget),
+        )
 
 
 def remain_prompt_file(cfg: TrainingConfig) -> Path:
@@ -295,10 +325,14 @@ class TextConditioning(_Conditioning):
     @classmethod
     def inspect(cls, cfg: TrainingConfig, index: dict, unet_cfg: TrainingConfig) -> "TextConditioning":
         if not unet_cfg.get("cross_attention_dim"):
-            raise TrainingSetupError(f"the teacher {cfg.teacher} has a text encoder but its UNet has no cross-attention")
+            raise TrainingSetupError(
+                f"the teacher {cfg.teacher} has a text encoder but its UNet has no cross-attention"
+            )
         if cfg.negative_forget_class:
-            raise TrainingSetupError("negative_forget_class is for class teachers; for a text teacher give the words to "
-                                     "steer away from as --negative_concepts FILE")
+            raise TrainingSetupError(
+                "negative_forget_class is for class teachers; for a text teacher give the words to "
+                "steer away from as --negative_concepts FILE"
+            )
         try:
             remain = read_lines(remain_prompt_file(cfg), "--remain_prompts")
             negative = read_lines(cfg.negative_concepts, "--negative_concepts") if cfg.negative_concepts else None
@@ -309,8 +343,11 @@ class TextConditioning(_Conditioning):
         return cls(spec, guidance)
 
     def load(self, teacher, device, weight_dtype=torch.float32) -> None:
-        pipe = teacher if isinstance(teacher, TextToImageDiffusionPipeline) else \
-            load_text_to_image_teacher(str(teacher), weight_dtype)
+        pipe = (
+            teacher
+            if isinstance(teacher, TextToImageDiffusionPipeline)
+            else load_text_to_image_teacher(str(teacher), weight_dtype)
+        )
         self.pipe = pipe
         pipe.text_encoder.to(device).requires_grad_(False)
         if pipe.vae is not None:
@@ -359,8 +396,9 @@ class TextConditioning(_Conditioning):
     @torch.no_grad()
     def measure(self, pipe, judge, n_per_prompt: int, seed: int):
         """CLIP figures on `n_per_prompt` samples of each evaluation prompt, and a grid, one row per prompt."""
-        forget_p, remain_p = evaluation_prompts(self.spec.concepts, pipe.concepts, self.spec.forget_prompts,
-                                                self.spec.remain_prompts)
+        forget_p, remain_p = evaluation_prompts(
+            self.spec.concepts, pipe.concepts, self.spec.forget_prompts, self.spec.remain_prompts
+        )
         prompts = [p for p in forget_p + remain_p for _ in range(n_per_prompt)]
         forgotten = torch.arange(len(prompts)) < len(forget_p) * n_per_prompt
         images, _ = sample_prompts(pipe, prompts, batch_size=250, seed=seed, progress=False)
@@ -375,6 +413,12 @@ class TextConditioning(_Conditioning):
     def one_step_pipeline(self, unet, sigma_init: float) -> OneStepTextToImagePipeline:
         p = self.pipe
         return OneStepTextToImagePipeline(
-            unet=unet.eval(), text_encoder=p.text_encoder, tokenizer=p.tokenizer, vae=p.vae,
-            scheduler=scheduler_of_family(p.scheduler.config), sigma_init=sigma_init,
-            forgotten=list(self.spec.concepts) or list(self.spec.forget_prompts), concepts=p.concepts)
+            unet=unet.eval(),
+            text_encoder=p.text_encoder,
+            tokenizer=p.tokenizer,
+            vae=p.vae,
+            scheduler=scheduler_of_family(p.scheduler.config),
+            sigma_init=sigma_init,
+            forgotten=list(self.spec.concepts) or list(self.spec.forget_prompts),
+            concepts=p.concepts,
+        )

@@ -23,7 +23,9 @@ from .config import TrainingConfig, TrainingSetupError
 def split_folds(names: list[str], layers: int) -> list[list[str]]:
     """`layers` contiguous folds of nearly equal size, in the given order."""
     if not 1 <= layers <= len(names):
-        raise TrainingSetupError(f"layers must be between 1 and the number of forgotten classes ({len(names)}), got {layers}")
+        raise TrainingSetupError(
+            f"layers must be between 1 and the number of forgotten classes ({len(names)}), got {layers}"
+        )
     return [list(fold) for fold in np.array_split(np.array(names, dtype=object), layers)]
 
 
@@ -44,9 +46,18 @@ def stage_configs(cfg: TrainingConfig, forget_names: list[str]) -> list[Training
         done = (out / "model_index.json").exists() and (out / "training.json").exists()
         if not (resuming and done and out != Path(cfg.output_dir)):
             forgotten = [name for fold in folds[: i + 1] for name in fold]
-            stages.append(cfg.replace(
-                forget="class=" + ",".join(forgotten), output_dir=str(out), max_train_steps=steps,
-                init_generator=previous, overwrite_output_dir=True, layers=1, layer_folds=folds, layer_stage=i + 1,
-                resume_from_checkpoint="latest" if resuming and (out / "checkpoints").is_dir() else None))
+            stages.append(
+                cfg.replace(
+                    forget="class=" + ",".join(forgotten),
+                    output_dir=str(out),
+                    max_train_steps=steps,
+                    init_generator=previous,
+                    overwrite_output_dir=True,
+                    layers=1,
+                    layer_folds=folds,
+                    layer_stage=i + 1,
+                    resume_from_checkpoint="latest" if resuming and (out / "checkpoints").is_dir() else None,
+                )
+            )
         previous = str(out)
     return stages

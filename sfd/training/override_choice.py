@@ -25,11 +25,21 @@ NUM_SIGMAS = 8  # geometric grid over the training σ range
 
 
 @torch.no_grad()
-def denoising_distances(pipe, denoiser, forget: list[int], candidates: list[int], sigma_min: float, sigma_max: float,
-                        n: int = SAMPLES_PER_CLASS, num_sigmas: int = NUM_SIGMAS, seed: int = 0) -> torch.Tensor:
+def denoising_distances(
+    pipe,
+    denoiser,
+    forget: list[int],
+    candidates: list[int],
+    sigma_min: float,
+    sigma_max: float,
+    n: int = SAMPLES_PER_CLASS,
+    num_sigmas: int = NUM_SIGMAS,
+    seed: int = 0,
+) -> torch.Tensor:
     """d(f, c) above for every forgotten f (rows) and candidate c (columns); `denoiser` is the unguided teacher."""
-    images, _ = sample_classes(pipe, [f for f in forget for _ in range(n)], batch_size=max(n, 100), seed=seed,
-                               progress=False)
+    images, _ = sample_classes(
+        pipe, [f for f in forget for _ in range(n)], batch_size=max(n, 100), seed=seed, progress=False
+    )
     device = next(denoiser.parameters()).device
     x0 = (images * 2 - 1).to(device).view(len(forget), n, *images.shape[1:])  # back to the model's [-1, 1]
     sigmas = torch.logspace(math.log10(sigma_min), math.log10(sigma_max), num_sigmas).tolist()
@@ -46,29 +56,34 @@ def denoising_distances(pipe, denoiser, forget: list[int], candidates: list[int]
     return d
 
 
-def rank_candidates(pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0,
-                    exclude=()) -> list[tuple[int, float]]:
+def rank_candidates(
+    pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0, exclude=()
+) -> list[tuple[int, float]]:
     """The remaining classes, farthest first, each with its smallest d(f, c) over the forgotten classes f.
     Classes in `exclude` (ids; a layered erasure's later folds, to be forgotten next) are not candidates."""
     excluded = set(exclude)
     candidates = [c for c in spec.remaining if c not in excluded]
     if not candidates:
-        raise ValueError(f"--override auto/far: every remaining class of {spec.describe()} is excluded ({list(exclude)})")
+        raise ValueError(
+            f"--override auto/far: every remaining class of {spec.describe()} is excluded ({list(exclude)})"
+        )
     d = denoising_distances(pipe, denoiser, list(spec.forget), candidates, sigma_min, sigma_max, seed=seed)
     nearest_forgotten = d.min(0).values.tolist()
     return sorted(zip(candidates, nearest_forgotten), key=lambda cd: -cd[1])
 
 
-def choose_override(pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0,
-                    exclude=()) -> tuple[int, dict]:
+def choose_override(
+    pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0, exclude=()
+) -> tuple[int, dict]:
     """`auto`: the remaining class farthest (max over c of min over f of d(f, c)) from the forgotten ones, and d per
     class name."""
     ranked = rank_candidates(pipe, denoiser, spec, sigma_min, sigma_max, seed, exclude)
     return ranked[0][0], _by_name(ranked, spec)
 
 
-def choose_far_pool(pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0,
-                    exclude=()) -> tuple[list[int], dict]:
+def choose_far_pool(
+    pipe, denoiser, spec, sigma_min: float, sigma_max: float, seed: int = 0, exclude=()
+) -> tuple[list[int], dict]:
     """`far`: the farther half of the remaining classes (⌊n/2⌋ of n, at least one), farthest first, and d per class
     name; the override is drawn among them per sample, so no single class carries the whole forgotten one."""
     ranked = rank_candidates(pipe, denoiser, spec, sigma_min, sigma_max, seed, exclude)

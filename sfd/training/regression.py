@@ -24,12 +24,18 @@ from tqdm.auto import tqdm
 
 
 @torch.no_grad()
-def teacher_ode_samples(teacher, scheduler_config, z: torch.Tensor, cond: torch.Tensor,
-                        uncond: torch.Tensor | None, num_steps: int) -> torch.Tensor:
+def teacher_ode_samples(
+    teacher, scheduler_config, z: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor | None, num_steps: int
+) -> torch.Tensor:
     """x₀ = ODE_teacher(z, c): DPM-Solver++ (2M) from x_T = z (the variance-preserving latent) down to σ = 0."""
     scheduler = DPMSolverMultistepScheduler.from_config(
-        scheduler_config, prediction_type="sample", algorithm_type="dpmsolver++", solver_order=2,
-        final_sigmas_type="zero", thresholding=False)
+        scheduler_config,
+        prediction_type="sample",
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        final_sigmas_type="zero",
+        thresholding=False,
+    )
     scheduler.set_timesteps(num_steps, device=z.device)
     alphas_cumprod = scheduler.alphas_cumprod.to(z.device)
     x = z * scheduler.init_noise_sigma
@@ -58,9 +64,14 @@ class PairBank:
             conds, z, _, _, weights = trainer.draw_batch()
             k = min(batch_size, n - start)
             with trainer.accelerator.autocast():
-                target = teacher_ode_samples(trainer.teacher, trainer.task.pipe.scheduler.config, z[:k],
-                                             conds.teacher[:k], None if conds.uncond is None else conds.uncond[:k],
-                                             num_steps)
+                target = teacher_ode_samples(
+                    trainer.teacher,
+                    trainer.task.pipe.scheduler.config,
+                    z[:k],
+                    conds.teacher[:k],
+                    None if conds.uncond is None else conds.uncond[:k],
+                    num_steps,
+                )
             parts.append((z[:k], conds.student[:k], weights[:k], target.float()))
         return cls(*(torch.cat(column) for column in zip(*parts)))
 

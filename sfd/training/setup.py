@@ -31,7 +31,9 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
     """
     cfg.check()
     if not cfg.forget and require_forget:
-        raise TrainingSetupError('nothing to forget: pass --forget "class=NAME" (e.g. class=trouser) or "concept=PHRASE"')
+        raise TrainingSetupError(
+            'nothing to forget: pass --forget "class=NAME" (e.g. class=trouser) or "concept=PHRASE"'
+        )
     if cfg.init_generator and not (Path(cfg.init_generator) / "unet").is_dir():
         raise TrainingSetupError(f"init_generator {cfg.init_generator} is not a one-step pipeline folder (no unet/)")
     cfg.mixed_precision = resolve_mixed_precision(cfg.mixed_precision)  # recorded resolved in the model card
@@ -44,18 +46,25 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
     spec = task.spec
     lo, hi = teacher_sigma_range(cfg.teacher)
     if cfg.regression_weight > 0 and is_edm(teacher_scheduler_config(cfg.teacher)):
-        raise TrainingSetupError("regression_weight > 0 solves the teacher's ODE with a DDPM-family DPM-Solver; it is not "
-                                 "available for EDM-style teachers yet: set regression_weight 0")
+        raise TrainingSetupError(
+            "regression_weight > 0 solves the teacher's ODE with a DDPM-family DPM-Solver; it is not "
+            "available for EDM-style teachers yet: set regression_weight 0"
+        )
     if max(cfg.sigma_min, lo) >= min(cfg.sigma_max, hi):  # the trainer clamps the range to the teacher's
-        raise TrainingSetupError(f"the training σ range [{cfg.sigma_min}, {cfg.sigma_max}] misses the teacher's "
-                                 f"[{lo:.3g}, {hi:.3g}]: set sigma_min / sigma_max")
+        raise TrainingSetupError(
+            f"the training σ range [{cfg.sigma_min}, {cfg.sigma_max}] misses the teacher's "
+            f"[{lo:.3g}, {hi:.3g}]: set sigma_min / sigma_max"
+        )
     if cfg.layers != 1:
         if task.kind != "class":
-            raise TrainingSetupError("layered erasure (layers > 1) splits a set of classes: it needs a class-conditional teacher")
+            raise TrainingSetupError(
+                "layered erasure (layers > 1) splits a set of classes: it needs a class-conditional teacher"
+            )
         split_folds(spec.describe()["forget"], cfg.layers)  # raises unless 1 <= layers <= number of classes
     cfg.guidance_scale = task.guidance_scale
-    cfg.output_dir = cfg.output_dir or (default_output_dir(spec.describe()["forget"]) if cfg.forget
-                                        else os.path.join("outputs", "distilled"))
+    cfg.output_dir = cfg.output_dir or (
+        default_output_dir(spec.describe()["forget"]) if cfg.forget else os.path.join("outputs", "distilled")
+    )
     check_output_dir(cfg, spec)
     return task
 
@@ -68,7 +77,10 @@ def check_output_dir(cfg: TrainingConfig, spec) -> None:
         if cfg.resume_from_checkpoint is None:
             raise TrainingSetupError(
                 f"{out} already holds a run; pass --resume_from_checkpoint latest to continue it, "
-                "--overwrite_output_dir to replace it, or another --output_dir")
+                "--overwrite_output_dir to replace it, or another --output_dir"
+            )
         saved = json.loads(state_file.read_text()) if state_file.exists() else None
         if saved and saved.get("request", saved["spec"]) != spec.request():
-            raise TrainingSetupError(f"{out} holds a run with another forget/override spec; it cannot be resumed with this one")
+            raise TrainingSetupError(
+                f"{out} holds a run with another forget/override spec; it cannot be resumed with this one"
+            )

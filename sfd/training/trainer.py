@@ -42,7 +42,15 @@ from .model_card import write_model_card
 from .regression import PairBank
 
 logger = get_logger(__name__)
-MODEL_FILES = ("unet", "scheduler", "text_encoder", "tokenizer", "vae", "README.md", "training.json")  # written before model_index.json, which marks completeness
+MODEL_FILES = (
+    "unet",
+    "scheduler",
+    "text_encoder",
+    "tokenizer",
+    "vae",
+    "README.md",
+    "training.json",
+)  # written before model_index.json, which marks completeness
 
 
 EMA_FILE = "ema.safetensors"  # in a checkpoint: the generator's EMA, tensor "i" = i-th UNet parameter
@@ -66,8 +74,12 @@ def make_accelerator(cfg: TrainingConfig) -> Accelerator:
         # accelerate keeps one process-wide state; a notebook (or test) process that trained before with another
         # precision would be refused. One process, nothing shared with other ranks: start the state afresh.
         AcceleratorState._reset_state()
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.report_to,
-                              project_dir=cfg.output_dir, cpu=multi_process and cpu_only)
+    accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision,
+        log_with=cfg.report_to,
+        project_dir=cfg.output_dir,
+        cpu=multi_process and cpu_only,
+    )
     launched_by_accelerate = any(k.startswith("ACCELERATE_") for k in os.environ)
     if accelerator.device.type == "cpu" and launched_by_accelerate and torch.get_num_threads() == 1:
         # `accelerate launch` pins OMP_NUM_THREADS=1 on CPU; share the cores among the processes instead
@@ -85,8 +97,12 @@ def _lr_schedule(optimizer, cfg: TrainingConfig, updates_per_step: int, num_proc
     """diffusers' learning-rate schedule over the run's updates of one optimiser. accelerate's wrapper steps it once
     per process at each update (as diffusers' training scripts assume), hence the counts × num_processes."""
     per_step = updates_per_step * num_processes
-    return get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps * per_step,
-                         num_training_steps=cfg.max_train_steps * per_step)
+    return get_scheduler(
+        cfg.lr_scheduler,
+        optimizer,
+        num_warmup_steps=cfg.lr_warmup_steps * per_step,
+        num_training_steps=cfg.max_train_steps * per_step,
+    )
 
 
 def _adam(parameters, lr: float, cfg: TrainingConfig):
@@ -140,7 +156,9 @@ class SFDTrainer:
         self.spec = task.spec
         gen_unet = copy.deepcopy(teacher_unet).float().requires_grad_(True).train()
         if cfg.init_generator:  # two-stage SFD: start G from an already distilled one-step generator
-            gen_unet.load_state_dict(task.unet_class.from_pretrained(cfg.init_generator, subfolder="unet").state_dict())
+            gen_unet.load_state_dict(
+                task.unet_class.from_pretrained(cfg.init_generator, subfolder="unet").state_dict()
+            )
         fake_unet = copy.deepcopy(teacher_unet).float().requires_grad_(True).train()
         if weight_dtype != torch.float32:
             teacher_unet.to(weight_dtype)
@@ -152,11 +170,15 @@ class SFDTrainer:
         opt_f = _adam(fake_unet.parameters(), cfg.learning_rate_fake_score, cfg)
         sched_g = _lr_schedule(opt_g, cfg, 1, acc.num_processes)
         sched_f = _lr_schedule(opt_f, cfg, cfg.fake_score_updates, acc.num_processes)
-        (self.gen_unet, self.fake_unet, self.opt_g, self.opt_f, self.sched_g,
-         self.sched_f) = acc.prepare(gen_unet, fake_unet, opt_g, opt_f, sched_g, sched_f)
+        (self.gen_unet, self.fake_unet, self.opt_g, self.opt_f, self.sched_g, self.sched_f) = acc.prepare(
+            gen_unet, fake_unet, opt_g, opt_f, sched_g, sched_f
+        )
         gen_params = acc.unwrap_model(self.gen_unet).parameters()
-        self.ema = EMAModel(gen_params, decay=cfg.ema_decay, use_ema_warmup=True, inv_gamma=1.0,
-                            power=cfg.ema_power) if cfg.use_ema else NoEMA(gen_params)
+        self.ema = (
+            EMAModel(gen_params, decay=cfg.ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=cfg.ema_power)
+            if cfg.use_ema
+            else NoEMA(gen_params)
+        )
         self.ema.to(acc.device)
 
         fake_guidance = cfg.fake_score_guidance_scale
@@ -186,7 +208,9 @@ class SFDTrainer:
         return pairs
 
     # ---- one SFD iteration -------------------------------------------------------------------
-    def draw_batch(self, dropout: float = 0.0) -> tuple[Conditions, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def draw_batch(
+        self, dropout: float = 0.0
+    ) -> tuple[Conditions, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Conditions c, generator noise z, training σ, diffusion noise ε and per-sample weights λ."""
         dev, n = self.accelerator.device, self.cfg.train_batch_size
         conds = self.task.draw(n, self.cfg.forget_fraction, dropout, dev)
@@ -231,7 +255,9 @@ class SFDTrainer:
                 x_all = self.generate(self.gen_ddp, z_all, c_all)
                 x_g = x_all[:n]
                 x_t = x_g + sigma * eps
-                y_real = self.teacher(x_t, sigma, conds.teacher, uncond=conds.uncond)  # the override for forgotten rows
+                y_real = self.teacher(
+                    x_t, sigma, conds.teacher, uncond=conds.uncond
+                )  # the override for forgotten rows
                 y_fake = self.fake_local(x_t, sigma, conds.student, uncond=conds.uncond)
             loss = sid_generator_loss(y_real.float(), y_fake.float(), x_g.float(), self.cfg.alpha, weights)
             if self.pairs is not None:  # L_SiD + λ_reg·L_reg
@@ -257,10 +283,14 @@ class SFDTrainer:
         if cfg.resume_from_checkpoint:
             self.load_checkpoint(cfg.resume_from_checkpoint)
         if cfg.report_to:
-            acc.init_trackers("sfd", config={k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))})
+            acc.init_trackers(
+                "sfd", config={k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))}
+            )
         desc = self.spec.describe()
-        logger.info(f"SFD: forget {desc['forget']} -> override {override_text(desc)}, "
-                    f"{cfg.max_train_steps} steps, batch {cfg.train_batch_size} x {acc.num_processes} process(es)")
+        logger.info(
+            f"SFD: forget {desc['forget']} -> override {override_text(desc)}, "
+            f"{cfg.max_train_steps} steps, batch {cfg.train_batch_size} x {acc.num_processes} process(es)"
+        )
         bar = tqdm(total=cfg.max_train_steps, initial=self.step, desc="sfd", disable=not acc.is_local_main_process)
         started = time.time()
         while self.step < cfg.max_train_steps:
@@ -325,10 +355,15 @@ class SFDTrainer:
         acc.save_state(str(tmp))
         acc.wait_for_everyone()  # every rank has written its RNG state before the rename
         if acc.is_main_process:
-            save_file({str(i): p.detach().cpu().contiguous() for i, p in enumerate(self.ema.shadow_params)},
-                      str(tmp / EMA_FILE))
-            state = {"step": self.step, "ema_optimization_step": self.ema.optimization_step,
-                     "train_seconds": self.train_seconds}
+            save_file(
+                {str(i): p.detach().cpu().contiguous() for i, p in enumerate(self.ema.shadow_params)},
+                str(tmp / EMA_FILE),
+            )
+            state = {
+                "step": self.step,
+                "ema_optimization_step": self.ema.optimization_step,
+                "train_seconds": self.train_seconds,
+            }
             (tmp / "trainer_state.json").write_text(json.dumps(state))
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
@@ -374,11 +409,18 @@ class SFDTrainer:
             tmp = self.out / ".export.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             pipe.save_pretrained(tmp, safe_serialization=True)
-            write_model_card(tmp / "README.md", self.cfg, self.task, self.step, self.train_seconds, final,
-                             acc.num_processes)
-            record = {"steps": self.step, "train_seconds": self.train_seconds, "num_processes": acc.num_processes,
-                      "machine": describe_machine(), "mixed_precision": self.cfg.mixed_precision,
-                      **self.spec.describe(), "final_metrics": final}
+            write_model_card(
+                tmp / "README.md", self.cfg, self.task, self.step, self.train_seconds, final, acc.num_processes
+            )
+            record = {
+                "steps": self.step,
+                "train_seconds": self.train_seconds,
+                "num_processes": acc.num_processes,
+                "machine": describe_machine(),
+                "mixed_precision": self.cfg.mixed_precision,
+                **self.spec.describe(),
+                "final_metrics": final,
+            }
             (tmp / "training.json").write_text(json.dumps(record, indent=1))
             (self.out / "model_index.json").unlink(missing_ok=True)
             for name in MODEL_FILES:
@@ -390,7 +432,9 @@ class SFDTrainer:
             os.replace(tmp / "model_index.json", self.out / "model_index.json")
             shutil.rmtree(tmp, ignore_errors=True)
             summary = ", ".join(f"{k}={final[k]:.4f}" for k in self.task.validation_keys if k in final)
-            acc.print(f"SFD done: {self.step} steps in {self.train_seconds / 60:.1f} min -> {self.out}"
-                      + (f" ({summary})" if summary else ""))
+            acc.print(
+                f"SFD done: {self.step} steps in {self.train_seconds / 60:.1f} min -> {self.out}"
+                + (f" ({summary})" if summary else "")
+            )
         acc.wait_for_everyone()
         return pipe
