@@ -3,8 +3,8 @@
     python -m bench.other_classes [--cases shirt:auto shirt shirt:bag shirt+negative pullover pullover:trouser …]
 
 A case is `CLASS:auto` (the default command: the teacher chooses the override), `CLASS:far` (a random override among
-the teacher's farther half of the remaining classes), `CLASS` (`--override random`, the
-default before the twelfth session), `CLASS:OVERRIDE` (a fixed override) or `CLASS+negative` (random override with
+the teacher's farther half of the remaining classes), `CLASS` (`--override random`),
+`CLASS:OVERRIDE` (a fixed override) or `CLASS+negative` (random override with
 `--negative_forget_class`). Each case trains with `sfd/train.py`
 under bench/runs/other-<case>/ (skipped when that folder already holds a finished model) and is measured
 with sfd-eval's code at the evaluation seed: 1,000 samples of the forgotten class, 100 per remaining class.
@@ -131,7 +131,7 @@ def main(argv=None) -> None:
     out.with_suffix(".md").write_text(
         "# Forgetting other classes\n\n"
         f"`python -m bench.other_classes`: `sfd/train.py --forget class=NAME` with the defaults ({rows[0]['steps']} "
-        f"iterations), the override as listed (`auto` is the default since the twelfth session, `random` before; "
+        f"iterations), the override as listed (`auto` is the default; "
         "`far` draws it per sample among the farther half of `auto`'s ranking, the classes listed); "
         f"evaluation seed {args.seed}, 1,000 samples of the forgotten class and "
         "100 per remaining class, judged by `assets/classifier`. Floor: the forget accuracy a perfect eraser would "

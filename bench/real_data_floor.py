@@ -1,4 +1,4 @@
-"""What FID a perfect generator would score here: real Fashion-MNIST *training* images measured like samples.
+"""What FID a perfect generator would score with this judge and reference: real Fashion-MNIST *training* images measured like samples.
 
     python -m bench.real_data_floor [--forget "class=trouser"] [--samples_per_class 100 200 300] [--seeds 1234 99]
 

@@ -57,7 +57,7 @@ def attack_settings(args) -> dict:
 
 
 def ensure_esd(path: Path, forget: str) -> None:
-    """The ESD-style baseline of bench/run.py, trained here when that run is not on disk."""
+    """The ESD-style baseline of bench/run.py, trained by this script when that run is not on disk."""
     if not (path / "model_index.json").exists():
         from sfd.baselines.esd import esd_finetune
 

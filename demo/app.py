@@ -34,7 +34,7 @@ def _load(path: str):
     try:
         pipe = load_pipeline(str(p))
     except (ValueError, OSError) as err:
-        raise DemoError(f"`{path}` cannot be used here: {err}") from err
+        raise DemoError(f"`{path}` cannot be used by the demo: {err}") from err
     if not hasattr(pipe, "id2label") or not pipe.id2label:
         raise DemoError(f"`{path}` is not a class-conditional model of this project")
     pipe.set_progress_bar_config(disable=True)

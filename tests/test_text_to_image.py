@@ -1,4 +1,4 @@
-"""Text-to-image SFD on tiny Stable Diffusion-layout pipelines built here (pixel and latent space)."""
+"""Text-to-image SFD on tiny Stable Diffusion-layout pipelines built in the tests (pixel and latent space)."""
 
 import json
 
@@ -155,7 +155,7 @@ def test_bad_text_spec_stops_the_command_line_before_loading(tmp_path, monkeypat
 
 @pytest.mark.parametrize("name", ["sd15-celebrity", "sd15-nudity"])
 def test_stable_diffusion_configs_hold_valid_prompt_specs(name, monkeypatch):
-    """The GPU configs cannot run here, but their options and prompt files must parse."""
+    """The GPU configs need a GPU and the Hub to run, but their options and prompt files must parse."""
     from sfd.core.paths import PROJECT_ROOT
     from sfd.core.prompts import read_lines
     from sfd.training.config import load_config
