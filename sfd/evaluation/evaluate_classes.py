@@ -117,11 +117,29 @@ def evaluate_model(
     gold=None,
     keep_features: bool = False,
 ) -> dict:
-    """Sample `num_samples_per_class` images of every remaining class (and `num_forget_samples`, default
-    the same, of every forgotten class) from `model` and measure them. With `clip` (a CLIPJudge or a
-    path) also CLIP's zero-shot detection of the forgotten classes and the CLIP score of the rest. With
-    `gold` (a `GoldSamples` or a gold model's folder) also the alignment with it (`sfd.evaluation.gold`).
-    `keep_features` adds the remaining samples' classifier features (an array) as "features_remaining"."""
+    """Sample every class of a class-conditional model and measure the samples with the judges.
+
+    Args:
+        model: a pipeline folder, Hub id or loaded pipeline (one-step or multi-step).
+        forget: `"class=NAME[,NAME…]"`, the classes that count as forgotten; None: every class is remaining.
+        override: the override for the forget-accuracy floor (`"class=NAME"`, `"class=A,B"` or `"random"`; default:
+            what the model's training.json records).
+        classifier: an `ImageClassifierJudge` or its folder (default: the shipped classifier).
+        reference_stats: the reference file of real images for FID, precision / recall and the floor (None skips).
+        num_samples_per_class: samples of every remaining class; `num_forget_samples` (default: the same) of
+            every forgotten class.
+        batch_size, seed, progress: sampling in batches, batch k seeded `seed + k`.
+        clip: a `CLIPJudge` or its folder: adds CLIP's zero-shot detection of the forgotten classes and the CLIP
+            score of the rest.
+        prompt_template: the CLIP prompt of a class name.
+        gold: a `GoldSamples` or a gold model's folder: adds the alignment with it (`sfd.evaluation.gold`).
+        keep_features: adds the remaining samples' classifier features (an array) as "features_remaining".
+
+    Returns:
+        A dict of figures: forget_accuracy (with a bootstrap 95% interval), forget_accuracy_floor,
+        unlearning_accuracy, remaining_accuracy, per_class_accuracy, fid_remaining, precision_remaining,
+        recall_remaining, images_per_second, nfe_per_image, and what was measured (counts, seed, model).
+    """
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
     if override is None:  # the floor is the override's: take the one the run recorded (e.g. chosen by `auto`)

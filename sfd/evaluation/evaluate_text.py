@@ -154,12 +154,27 @@ def evaluate_text_model(
     template: str = "a photo of a {}",
     classifier=None,
 ) -> dict:
-    """Sample a text-to-image model on forget and remaining prompts and measure it with CLIP (and,
-    when the concepts are a `classifier`'s labels, with that classifier as a second judge).
+    """Sample a text-to-image model on forget and remaining prompts and measure it with CLIP (and, when the concepts
+    are a `classifier`'s labels, with that classifier as a second judge).
 
-    Prompts: `prompts` if given (those naming a forgotten concept are forget prompts), else one
-    "a photo of a {concept}" per concept the model lists in its config, else the forget spec's prompts
-    (or templates filled with the concept) and configs/prompts/remain-general.txt (16 of each at most)."""
+    Args:
+        model: a pipeline folder, Hub id or loaded pipeline (one-step or multi-step).
+        forget: `"concept=PHRASE[,…]"` and/or `"prompts=FILE"`: what counts as forgotten.
+        override: the override phrase, added to CLIP's candidate concepts when the model lists none.
+        clip: a `CLIPJudge` or its folder (default: the shipped CLIP).
+        prompts: the evaluation prompts (those naming a forgotten concept are forget prompts); default: one
+            "a photo of a {concept}" per concept the model lists in its config, else the forget spec's prompts (or
+            templates filled with the concept) and configs/prompts/remain-general.txt (16 of each at most).
+        num_samples_per_prompt: samples of every remaining prompt; `num_forget_samples` (default: the same) of every
+            forget prompt.
+        batch_size, seed, progress: sampling in batches, batch k seeded `seed + k`.
+        template: the CLIP prompt of a concept name.
+        classifier: an `ImageClassifierJudge` whose labels are the concepts, or None.
+
+    Returns:
+        A dict of figures: clip_forget_detection, clip_score_remaining, clip_accuracy_remaining (with bootstrap 95%
+        intervals), per_prompt_clip_accuracy, the classifier's figures when one is given, and what was measured.
+    """
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
     concepts, prompt_file = parse_forget(forget) if forget else ([], None)

@@ -108,14 +108,29 @@ def relearn_curve(
     at_sampling_level: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Fine-tune a copy of `model`'s UNet on `n_images` real images per attacked class and measure the
-    forget accuracy of every class in `forget` at each budget in `checkpoints` (steps, increasing).
+    """Relearning attack: fine-tune a copy of `model`'s UNet on a few real images and measure the forget accuracy of
+    every class in `forget` after each budget of steps.
 
-    Attacked classes: `attack` ("class=…", e.g. one fold of a layered erasure), else the forgotten
-    classes, or with `benign=True` every remaining class (the resurgence test). `pool` is the attacker's
-    (images, labels) to draw from; default: the Fashion-MNIST training set. `at_sampling_level=True`
-    (one-step generators only) is the adaptive attacker: the denoising loss at σ_init alone, the one
-    noise level the released generator is ever evaluated at, instead of over all timesteps.
+    Args:
+        model: the attacked pipeline (folder or loaded; multi-step or one-step). It is not modified.
+        forget: `"class=NAME[,NAME…]"`, the erased classes whose return is measured.
+        n_images: real images per attacked class.
+        checkpoints: the budgets (steps, increasing) at which to measure.
+        attack: `"class=…"`, the classes the attacker holds images of (e.g. one fold of a layered erasure); default:
+            the forgotten classes, or with `benign=True` every remaining class (the resurgence test).
+        learning_rate, batch_size: the attacker's Adam and batch.
+        eval_samples: samples per forgotten class at each budget, drawn with `eval_seed`.
+        seed: the attacker's image choice and noise.
+        classifier: the judge (default: the shipped classifier).
+        num_inference_steps: multi-step models: sampler steps (default: the pipeline's own).
+        pool: the attacker's (images, labels) to draw from; default: the Fashion-MNIST training set.
+        at_sampling_level: one-step generators only, the adaptive attacker: the denoising loss at σ_init alone, the
+            one noise level the released generator is ever evaluated at, instead of over all timesteps.
+        progress: show a progress bar.
+
+    Returns:
+        A dict with the curve: `steps`, `forget_accuracy` per step, its `area` and `steps_to_50pct` (None when never
+        reached), and what was attacked.
     """
     checkpoints = sorted(set(int(c) for c in checkpoints))
     if not checkpoints or checkpoints[0] < 0:
