@@ -245,7 +245,7 @@ class ClassConditioning(_Conditioning):
         example = f' --override "class={suggestion[0]}" (floor {suggestion[1]:.2%})' if suggestion else ""
         return (
             f"a random override per sample averages the remaining classes' scores, which keeps the look of a "
-            f"class that sits among similar ones (README, 'Other classes'); a fixed override far from it forgets "
+            f"class that sits among similar ones (README, 'Choosing the override'); a fixed override far from it forgets "
             f"reliably: --override auto (the teacher chooses one), or a class, e.g."
             f"{example or ' --override class=NAME'}"
         )

@@ -4,7 +4,7 @@ The command line (`sfd-train`), `configs/default.yaml` and the README's option t
 (`cli_arguments`, `default_yaml`, `options_table`; tests prove the committed files agree). A run's options
 are the defaults, then an optional user YAML, then explicit overrides (`load_config`).
 
-    python -m sfd.training.config --write     # regenerate configs/default.yaml and the README's option table
+    python -m sfd.training.config --write     # regenerate configs/default.yaml, docs/options.md and the README table
 """
 
 from __future__ import annotations
@@ -327,6 +327,31 @@ class TrainingConfig:
         return replace(self, **changes)
 
 
+# the options the README's table shows; docs/options.md lists every one
+README_OPTIONS = (
+    "teacher",
+    "forget",
+    "override",
+    "output_dir",
+    "max_train_steps",
+    "train_batch_size",
+    "learning_rate_generator",
+    "learning_rate_fake_score",
+    "fake_score_updates",
+    "alpha",
+    "sigma_init",
+    "forget_weight",
+    "guidance_scale",
+    "layers",
+    "init_generator",
+    "mixed_precision",
+    "seed",
+    "resume_from_checkpoint",
+    "validation_steps",
+    "classifier",
+)
+
+
 def public_fields():
     return [f for f in fields(TrainingConfig) if not f.metadata["internal"]]
 
@@ -429,10 +454,12 @@ def default_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
-def options_table() -> str:
-    """The README's option table (markdown)."""
+def options_table(names=None) -> str:
+    """A markdown table of the options `names` (default: every option)."""
     rows = ["| option | default | what it does |", "|---|---|---|"]
     for f in public_fields():
+        if names is not None and f.name not in names:
+            continue
         help_ = f.metadata["help"].replace("|", "\\|")
         rows.append(f"| `--{f.name}` | `{_yaml_value(f.default)}` | {help_} |")
     return "\n".join(rows)
@@ -447,7 +474,22 @@ def with_options_table(readme: str) -> str:
     if start not in readme or end not in readme:
         raise ConfigError(f"the README has no {start} … {end} markers for the option table")
     head, rest = readme.split(start, 1)
-    return f"{head}{start}\n{options_table()}\n{end}{rest.split(end, 1)[1]}"
+    return f"{head}{start}\n{options_table(README_OPTIONS)}\n{end}{rest.split(end, 1)[1]}"
+
+
+def options_reference() -> str:
+    """docs/options.md: every option, by group."""
+    parts = [
+        "# Training options",
+        "",
+        "Every option of `sfd-train` / `accelerate launch sfd/train.py` / `sfd.forget()`, generated from",
+        "`sfd.training.config.TrainingConfig` (`python -m sfd.training.config --write`). Booleans take",
+        "`--name` / `--no-name`; `null` unsets an optional value. `configs/default.yaml` holds the same defaults.",
+    ]
+    for group in dict.fromkeys(f.metadata["group"] for f in public_fields()):
+        names = [f.name for f in public_fields() if f.metadata["group"] == group]
+        parts += ["", f"## {group.capitalize()}", "", options_table(names)]
+    return "\n".join(parts) + "\n"
 
 
 if __name__ == "__main__":
@@ -463,5 +505,6 @@ if __name__ == "__main__":
         print(default_yaml(), end="")
     else:
         (CONFIGS / "default.yaml").write_text(default_yaml())
+        (PROJECT_ROOT / "docs" / "options.md").write_text(options_reference())
         readme = PROJECT_ROOT / "README.md"
         readme.write_text(with_options_table(readme.read_text()))

@@ -1,7 +1,7 @@
 """`--override auto` / `far`: the remaining class(es) the teacher itself finds least like the forgotten ones (data-free).
 
 A random override per sample averages the remaining classes' scores, which keeps the look of a forgotten class that
-sits among similar ones (README, "Other classes"); a fixed override far from it forgets reliably. "Far" is measured
+sits among similar ones (docs/results.md, "Other classes and the override"); a fixed override far from it forgets reliably. "Far" is measured
 with the teacher alone, the way a diffusion classifier scores a class: the teacher draws images x of each forgotten
 class f, and each remaining class c is scored by how badly the teacher's class-c denoiser reconstructs them,
 
