@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.common import RESULTS
+from bench.common import RESULTS, write_result
 from sfd.core.paths import DEFAULT_CLASSIFIER
 from sfd.evaluation.evaluate_classes import evaluate_model
 from sfd.evaluation.judges import ImageClassifierJudge
@@ -71,18 +71,6 @@ def main(argv=None):
         )
         print(rows[-1], flush=True)
     rows.sort(key=lambda r: r["step"])
-    (out / f"curve-{name}.json").write_text(
-        json.dumps(
-            {
-                "run": args.run,
-                "seed": args.seed,
-                "rows": rows,
-                "samples_per_class": args.samples_per_class,
-                "forget_samples": args.forget_samples,
-            },
-            indent=1,
-        )
-    )
     md = [
         f"`{args.run}`: EMA generator at each checkpoint; {args.samples_per_class} samples per remaining class, "
         f"{args.forget_samples} of the forgotten class, seed {args.seed}.",
@@ -95,7 +83,17 @@ def main(argv=None):
         f"{r['precision_remaining']:.3f} | {r['recall_remaining']:.3f} |"
         for r in rows
     ]
-    (out / f"curve-{name}.md").write_text("\n".join(md) + "\n")
+    write_result(
+        out / f"curve-{name}",
+        {
+            "run": args.run,
+            "seed": args.seed,
+            "rows": rows,
+            "samples_per_class": args.samples_per_class,
+            "forget_samples": args.forget_samples,
+        },
+        "\n".join(md) + "\n",
+    )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,3 @@ def write_result(stem: str | Path, record: dict, markdown: str) -> Path:
     write_text_atomic(stem.with_name(stem.name + ".json"), json.dumps(record, indent=1, default=str) + "\n")
     write_text_atomic(stem.with_name(stem.name + ".md"), markdown.rstrip() + "\n")
     return stem.with_name(stem.name + ".md")
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    """A markdown table of already formatted cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)

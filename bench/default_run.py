@@ -15,7 +15,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from bench.common import RESULTS
+from bench.common import RESULTS, write_result
 from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_TEACHER
 from sfd.core.precision import describe_machine
 from sfd.evaluation.evaluate_classes import evaluate_model
@@ -76,8 +76,7 @@ def main(argv=None):
     stem = (
         f"default-{args.forget.split('=')[-1].replace(',', '_')}{'-' + args.tag if args.tag else ''}-{result['date']}"
     )
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text(table(result, args))
+    write_result(out / f"{stem}", result, table(result, args))
     print(table(result, args))
 
 

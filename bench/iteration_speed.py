@@ -10,13 +10,12 @@ Writes bench/results/iteration-speed-<cpu capability, e.g. avx2>.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 
 import torch
 
-from bench.common import RESULTS
+from bench.common import RESULTS, write_result
 from sfd.core.precision import describe_machine
 from sfd.training.config import load_config
 from sfd.training.setup import validate
@@ -86,7 +85,6 @@ def main(argv=None) -> None:
     rows = [measure(v, args.iterations) for v in args.variants]
     record = {"machine": describe_machine(), "rows": rows}
     out = RESULTS / f"iteration-speed-{torch.backends.cpu.get_cpu_capability().lower()}"
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
     base = next((r["seconds_per_iteration"] for r in rows if r["variant"] == "default"), None)
     lines = [
         f"| {r['variant']} | {r['mixed_precision']} | {r['seconds_per_iteration']:.3f} | "
@@ -94,14 +92,16 @@ def main(argv=None) -> None:
         + f"{r['warmup_seconds']:.0f} |"
         for r in rows
     ]
-    out.with_suffix(".md").write_text(
+    write_result(
+        out,
+        record,
         "# Seconds per SFD iteration of the default run\n\n"
         f"`python -m bench.iteration_speed` on {record['machine']}: the default trainer (`--forget class=trouser`, "
         f"`mixed_precision: auto`, batch 32), two fake-score updates and one generator update per iteration, "
         f"{args.iterations} timed iterations after 3 warm-up ones.\n\n"
         "| variant | autocast | s / iteration | vs default | warm-up s (incl. compilation) |\n|---|---|---|---|---|\n"
         + "\n".join(lines)
-        + "\n"
+        + "\n",
     )
     print("\n".join(lines))
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
-from bench.common import RESULTS
+from bench.common import RESULTS, write_result
 from sfd.core.metrics import feature_statistics, frechet_distance
 from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_TEACHER
 from sfd.data.fashion_mnist import load_fashion_mnist
@@ -104,7 +104,6 @@ def main(argv=None):
     }
     out = RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latent-vs-pixel.json").write_text(json.dumps(result, indent=1))
     verdict = (
         "pixel space: the VAE's reconstructions alone are further from the real images than the pixel-space "
         "teacher's samples"
@@ -112,12 +111,14 @@ def main(argv=None):
         else "latent space is viable: reconstructions are closer to real images than the pixel teacher's samples"
     )
     rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
-    (out / "latent-vs-pixel.md").write_text(
+    write_result(
+        out / "latent-vs-pixel",
+        result,
         f"# Latent or pixel space for the small text-to-image teacher\n\n`python -m bench.latent_vs_pixel` "
         f"(AutoencoderKL 28×28×1 → 7×7×4, {step} steps, {minutes:.1f} min on this CPU).\n\n| figure | value |\n|---|---|\n"
         f"{rows}\n\nFID is in the shipped classifier's feature space: 1,000 images against the 10,000 test images, "
         f"as the teacher's sampling FID.\n\n"
-        f"**Decision: {verdict}.**\n"
+        f"**Decision: {verdict}.**\n",
     )
     print(json.dumps(result, indent=1))
     print(verdict)

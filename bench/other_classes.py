@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import PROJECT, RESULTS, RUNS
+from bench.common import PROJECT, RESULTS, RUNS, write_result
 from sfd.core.paths import DEFAULT_CLASSIFIER
 from sfd.core.spec import CHOOSERS
 from sfd.evaluation.evaluate_classes import evaluate_model
@@ -120,7 +120,6 @@ def main(argv=None) -> None:
             }
         )
         print(rows[-1])
-    out.with_suffix(".json").write_text(json.dumps({"seed": args.seed, "rows": rows}, indent=1))
     lines = [
         f"| {r['forget']} | {r['override']}{' + negative guidance' if r['negative_forget_class'] else ''} | "
         f"**{r['forget_accuracy']:.1%}** [{r['forget_accuracy_ci'][0]:.1%}, {r['forget_accuracy_ci'][1]:.1%}] | "
@@ -128,7 +127,9 @@ def main(argv=None) -> None:
         f"{r['recall_remaining']:.2f} | {r.get('mixed_precision', 'bf16')} |"
         for r in rows
     ]
-    out.with_suffix(".md").write_text(
+    write_result(
+        out,
+        {"seed": args.seed, "rows": rows},
         "# Forgetting other classes\n\n"
         f"`python -m bench.other_classes`: `sfd/train.py --forget class=NAME` with the defaults ({rows[0]['steps']} "
         f"iterations), the override as listed (`auto` is the default; "
@@ -140,7 +141,7 @@ def main(argv=None) -> None:
         "within a class, not across classes). Autocast: the run's `mixed_precision` (the rows measured before "
         "`auto` became the default ran bf16 on an AVX-512 machine; `no` is fp32, what `auto` picks on an AVX2 CPU).\n\n"
         "| forgotten | override | forget accuracy [95%] | floor | remaining acc. | FID (remaining) | recall | autocast |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n",
     )
 
 

@@ -11,11 +11,10 @@ Writes bench/results/override-choice.{json,md}.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 
-from bench.common import RESULTS
+from bench.common import RESULTS, write_result
 from sfd.core.precision import describe_machine
 from sfd.core.spec import ForgetSpec
 from sfd.evaluation.judges import ImageClassifierJudge
@@ -59,13 +58,14 @@ def main() -> None:
         )
         print(rows[-1], flush=True)
     out = RESULTS / "override-choice"
-    out.with_suffix(".json").write_text(json.dumps({"machine": describe_machine(), "rows": rows}, indent=1))
     lines = [
         f"| {r['forget']} | {r['auto']} | {r['auto_floor']:.2%} | {r['judge_best']} | {r['judge_best_floor']:.2%} | "
         f"{r['random_floor']:.2%} | {r['seconds']:.0f} |"
         for r in rows
     ]
-    out.with_suffix(".md").write_text(
+    write_result(
+        out,
+        {"machine": describe_machine(), "rows": rows},
         "# What `--override auto` chooses\n\n"
         f"`python -m bench.override_choice` on {describe_machine()}: for each forgotten class, the remaining class "
         "the embedded teacher finds least like it (`sfd.training.override_choice`: 32 teacher samples of the forgotten class, "
@@ -74,7 +74,7 @@ def main() -> None:
         "judge's lowest-floor class and the floor of `random` are shown for comparison; the judge plays no part in "
         "the choice. Seconds: the choice's cost (teacher sampling and scoring).\n\n"
         "| forgotten | auto's choice | its floor | judge's best | its floor | floor of random | seconds |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n",
     )
     print(out.with_suffix(".md").read_text())
 

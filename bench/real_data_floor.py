@@ -12,12 +12,11 @@ one-step model's FIDs against. Writes bench/results/real-data-floor.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from bench.common import RESULTS
+from bench.common import RESULTS, write_result
 from sfd.core.paths import DEFAULT_CLASSIFIER
 from sfd.core.precision import describe_machine
 from sfd.core.spec import ForgetSpec, SpecError
@@ -76,22 +75,21 @@ def main(argv=None) -> None:
             )
             print(rows[-1])
     out = Path(args.out)
-    out.with_suffix(".json").write_text(
-        json.dumps({"machine": describe_machine(), "forget": args.forget, "rows": rows}, indent=1)
-    )
     lines = [
         f"| {r['samples_per_class']} ({r['samples']:,}) | {r['seed']} | {r['fid_remaining']:.3f} "
         f"[{r['fid_remaining_ci'][0]:.2f}, {r['fid_remaining_ci'][1]:.2f}] | {r['remaining_accuracy']:.1%} | "
         f"{r['precision_remaining']:.2f} | {r['recall_remaining']:.2f} |"
         for r in rows
     ]
-    out.with_suffix(".md").write_text(
+    write_result(
+        out,
+        {"machine": describe_machine(), "forget": args.forget, "rows": rows},
         "# The FID floor: real training images measured like samples\n\n"
         f"`python -m bench.real_data_floor`: random Fashion-MNIST training images of the classes that remain after "
         f"`--forget {args.forget}`, measured by sfd-eval's code against the real test images (the FID reference) "
         "in `assets/classifier`'s feature space. A generator that matched the data exactly would score these.\n\n"
         "| per class (in all) | seed | FID [95%] | classifier accuracy | precision | recall |\n"
-        "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n",
     )
 
 

@@ -24,7 +24,7 @@ import itertools
 import json
 from pathlib import Path
 
-from bench.common import PROJECT, RESULTS, RUNS
+from bench.common import PROJECT, RESULTS, RUNS, write_result
 from sfd.core.paths import DEFAULT_CLASSIFIER
 from sfd.core.precision import CHOICES, resolve_mixed_precision
 
@@ -306,8 +306,7 @@ def main(argv=None):
             previous.get("curves", {}).pop(model, None)
         record = {**common, **relearn_part(args, judge, previous)}
         plot_relearn(record, stem.with_suffix(".png"))
-        stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
-        stem.with_suffix(".md").write_text(relearn_markdown(record, stem.with_suffix(".png").name))
+        write_result(stem, record, relearn_markdown(record, stem.with_suffix(".png").name))
         print(stem.with_suffix(".md").read_text())
     if args.part in ("layered", "all"):
         record = {
@@ -318,8 +317,7 @@ def main(argv=None):
             **layered_part(args, judge),
         }
         stem = out / f"robustness-layered-{date}"
-        stem.with_suffix(".json").write_text(json.dumps(record, indent=1))
-        stem.with_suffix(".md").write_text(layered_markdown(record))
+        write_result(stem, record, layered_markdown(record))
         print(stem.with_suffix(".md").read_text())
 
 

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import BENCH, PROJECT, RESULTS
+from bench.common import BENCH, PROJECT, RESULTS, write_result
 from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_TEACHER
 from sfd.core.precision import describe_machine
 from sfd.training.config import load_config
@@ -252,10 +252,8 @@ def main(argv=None):
         "results": results,
         "ratios": ratios,
     }
-    (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
     plot = forget_rate_curve(runs / "sfd" / "logs" / "metrics.jsonl", out / f"{stem}-sfd-forget-rate.png")
-    (out / f"{stem}.md").write_text(table(record, plot))
-    print((out / f"{stem}.md").read_text())
+    print(write_result(out / stem, record, table(record, plot)).read_text())
 
 
 def _with_ci(value: float, ci) -> str:

@@ -8,9 +8,8 @@ Writes bench/results/teacher-guidance.{json,md}: class accuracy and FID (all cla
 from __future__ import annotations
 
 import argparse
-import json
 
-from bench.common import RESULTS
+from bench.common import RESULTS, write_result
 from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_TEACHER
 from sfd.evaluation.evaluate_classes import evaluate_model
 from sfd.evaluation.judges import ImageClassifierJudge
@@ -48,9 +47,6 @@ def main(argv=None):
         print(rows[-1], flush=True)
     out = RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    (out / "teacher-guidance.json").write_text(
-        json.dumps({"seed": args.seed, "samples_per_class": args.samples_per_class, "rows": rows}, indent=1)
-    )
     md = [
         f"Teacher guidance selection: {args.samples_per_class} samples per class, seed {args.seed}.",
         "",
@@ -61,7 +57,11 @@ def main(argv=None):
         f"| {r['guidance_scale']} | {r['class_accuracy']:.3f} | {r['fid']:.2f} | {r['images_per_second']:.1f} |"
         for r in rows
     ]
-    (out / "teacher-guidance.md").write_text("\n".join(md) + "\n")
+    write_result(
+        out / "teacher-guidance",
+        {"seed": args.seed, "samples_per_class": args.samples_per_class, "rows": rows},
+        "\n".join(md) + "\n",
+    )
 
 
 if __name__ == "__main__":

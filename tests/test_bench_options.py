@@ -64,3 +64,12 @@ def test_robustness_refuses_reuse_options_that_cannot_work_before_loading(argv, 
     with pytest.raises(SystemExit):
         robustness.main(argv)
     assert match in capsys.readouterr().err
+
+
+def test_a_result_is_written_as_its_json_beside_its_table(tmp_path):
+    from bench.common import write_result
+
+    table = write_result(tmp_path / "trial-x.seed99", {"fid": 1.25, "rows": [1, 2]}, "| a |\n|---|\n| 1 |")
+    assert table == tmp_path / "trial-x.seed99.md" and table.read_text() == "| a |\n|---|\n| 1 |\n"
+    assert json.loads((tmp_path / "trial-x.seed99.json").read_text()) == {"fid": 1.25, "rows": [1, 2]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trial-x.seed99.json", "trial-x.seed99.md"]  # no temp left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Sequence
 
@@ -43,3 +44,15 @@ def nfe_per_image(pipe) -> int:
     """Network evaluations per image of a pipeline's default sampler (×2 under classifier-free guidance)."""
     steps = getattr(pipe.config, "default_num_inference_steps", 1)
     return steps * (2 if getattr(pipe.config, "default_guidance_scale", 1.0) != 1.0 else 1)
+
+
+def sampling_record(model, pipe, n_images: int, seconds: float, seed: int, batch_size: int) -> dict:
+    """What an evaluation records of how its samples were drawn: the model, seed, batch, time and cost per image."""
+    return dict(
+        model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
+        seed=seed,
+        batch_size=batch_size,
+        sampling_seconds=seconds,
+        images_per_second=n_images / seconds,
+        nfe_per_image=nfe_per_image(pipe),
+    )

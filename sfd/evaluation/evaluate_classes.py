@@ -12,7 +12,6 @@ bootstrap 95%.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch
 from ..core.loading import load_pipeline
 from ..core.metrics import bootstrap_ci, bootstrap_fid, entropy, feature_statistics, frechet_distance, precision_recall
 from ..core.paths import DEFAULT_CLASSIFIER, DEFAULT_REFERENCE_STATS
-from ..core.sampling import nfe_per_image, sample_classes
+from ..core.sampling import sample_classes, sampling_record
 from ..core.spec import ForgetSpec
 from .gold import GOLD_SEED_OFFSET, GoldSamples, gold_alignment
 from .judges import CLIPJudge, ImageClassifierJudge, classify
@@ -192,15 +191,10 @@ def evaluate_model(
         m.update(clip_metrics(clip, images, labels, spec, prompt_template, seed))
     m.update(
         kind="class",
-        model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
         forget=spec.describe()["forget"],
         num_samples_per_class=num_samples_per_class,
         num_forget_samples=n_forget,
-        seed=seed,
-        batch_size=batch_size,
-        sampling_seconds=seconds,
-        images_per_second=len(labels) / seconds,
-        nfe_per_image=nfe_per_image(pipe),
+        **sampling_record(model, pipe, len(labels), seconds, seed, batch_size),
     )
     return m
 

@@ -3,8 +3,6 @@ the image classifier where the prompts name its classes)."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
@@ -12,7 +10,7 @@ from ..core.loading import load_pipeline
 from ..core.metrics import bootstrap_ci, feature_statistics, frechet_distance, precision_recall
 from ..core.paths import DEFAULT_CLIP, DEFAULT_REFERENCE_STATS, GENERAL_REMAIN_PROMPTS
 from ..core.prompts import DEFAULT_TEMPLATES, concept_pattern, parse_forget, read_lines
-from ..core.sampling import nfe_per_image, sample_prompts
+from ..core.sampling import sample_prompts, sampling_record
 from .judges import CLIPJudge, ImageClassifierJudge, classify
 from .reference import load_reference_features
 
@@ -209,16 +207,11 @@ def evaluate_text_model(
         m.update(classifier_text_metrics(classifier, images, all_prompts, forgotten, candidates, concepts, seed=seed))
     m.update(
         kind="text",
-        model=str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
         forget=concepts,
         forget_prompts=forget_p,
         remain_prompts=remain_p,
         samples_per_prompt=num_samples_per_prompt,
         num_forget_samples=n_forget,
-        seed=seed,
-        batch_size=batch_size,
-        sampling_seconds=seconds,
-        images_per_second=len(all_prompts) / seconds,
-        nfe_per_image=nfe_per_image(pipe),
+        **sampling_record(model, pipe, len(all_prompts), seconds, seed, batch_size),
     )
     return m

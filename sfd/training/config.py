@@ -304,8 +304,8 @@ class TrainingConfig:
     )
 
     # ---- set by a layered erasure for its stages, not by users ----
-    layer_folds: list | None = option(None, "the folds of a layered erasure", internal=True)
-    layer_stage: int | None = option(None, "the stage of a layered erasure", internal=True)
+    layer_folds: list | None = option(None, "the folds of a layered erasure", kind=list, internal=True)
+    layer_stage: int | None = option(None, "the stage of a layered erasure", kind=int, internal=True)
 
     def check(self) -> "TrainingConfig":
         """Every option's own check, then the checks across options; returns self."""
@@ -367,19 +367,17 @@ def coerce(f, value):
     if isinstance(value, str) and value.strip().lower() in ("null", "none") and "None" in str(f.type):
         return None
     kind = _kind(f)
-    if value is None or kind is str or isinstance(value, kind) and not isinstance(value, bool):
+    if value is None or kind is str or type(value) is kind:
         return value
-    if kind is float and isinstance(value, (int, str)) and not isinstance(value, bool):
-        try:
-            return float(value)  # YAML reads 1e-4 (no dot) as a string
-        except ValueError:
-            pass
-    if kind is int and isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    if kind is bool and isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if kind is bool and isinstance(value, bool):
-        return value
+    try:
+        if kind is float and not isinstance(value, bool):
+            return float(value)  # an int, or a string such as YAML's 1e-4 (no dot)
+        if kind is int and isinstance(value, str) and value.lstrip("-").isdigit():
+            return int(value)
+        if kind is bool and isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    except (TypeError, ValueError):
+        pass
     words = {int: "an integer", float: "a number", bool: "true or false"}
     raise ConfigError(f"{f.name} must be {words.get(kind, kind.__name__)}, got {value!r}")
 
