@@ -48,15 +48,11 @@ class OneStepClassConditionalPipeline(ClassLabelMixin, DiffusionPipeline):
         Args:
             class_labels (`int`, `str` or a list of them): class ids or names (see `get_label_ids`); a forgotten
                 class is allowed and returns what the model now draws.
-            generator (`torch.Generator`, *optional*): the random generator of the initial noise.
-            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (N, H, W, C in [0, 1]) or `"pt"` (N, C, H, W in
-                [0, 1]).
-            return_dict (`bool`, defaults to True): return an `ImagePipelineOutput` instead of a tuple.
+            generator, output_type, return_dict: as for `ClassConditionalDiffusionPipeline.__call__`.
             num_inference_steps (`int`, defaults to 1): must be 1; the model is a one-step generator.
 
         Returns:
-            `ImagePipelineOutput` with `.images` (a list of PIL images, an array or a tensor, as `output_type` says),
-            or the tuple `(images,)` when `return_dict` is False.
+            As `ClassConditionalDiffusionPipeline.__call__`.
         """
         if num_inference_steps != 1:
             raise ValueError("this is a one-step generator: num_inference_steps must be 1")

@@ -106,14 +106,10 @@ class TextToImageDiffusionPipeline(PromptLatentMixin, DiffusionPipeline):
             negative_prompt (`str` or `list[str]`, *optional*): the guidance's unconditional branch (default: "").
             guidance_scale (`float`, *optional*): classifier-free guidance (default: `default_guidance_scale`).
             num_inference_steps (`int`, *optional*): sampler steps (default: `default_num_inference_steps`).
-            generator (`torch.Generator`, *optional*): the random generator of the initial noise.
-            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (N, H, W, C in [0, 1]) or `"pt"` (N, C, H, W in
-                [0, 1]).
-            return_dict (`bool`, defaults to True): return an `ImagePipelineOutput` instead of a tuple.
+            generator, output_type, return_dict: as for `ClassConditionalDiffusionPipeline.__call__`.
 
         Returns:
-            `ImagePipelineOutput` with `.images` (a list of PIL images, an array or a tensor, as `output_type` says),
-            or the tuple `(images,)` when `return_dict` is False.
+            As `ClassConditionalDiffusionPipeline.__call__`.
         """
         prompts = _as_list(prompt)
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
@@ -175,15 +171,11 @@ class OneStepTextToImagePipeline(PromptLatentMixin, DiffusionPipeline):
         Args:
             prompt (`str` or `list[str]`): the prompts; a forgotten concept is allowed and returns what the model now
                 draws.
-            generator (`torch.Generator`, *optional*): the random generator of the initial noise.
-            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (N, H, W, C in [0, 1]) or `"pt"` (N, C, H, W in
-                [0, 1]).
-            return_dict (`bool`, defaults to True): return an `ImagePipelineOutput` instead of a tuple.
+            generator, output_type, return_dict: as for `ClassConditionalDiffusionPipeline.__call__`.
             num_inference_steps (`int`, defaults to 1): must be 1; the model is a one-step generator.
 
         Returns:
-            `ImagePipelineOutput` with `.images` (a list of PIL images, an array or a tensor, as `output_type` says),
-            or the tuple `(images,)` when `return_dict` is False.
+            As `ClassConditionalDiffusionPipeline.__call__`.
         """
         if num_inference_steps != 1:
             raise ValueError("this is a one-step generator: num_inference_steps must be 1")

@@ -101,76 +101,42 @@ def option(
 class TrainingConfig:
     """Every option of an SFD run (`sfd-train`, `sfd.forget()`, `sfd.distill()`)."""
 
+    # one option per statement, kept as written (the formatter would spread each over lines)
+    # fmt: off
     # ---- what to erase ----
-    teacher: Any = option(
-        str(DEFAULT_TEACHER),
-        "class-conditional or Stable Diffusion-layout pipeline: a folder, a Hub id or a loaded pipeline",
-        kind=str,
-        group="what to erase",
-    )
-    forget: str | None = option(
-        None,
-        'required: "class=NAME[,NAME…]" (names or ids from id2label), or '
-        '"concept=PHRASE[,…]" and/or "prompts=FILE" joined by ";" (text-to-image)',
-        kind=str,
-        group="what to erase",
-    )
-    override: str | None = option(
-        "auto",
-        'what the teacher draws instead. Class teachers: "auto" (the remaining '
-        'class the teacher finds least like the forgotten ones), "far" (a random class '
-        'per sample among the farther half), "random", "class=NAME" or "class=A,B" '
-        '(random among them). Text: "PHRASE" replacing the concept ("" deletes it) or '
-        '"rules=FILE" (`old -> new` lines)',
-        kind=str,
-        group="what to erase",
-    )
-    remain_prompts: str | None = option(
-        None,
-        "text: remaining prompts, one per line (null: the teacher's "
-        "prompts.txt, else configs/prompts/remain-general.txt)",
-        kind=str,
-        group="what to erase",
-    )
-    negative_concepts: str | None = option(
-        None,
-        "text: file of words joined into the teacher's negative prompt on forget prompts",
-        kind=str,
-        group="what to erase",
-    )
-    negative_forget_class: bool = option(
-        False,
-        "class teachers: on forgotten rows the teacher's CFG is taken against "
-        "the forgotten class instead of the null class",
-        group="what to erase",
-    )
-    output_dir: str | None = option(
-        None,
-        "where the one-step pipeline, checkpoints and logs go (null: outputs/forget-<names>)",
-        kind=str,
-        group="what to erase",
-    )
+    teacher: Any = option(str(DEFAULT_TEACHER), "class-conditional or Stable Diffusion-layout pipeline: a folder, "
+                          "a Hub id or a loaded pipeline", kind=str, group="what to erase")
+    forget: str | None = option(None, 'required: "class=NAME[,NAME…]" (names or ids from id2label), or '
+                                '"concept=PHRASE[,…]" and/or "prompts=FILE" joined by ";" (text-to-image)',
+                                kind=str, group="what to erase")
+    override: str | None = option("auto", 'what the teacher draws instead. Class teachers: "auto" (the remaining '
+                                  'class the teacher finds least like the forgotten ones), "far" (a random class '
+                                  'per sample among the farther half), "random", "class=NAME" or "class=A,B" '
+                                  '(random among them). Text: "PHRASE" replacing the concept ("" deletes it) or '
+                                  '"rules=FILE" (`old -> new` lines)', kind=str, group="what to erase")
+    remain_prompts: str | None = option(None, "text: remaining prompts, one per line (null: the teacher's "
+                                        "prompts.txt, else configs/prompts/remain-general.txt)", kind=str,
+                                        group="what to erase")
+    negative_concepts: str | None = option(None, "text: file of words joined into the teacher's negative prompt on "
+                                           "forget prompts", kind=str, group="what to erase")
+    negative_forget_class: bool = option(False, "class teachers: on forgotten rows the teacher's CFG is taken against "
+                                         "the forgotten class instead of the null class", group="what to erase")
+    output_dir: str | None = option(None, "where the one-step pipeline, checkpoints and logs go (null: "
+                                    "outputs/forget-<names>)", kind=str, group="what to erase")
     overwrite_output_dir: bool = option(False, "replace a run already in output_dir", group="what to erase")
 
     # ---- budget and optimisers ----
-    max_train_steps: int = option(
-        450, "SFD iterations (fake_score_updates ψ updates, then one generator update)", positive_int
-    )
+    max_train_steps: int = option(450, "SFD iterations (fake_score_updates ψ updates, then one generator update)",
+                                  positive_int)
     train_batch_size: int = option(32, "samples per process per update", positive_int)
-    forget_fraction: float | None = option(
-        0.25,
-        "share of each batch drawn from forgotten classes (null: uniform over classes)",
-        open_fraction_or_null,
-        kind=float,
-    )
+    forget_fraction: float | None = option(0.25, "share of each batch drawn from forgotten classes (null: uniform "
+                                           "over classes)", open_fraction_or_null, kind=float)
     learning_rate_generator: float = option(5.0e-5, "Adam learning rate of the generator G_θ", positive)
-    learning_rate_fake_score: float = option(
-        1.0e-4, "Adam learning rate of the fake score f_ψ (ψ faster than G)", positive
-    )
+    learning_rate_fake_score: float = option(1.0e-4, "Adam learning rate of the fake score f_ψ (ψ faster than G)",
+                                             positive)
     fake_score_updates: int = option(2, "ψ updates per generator update (two time-scale rule)", positive_int)
-    lr_scheduler: str = option(
-        "constant", "diffusers' learning-rate schedule of both networks (constant, linear, cosine, …)", lr_schedule
-    )
+    lr_scheduler: str = option("constant", "diffusers' learning-rate schedule of both networks (constant, linear, "
+                               "cosine, …)", lr_schedule)
     lr_warmup_steps: int = option(0, "iterations of linear learning-rate warm-up", non_negative_int)
     adam_beta1: float = option(0.9, "Adam's momentum, both networks (the SiD / SFD reference code uses 0)", fraction)
     adam_beta2: float = option(0.999, "Adam's second-moment decay, both networks", fraction)
@@ -178,134 +144,71 @@ class TrainingConfig:
     max_grad_value: float = option(1.0, "gradient value clipping, as in the SiD / SFD reference code", positive)
     use_8bit_adam: bool = option(False, "bitsandbytes' 8-bit Adam for both networks (CUDA only)")
     gradient_checkpointing: bool = option(False, "generator and fake score trade compute for memory (large UNets)")
-    mixed_precision: str = option(
-        "auto",
-        "auto | no | fp16 | bf16 (auto: bf16 where the device computes it natively, else fp32)",
-        one_of(*PRECISIONS),
-    )
+    mixed_precision: str = option("auto", "auto | no | fp16 | bf16 (auto: bf16 where the device computes it "
+                                  "natively, else fp32)", one_of(*PRECISIONS))
     seed: int = option(0, "random seed", non_negative_int)
 
     # ---- the SFD / SiD objective ----
     alpha: float = option(1.0, "SiD's α in the generator loss", non_negative, group="objective")
-    sigma_init: float = option(
-        2.5, "generator input noise level: G(z, c) = D(σ_init·z, σ_init, c)", positive, group="objective"
-    )
+    sigma_init: float = option(2.5, "generator input noise level: G(z, c) = D(σ_init·z, σ_init, c)", positive,
+                               group="objective")
     sigma_min: float = option(0.14, "lowest training σ (clamped to the teacher's range)", group="objective")
     sigma_max: float = option(13.0, "highest training σ (clamped to the teacher's range)", group="objective")
-    sigma_rho: float = option(
-        7.0,
-        "ρ of the training σ schedule: σ = (σ_max^(1/ρ) + (1−u)(σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ",
-        positive,
-        group="objective",
-    )
+    sigma_rho: float = option(7.0, "ρ of the training σ schedule: σ = (σ_max^(1/ρ) + (1−u)(σ_min^(1/ρ) − "
+                              "σ_max^(1/ρ)))^ρ", positive, group="objective")
     sigma_u_max: float = option(1.0, "u ~ U(0, u_max) in the σ schedule (0 < u_max ≤ 1)", group="objective")
-    remain_weight: float = option(
-        1.0, "λ_r, weight of the remaining conditions' SiD term", non_negative, group="objective"
-    )
+    remain_weight: float = option(1.0, "λ_r, weight of the remaining conditions' SiD term", non_negative,
+                                  group="objective")
     forget_weight: float = option(1.0, "λ_f, weight of the forgetting term", non_negative, group="objective")
-    guidance_scale: float | None = option(
-        None,
-        "classifier-free guidance inside the teacher (null: the teacher pipeline's default)",
-        kind=float,
-        group="objective",
-    )
-    fake_score_guidance_scale: float | None = option(
-        None,
-        "classifier-free guidance inside the fake score (null: 1 for class teachers, guidance_scale for text)",
-        kind=float,
-        group="objective",
-    )
-    condition_dropout: float = option(
-        0.1,
-        'share of the fake score\'s conditions dropped to null / "" (only when it is guided)',
-        fraction,
-        group="objective",
-    )
-    regression_weight: float = option(
-        0.0,
-        "λ_reg: pull G towards the teacher's own ODE sample from the same noise (0: off)",
-        non_negative,
-        group="objective",
-    )
-    regression_pairs: int = option(
-        512, "teacher (noise, sample) pairs made before training", positive_int, group="objective"
-    )
-    regression_steps: int | None = option(
-        None,
-        "DPM-Solver++ steps per pair (null: the teacher's default sampler steps)",
-        optional_positive_int,
-        kind=int,
-        group="objective",
-    )
+    guidance_scale: float | None = option(None, "classifier-free guidance inside the teacher (null: the teacher "
+                                          "pipeline's default)", kind=float, group="objective")
+    fake_score_guidance_scale: float | None = option(None, "classifier-free guidance inside the fake score (null: 1 "
+                                                     "for class teachers, guidance_scale for text)", kind=float,
+                                                     group="objective")
+    condition_dropout: float = option(0.1, "share of the fake score's conditions dropped to null / \"\" (only when "
+                                      "it is guided)", fraction, group="objective")
+    regression_weight: float = option(0.0, "λ_reg: pull G towards the teacher's own ODE sample from the same noise "
+                                      "(0: off)", non_negative, group="objective")
+    regression_pairs: int = option(512, "teacher (noise, sample) pairs made before training", positive_int,
+                                   group="objective")
+    regression_steps: int | None = option(None, "DPM-Solver++ steps per pair (null: the teacher's default sampler "
+                                          "steps)", optional_positive_int, kind=int, group="objective")
     regression_batch_size: int = option(8, "regression pairs per generator update", positive_int, group="objective")
-    layers: int = option(
-        1,
-        "layered erasure: k folds of the forgotten classes erased in k stages (budget split)",
-        positive_int,
-        group="objective",
-    )
-    init_generator: str | None = option(
-        None,
-        "two-stage SFD: a one-step pipeline folder (e.g. from sfd.distill) to start G from",
-        kind=str,
-        group="objective",
-    )
+    layers: int = option(1, "layered erasure: k folds of the forgotten classes erased in k stages (budget split)",
+                         positive_int, group="objective")
+    init_generator: str | None = option(None, "two-stage SFD: a one-step pipeline folder (e.g. from sfd.distill) "
+                                        "to start G from", kind=str, group="objective")
 
     # ---- export ----
     use_ema: bool = option(True, "export an EMA of the generator (false: the generator itself)", group="export")
-    ema_decay: float = option(
-        0.999, "largest EMA decay, warmed up as 1 − (1 + step)^(−ema_power)", fraction, group="export"
-    )
+    ema_decay: float = option(0.999, "largest EMA decay, warmed up as 1 − (1 + step)^(−ema_power)", fraction,
+                              group="export")
     ema_power: float = option(0.6667, "power of the EMA warm-up", positive, group="export")
 
     # ---- checkpoints, validation, logging ----
-    checkpointing_steps: int = option(
-        100,
-        "save a resumable checkpoint every N steps (0: never)",
-        non_negative_int,
-        group="checkpoints and validation",
-    )
+    checkpointing_steps: int = option(100, "save a resumable checkpoint every N steps (0: never)", non_negative_int,
+                                      group="checkpoints and validation")
     checkpoints_total_limit: int = option(2, "checkpoints kept", positive_int, group="checkpoints and validation")
-    resume_from_checkpoint: str | None = option(
-        None, 'a checkpoint folder or "latest"', kind=str, group="checkpoints and validation"
-    )
-    validation_steps: int = option(
-        100,
-        "measure the forget rate and save a sample grid every N steps (0: never)",
-        non_negative_int,
-        group="checkpoints and validation",
-    )
-    validation_samples_per_class: int = option(
-        50, "samples per class (or prompt) at each validation", positive_int, group="checkpoints and validation"
-    )
-    final_eval_samples_per_class: int = option(
-        100,
-        "samples per class of the final check in the model card (0 skips it)",
-        non_negative_int,
-        group="checkpoints and validation",
-    )
-    classifier: str | None = option(
-        str(DEFAULT_CLASSIFIER),
-        "class teachers: transformers image classifier judging validation and the model card (null skips)",
-        kind=str,
-        group="checkpoints and validation",
-    )
-    clip: str | None = option(
-        str(DEFAULT_CLIP),
-        "text teachers: CLIP judge of validation and the model card (null skips)",
-        kind=str,
-        group="checkpoints and validation",
-    )
-    report_to: str | None = option(
-        None,
-        "an accelerate tracker (tensorboard, wandb, …) besides logs/metrics.jsonl",
-        kind=str,
-        group="checkpoints and validation",
-    )
+    resume_from_checkpoint: str | None = option(None, 'a checkpoint folder or "latest"', kind=str,
+                                                group="checkpoints and validation")
+    validation_steps: int = option(100, "measure the forget rate and save a sample grid every N steps (0: never)",
+                                   non_negative_int, group="checkpoints and validation")
+    validation_samples_per_class: int = option(50, "samples per class (or prompt) at each validation", positive_int,
+                                               group="checkpoints and validation")
+    final_eval_samples_per_class: int = option(100, "samples per class of the final check in the model card (0 "
+                                               "skips it)", non_negative_int, group="checkpoints and validation")
+    classifier: str | None = option(str(DEFAULT_CLASSIFIER), "class teachers: transformers image classifier judging "
+                                    "validation and the model card (null skips)", kind=str,
+                                    group="checkpoints and validation")
+    clip: str | None = option(str(DEFAULT_CLIP), "text teachers: CLIP judge of validation and the model card "
+                              "(null skips)", kind=str, group="checkpoints and validation")
+    report_to: str | None = option(None, "an accelerate tracker (tensorboard, wandb, …) besides logs/metrics.jsonl",
+                                   kind=str, group="checkpoints and validation")
 
     # ---- set by a layered erasure for its stages, not by users ----
     layer_folds: list | None = option(None, "the folds of a layered erasure", kind=list, internal=True)
     layer_stage: int | None = option(None, "the stage of a layered erasure", kind=int, internal=True)
+    # fmt: on
 
     def check(self) -> "TrainingConfig":
         """Every option's own check, then the checks across options; returns self."""
