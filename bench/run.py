@@ -28,6 +28,10 @@ from pathlib import Path
 from bench.common import BENCH, PROJECT, RESULTS, write_result
 from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_TEACHER
 from sfd.core.precision import describe_machine
+from sfd.evaluation.evaluate_classes import evaluate_model, gold_samples
+from sfd.evaluation.gold import GoldSamples
+from sfd.evaluation.judges import ImageClassifierJudge
+from sfd.evaluation.plots import forget_rate_curve
 from sfd.training.config import load_config
 
 DEFAULT_STEPS = load_config().max_train_steps  # the full plan measures the default command's budget
@@ -170,10 +174,6 @@ def main(argv=None):
     p.add_argument("--results", default=str(RESULTS), help="where the tables go")
     args = p.parse_args(argv)
 
-    from sfd.evaluation.evaluate_classes import evaluate_model
-    from sfd.evaluation.judges import ImageClassifierJudge
-    from sfd.evaluation.plots import forget_rate_curve
-
     quick = args.quick
     runs = Path(args.runs or BENCH / ("runs-quick" if quick else "runs"))
     runs.mkdir(parents=True, exist_ok=True)
@@ -190,14 +190,12 @@ def main(argv=None):
     trainings = {method: train(method, runs, args, quick) for method in args.methods}
     gold = None
     if "gold" in args.methods:  # every method is also measured against the gold model's samples (sfd.evaluation.gold)
-        from sfd.evaluation.gold import GoldSamples
-
         cached = runs / f"gold.samples-seed{args.seed}-n{n_per_class}.safetensors"
         if "gold" in args.reuse and cached.exists():
             gold = GoldSamples.load(cached)
         else:
             print("[gold] sampling the gold reference", flush=True)
-            gold = GoldSamples.from_model(
+            gold = gold_samples(
                 str(model_dirs["gold"]),
                 args.forget,
                 args.seed,
