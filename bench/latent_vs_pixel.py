@@ -115,7 +115,7 @@ def main(argv=None):
         out / "latent-vs-pixel",
         result,
         f"# Latent or pixel space for the small text-to-image teacher\n\n`python -m bench.latent_vs_pixel` "
-        f"(AutoencoderKL 28×28×1 → 7×7×4, {step} steps, {minutes:.1f} min on this CPU).\n\n| figure | value |\n|---|---|\n"
+        f"(AutoencoderKL 28×28×1 → 7×7×4, {step} steps, {minutes:.1f} min on {describe_machine()}).\n\n| figure | value |\n|---|---|\n"
         f"{rows}\n\nFID is in the shipped classifier's feature space: 1,000 images against the 10,000 test images, "
         f"as the teacher's sampling FID.\n\n"
         f"**Decision: {verdict}.**\n",

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_quick_benchmark_runs_every_method_and_writes_the_table(tmp_path):
-    subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -24,9 +24,10 @@ def test_quick_benchmark_runs_every_method_and_writes_the_table(tmp_path):
             str(tmp_path / "results"),
         ],
         cwd=ROOT,
-        check=True,
         capture_output=True,
+        text=True,
     )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     record = json.loads(next((tmp_path / "results").glob("*-quick.json")).read_text())
     assert set(record["results"]) == {"teacher", "sfd", "sfd-2stage", "esd", "gold"}
     for method, r in record["results"].items():
