@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from bench.common import RESULTS, write_result
 from sfd.core.metrics import feature_statistics, frechet_distance
 from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_TEACHER
+from sfd.core.precision import describe_machine
 from sfd.data.fashion_mnist import load_fashion_mnist
 from sfd.evaluation.judges import ImageClassifierJudge, classify
 from sfd.evaluation.reference import load_reference_features
