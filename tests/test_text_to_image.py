@@ -232,3 +232,68 @@ def test_sfd_eval_reads_stable_diffusion_folders_without_a_concept_list(tmp_path
     assert m["forget_prompts"] == ["a photo of a dog", "a picture of a dog", "an image of a dog", "a dog"]
     assert len(m["remain_prompts"]) == 16 and m["forget_samples"] == 4 and m["remaining_samples"] == 16
     assert m["nfe_per_image"] == 25 * 2  # loaded with the defaults: 25 steps, guidance 4.5
+
+
+def test_text_conditions_are_drawn_on_the_prompt_embeddings_device(tmp_path):
+    """Masks and indices are made where the embeddings live (a "meta" tensor refuses any CPU tensor beside it, as a
+    CUDA tensor would), so the text path trains on an accelerator."""
+    from sfd.training.config import load_config
+    from sfd.training.setup import validate
+
+    teacher = make_t2i_teacher(tmp_path / "t")
+    negative = tmp_path / "negative.txt"
+    negative.write_text("dog\n")
+    cfg = load_config(
+        overrides=dict(
+            teacher=teacher,
+            forget="concept=cat",
+            override="bird",
+            clip=None,
+            negative_concepts=str(negative),
+            output_dir=str(tmp_path / "o"),
+        )
+    )
+    task = validate(cfg)
+    task.load(cfg.teacher, "cpu")
+    for name in ("forget_emb", "override_emb", "remain_emb", "null_emb", "negative_emb"):
+        setattr(task, name, getattr(task, name).to("meta"))
+    conds = task.draw(8, 0.5, dropout=0.5, device="meta")
+    assert conds.forgotten.shape == (8,) and conds.student.shape[0] == 8
+    assert {
+        t.device.type
+        for t in (conds.forgotten, conds.student, conds.teacher, conds.uncond, conds.fake, conds.fake_uncond)
+    } == {"meta"}
+
+
+def test_mixed_precision_copies_the_networks_from_float32_weights_and_exports_float32(tmp_path, tiny_t2i_options):
+    """G and ψ start from the stored float32 teacher (not from bf16-rounded weights); the frozen teacher runs in bf16;
+    the exported text encoder is float32 again."""
+    from diffusers import UNet2DConditionModel
+    from safetensors import safe_open
+
+    from sfd.training.config import load_config
+    from sfd.training.setup import validate
+    from sfd.training.trainer import SFDTrainer
+
+    teacher = make_t2i_teacher(tmp_path / "t")
+    out = tmp_path / "o"
+    opts = dict(
+        tiny_t2i_options,
+        max_train_steps=1,
+        validation_steps=0,
+        final_eval_samples_per_class=0,
+        checkpointing_steps=0,
+        mixed_precision="bf16",
+    )
+    cfg = load_config(
+        overrides=dict(opts, teacher=teacher, forget="concept=cat", override="bird", output_dir=str(out))
+    )
+    trainer = SFDTrainer(cfg, validate(cfg))
+    stored = UNet2DConditionModel.from_pretrained(teacher, subfolder="unet").state_dict()
+    for net in (trainer.gen_unet, trainer.fake_unet):
+        copied = trainer.accelerator.unwrap_model(net).state_dict()
+        assert all(torch.equal(copied[k], v) for k, v in stored.items())
+    assert trainer.task.unet.dtype == torch.bfloat16
+    trainer.train()
+    with safe_open(str(out / "text_encoder" / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}

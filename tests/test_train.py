@@ -280,6 +280,14 @@ def test_two_stage_sfd_starts_from_a_distilled_generator(tiny_teacher, tiny_opti
         sfd.forget(
             tiny_teacher, forget="class=dog", output_dir=str(tmp_path / "x"), init_generator=str(tmp_path), **opts
         )
+    with pytest.raises(TrainingSetupError, match=r"distilled at sigma_init 2.5, not 1.5: pass --sigma_init 2.5"):
+        sfd.forget(
+            tiny_teacher,
+            forget="class=dog",
+            output_dir=str(tmp_path / "y"),
+            init_generator=str(tmp_path / "stage1"),
+            **dict(opts, sigma_init=1.5),
+        )
 
 
 def test_without_ema_the_export_is_the_generator_itself(tiny_teacher, tiny_options, tmp_path):

@@ -39,9 +39,12 @@ def load_pipeline(path_or_pipe):
 
 def load_text_to_image_teacher(path: str, weight_dtype=torch.float32) -> TextToImageDiffusionPipeline:
     """Any Stable Diffusion-layout folder or Hub id (a `StableDiffusionPipeline`, or this project's
-    `TextToImageDiffusionPipeline`), loaded component by component so both read the same way."""
+    `TextToImageDiffusionPipeline`), loaded component by component so both read the same way.
+
+    `weight_dtype` is the frozen components' dtype (text encoder, VAE); the UNet is always read in float32, since the
+    generator and the fake score are copied from it (the trainer casts the frozen teacher UNet itself)."""
     index = DiffusionPipeline.load_config(path)
-    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=weight_dtype)
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
     text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=weight_dtype)
     tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
     scheduler = scheduler_of_family(DDPMScheduler.load_config(path, subfolder="scheduler"))

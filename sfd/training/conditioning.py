@@ -367,7 +367,8 @@ class TextConditioning(_Conditioning):
     def draw(self, n: int, forget_fraction: float | None, dropout: float = 0.0, device="cpu") -> Conditions:
         """Rows of forget prompts (teacher: their override) and remaining prompts; with `dropout`, that share
         of the student's prompts becomes "" (prompt dropout when training the fake score)."""
-        idx, forgotten = self.spec.sample(n, forget_fraction)
+        dev = self.forget_emb.device  # the prompt embeddings' device: every mask and index is made on it
+        idx, forgotten = (t.to(dev) for t in self.spec.sample(n, forget_fraction))
         f = forgotten.view(-1, 1, 1)
         f_idx, r_idx = idx.clamp(max=len(self.forget_emb) - 1), idx.clamp(max=len(self.remain_emb) - 1)
         student = torch.where(f, self.forget_emb[f_idx], self.remain_emb[r_idx])
@@ -376,7 +377,7 @@ class TextConditioning(_Conditioning):
         uncond = torch.where(f, self.negative_emb.expand_as(student), null) if self.negative_emb is not None else None
         fake, fake_uncond = student, uncond
         if dropout:
-            drop = (torch.rand(n) < dropout).view(-1, 1, 1)
+            drop = (torch.rand(n, device=dev) < dropout).view(-1, 1, 1)
             fake = torch.where(drop, null, student)
             fake_uncond = None if uncond is None else torch.where(drop, null, uncond)
         to = lambda t: None if t is None else t.to(device)  # noqa: E731

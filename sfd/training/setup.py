@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -34,8 +35,8 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
         raise TrainingSetupError(
             'nothing to forget: pass --forget "class=NAME" (e.g. class=trouser) or "concept=PHRASE"'
         )
-    if cfg.init_generator and not (Path(cfg.init_generator) / "unet").is_dir():
-        raise TrainingSetupError(f"init_generator {cfg.init_generator} is not a one-step pipeline folder (no unet/)")
+    if cfg.init_generator:
+        check_init_generator(cfg)
     cfg.mixed_precision = resolve_mixed_precision(cfg.mixed_precision)  # recorded resolved in the model card
     if cfg.use_8bit_adam:
         try:
@@ -67,6 +68,27 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
     )
     check_output_dir(cfg, spec)
     return task
+
+
+def check_init_generator(cfg: TrainingConfig) -> None:
+    """Two-stage SFD starts G from a one-step pipeline folder distilled at the same σ_init: G(z) = D(σ_init·z, σ_init)
+    means another function at another σ_init."""
+    folder = Path(cfg.init_generator)
+    index = folder / "model_index.json"
+    if not (folder / "unet").is_dir() or not index.is_file():
+        raise TrainingSetupError(
+            f"init_generator {folder} is not a one-step pipeline folder (no unet/ or model_index.json)"
+        )
+    stage1 = json.loads(index.read_text()).get("sigma_init")
+    if stage1 is None:
+        raise TrainingSetupError(
+            f"init_generator {folder} records no sigma_init: it is not a one-step pipeline of sfd"
+        )
+    if not math.isclose(stage1, cfg.sigma_init):
+        raise TrainingSetupError(
+            f"init_generator {folder} was distilled at sigma_init {stage1}, not {cfg.sigma_init}: "
+            f"pass --sigma_init {stage1}"
+        )
 
 
 def check_output_dir(cfg: TrainingConfig, spec) -> None:

@@ -408,6 +408,7 @@ class SFDTrainer:
                 self.task.warn_if_not_forgotten(final)
             tmp = self.out / ".export.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
+            pipe.to(torch.float32)  # the frozen text encoder / VAE were kept in the mixed-precision dtype
             pipe.save_pretrained(tmp, safe_serialization=True)
             write_model_card(
                 tmp / "README.md", self.cfg, self.task, self.step, self.train_seconds, final, acc.num_processes
