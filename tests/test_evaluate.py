@@ -323,3 +323,30 @@ def test_the_floor_uses_the_override_the_run_recorded(tmp_path):
         )
     )
     assert recorded_override(tmp_path, ["dog"]) == "class=bird,cat"  # far's pool
+
+
+def test_density_and_coverage_match_their_definitions():
+    from sfd.core.metrics import density_coverage
+
+    real = np.array([[0.0], [1.0], [2.0], [10.0]])  # k = 1 balls: radii 1, 1, 1, 8
+    fake = np.array([[0.5], [9.0], [20.0]])
+    density, coverage = density_coverage(real, fake, k=1)
+    # 0.5 lies in the balls of 0 and 1; 9 in the ball of 10; 20 in none: density 3 / (1·3), coverage 3 of 4 reals
+    assert density == pytest.approx(1.0) and coverage == pytest.approx(0.75)
+    assert density_coverage(real, real + 100, k=1) == (0.0, 0.0)
+
+
+def test_diversity_is_the_mean_pairwise_distance_and_its_ratio_names_the_worst_condition(tmp_path):
+    from sfd.core.metrics import diversity_ratios, mean_pairwise_distance
+
+    assert mean_pairwise_distance(np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])) == pytest.approx(10 / 3)
+    assert np.isnan(mean_pairwise_distance(np.zeros((1, 2))))
+    d = diversity_ratios({"cat": 1.0, "dog": 0.2, "bird": 3.0}, {"cat": 2.0, "dog": 1.0})
+    assert d["diversity_ratio"] == {"cat": 0.5, "dog": 0.2} and d["diversity_ratio_mean"] == pytest.approx(0.35)
+    assert d["diversity_ratio_worst_condition"] == "dog" and d["diversity_ratio_worst"] == pytest.approx(0.2)
+    base = {"forget": ["dog"], "num_samples_per_class": 4, "seed": 0, "remaining_accuracy": 0.9}
+    write_report(
+        {**base, "per_class_diversity": {"cat": 1.0}}, tmp_path, {**base, "per_class_diversity": {"cat": 4.0}}
+    )
+    assert json.loads((tmp_path / "metrics.json").read_text())["diversity_ratio_mean"] == pytest.approx(0.25)
+    assert "mean **0.250**, worst 0.250 (cat)" in (tmp_path / "report.md").read_text()

@@ -1,4 +1,5 @@
-"""Numbers computed from classifier outputs and features: forget accuracy, entropy, FID, bootstrap intervals."""
+"""Numbers computed from classifier outputs and features: entropy, FID, precision / recall, density / coverage,
+diversity, bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -73,6 +74,46 @@ def precision_recall(
         return float((torch.cdist(query, support) <= radius[None, :]).any(1).float().mean())
 
     return coverage(real, fake), coverage(fake, real)
+
+
+def density_coverage(
+    real: np.ndarray, fake: np.ndarray, k: int = 5, max_points: int = 5000, seed: int = 0
+) -> tuple[float, float]:
+    """Density and coverage (Naeem et al., 2020, eqs. 3–4), robust to outliers among the real samples.
+
+    density = (1 / kM) Σ_j Σ_i 1[Y_j ∈ B(X_i, NND_k(X_i))]: how many real k-NN balls a generated sample falls in, on
+    average, over k (1 when the two distributions match); coverage = (1 / N) Σ_i 1[∃ j: Y_j ∈ B(X_i, NND_k(X_i))]: the
+    share of real samples whose k-NN ball holds some generated sample."""
+    rng = np.random.default_rng(seed)
+    real = torch.from_numpy(_subsample(np.asarray(real, np.float32), max_points, rng))
+    fake = torch.from_numpy(_subsample(np.asarray(fake, np.float32), max_points, rng))
+    radius = torch.cdist(real, real).kthvalue(k + 1, dim=1).values  # NND_k, self excluded
+    inside = torch.cdist(fake, real) <= radius[None, :]  # (M generated, N real)
+    return float(inside.sum() / (k * len(fake))), float(inside.any(0).float().mean())
+
+
+def mean_pairwise_distance(features: np.ndarray, max_points: int = 1000, seed: int = 0) -> float:
+    """Diversity of one condition's samples: the mean Euclidean distance between two distinct samples' features."""
+    rng = np.random.default_rng(seed)
+    f = torch.from_numpy(_subsample(np.asarray(features, np.float32), max_points, rng))
+    if len(f) < 2:
+        return float("nan")
+    return float(torch.pdist(f).mean())
+
+
+def diversity_ratios(model: dict[str, float], reference: dict[str, float]) -> dict:
+    """Diversity of a model against its reference (e.g. the teacher), condition by condition: the ratio of their mean
+    pairwise feature distances, with its mean and its worst (lowest) condition; 1 means as diverse as the reference."""
+    ratios = {c: model[c] / reference[c] for c in model if c in reference and reference[c] > 0}
+    if not ratios:
+        return {}
+    worst = min(ratios, key=ratios.get)
+    return {
+        "diversity_ratio": ratios,
+        "diversity_ratio_mean": float(np.mean(list(ratios.values()))),
+        "diversity_ratio_worst": ratios[worst],
+        "diversity_ratio_worst_condition": worst,
+    }
 
 
 def _subsample(x: np.ndarray, n: int, rng) -> np.ndarray:

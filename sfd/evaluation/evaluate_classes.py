@@ -18,7 +18,16 @@ import numpy as np
 import torch
 
 from ..core.loading import load_pipeline
-from ..core.metrics import bootstrap_ci, bootstrap_fid, entropy, feature_statistics, frechet_distance, precision_recall
+from ..core.metrics import (
+    bootstrap_ci,
+    bootstrap_fid,
+    density_coverage,
+    entropy,
+    feature_statistics,
+    frechet_distance,
+    mean_pairwise_distance,
+    precision_recall,
+)
 from ..core.paths import DEFAULT_CLASSIFIER, DEFAULT_REFERENCE_STATS
 from ..core.sampling import sample_classes, sampling_record
 from ..core.spec import ForgetSpec
@@ -67,6 +76,11 @@ def class_metrics(
         remaining_accuracy=float(hit[rem].mean()),
         remaining_accuracy_ci=bootstrap_ci(hit[rem], seed=seed),
         remaining_samples=int(rem.sum()),
+        per_class_diversity={  # mean pairwise judge-feature distance within each remaining class
+            spec.id2label[c]: mean_pairwise_distance(feats[labels == c].numpy(), seed=seed)
+            for c in spec.remaining
+            if int((labels == c).sum()) > 1
+        },
     )
     if ref_features is not None:
         ref_cls = [label_map[i] for i in spec.remaining]
@@ -74,12 +88,15 @@ def class_metrics(
         mu_r, sig_r = feature_statistics(ref)
         f = feats[torch.from_numpy(rem)].numpy()
         precision, recall = precision_recall(ref, f, seed=seed)
+        density, coverage = density_coverage(ref, f, seed=seed)
         m.update(
             fid_remaining=frechet_distance(*feature_statistics(f), mu_r, sig_r),
             fid_remaining_ci=bootstrap_fid(f, mu_r, sig_r, seed=seed),
             fid_reference_images=len(ref),
             precision_remaining=precision,
             recall_remaining=recall,
+            density_remaining=density,
+            coverage_remaining=coverage,
         )
     return m
 
@@ -136,8 +153,10 @@ def evaluate_model(
 
     Returns:
         A dict of figures: forget_accuracy (with a bootstrap 95% interval), forget_accuracy_floor,
-        unlearning_accuracy, remaining_accuracy, per_class_accuracy, fid_remaining, precision_remaining,
-        recall_remaining, images_per_second, nfe_per_image, and what was measured (counts, seed, model).
+        unlearning_accuracy, remaining_accuracy, per_class_accuracy, per_class_diversity (mean pairwise judge-feature
+        distance within each remaining class; `sfd-eval --reference` reports its ratio to the reference's),
+        fid_remaining, precision_remaining, recall_remaining, density_remaining, coverage_remaining,
+        images_per_second, nfe_per_image, and what was measured (counts, seed, model).
     """
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)

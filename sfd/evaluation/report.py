@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..core.metrics import diversity_ratios
+
 _REPORT_COLUMNS = {
     "class": [
         ("forget_accuracy", "forget accuracy"),
@@ -14,6 +16,8 @@ _REPORT_COLUMNS = {
         ("fid_remaining", "FID (remaining)"),
         ("precision_remaining", "precision"),
         ("recall_remaining", "recall"),
+        ("density_remaining", "density"),
+        ("coverage_remaining", "coverage"),
         ("clip_forget_detection", "CLIP forget detection"),
         ("clip_score", "CLIP score"),
         ("fid_to_gold", "FID to gold"),
@@ -48,6 +52,10 @@ def write_report(metrics: dict, report_dir: Path, reference: dict | None = None,
     key, label = _RATIOS[kind]
     if reference and metrics.get(key) is not None and reference.get(key):
         flat[f"{key}_ratio"] = metrics[key] / reference[key]
+    diversity = diversity_ratios(
+        metrics.get("per_class_diversity", {}), (reference or {}).get("per_class_diversity", {})
+    )
+    flat.update(diversity)
     (report_dir / "metrics.json").write_text(json.dumps(flat, indent=2))
     rows = [("model", metrics)] + ([("reference", reference)] if reference else [])
     cols = [c for c in _REPORT_COLUMNS[kind] if any(m.get(c[0]) is not None for _, m in rows)]  # measured ones
@@ -55,6 +63,12 @@ def write_report(metrics: dict, report_dir: Path, reference: dict | None = None,
     for name, m in rows:
         lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k), m.get(k + "_ci")) for k, _ in cols) + " |")
     ratio = f"\n{label}: **{flat[key + '_ratio']:.3f}**\n" if f"{key}_ratio" in flat else ""
+    if diversity:
+        ratio += (
+            f"\nDiversity (mean pairwise judge-feature distance within a class) model / reference: mean "
+            f"**{diversity['diversity_ratio_mean']:.3f}**, worst {diversity['diversity_ratio_worst']:.3f} "
+            f"({diversity['diversity_ratio_worst_condition']})\n"
+        )
     unit = "class" if kind == "class" else "prompt"
     n = metrics.get("num_samples_per_class", metrics.get("samples_per_prompt"))
     (report_dir / "report.md").write_text(
