@@ -131,7 +131,9 @@ class Denoiser(nn.Module):
     The condition c is integer class labels (a `UNet2DModel` with class embeddings) or text-encoder
     hidden states (a `UNet2DConditionModel`). `guidance_scale` > 1 applies classifier-free guidance on
     x̂₀ (equivalent to guidance on ε) against the unconditional condition: `null_class_id`, the
-    `null_embedding` of the empty prompt, or a per-call `uncond` (e.g. a negative prompt).
+    `null_embedding` of the empty prompt, or a per-call `uncond` (e.g. a negative prompt). With
+    `guidance_interval` = (σ_lo, σ_hi), guidance applies only to rows whose σ lies in it (Kynkäänniemi et al.
+    2024, "Applying guidance in a limited interval"); other rows get the conditional x̂₀.
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class Denoiser(nn.Module):
         null_class_id: int | None = None,
         guidance_scale: float = 1.0,
         null_embedding: torch.Tensor | None = None,
+        guidance_interval: tuple[float, float] | None = None,
     ):
         super().__init__()
         if guidance_scale != 1.0 and null_class_id is None and null_embedding is None:
@@ -152,6 +155,7 @@ class Denoiser(nn.Module):
         self.null_class_id = null_class_id
         self.guidance_scale = guidance_scale
         self.null_embedding = null_embedding
+        self.guidance_interval = None if guidance_interval is None else tuple(map(float, guidance_interval))
 
     @property
     def prediction_type(self) -> str:
@@ -194,4 +198,12 @@ class Denoiser(nn.Module):
         x0_cond, x0_uncond = self._denoise(
             torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([cond, uncond])
         ).chunk(2)
-        return x0_uncond + self.guidance_scale * (x0_cond - x0_uncond)
+        return x0_uncond + self.guidance_weight(sigma) * (x0_cond - x0_uncond)
+
+    def guidance_weight(self, sigma: torch.Tensor) -> torch.Tensor | float:
+        """w per row: the guidance scale, or 1 (no guidance) where σ lies outside `guidance_interval`."""
+        if self.guidance_interval is None:
+            return self.guidance_scale
+        lo, hi = self.guidance_interval
+        inside = (sigma >= lo) & (sigma <= hi)
+        return torch.where(inside, self.guidance_scale, 1.0).to(sigma)

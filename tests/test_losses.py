@@ -1,6 +1,7 @@
 import torch
 
-from sfd.core.losses import edm_weight, fake_score_loss, sample_sigmas, sid_generator_loss
+from sfd.core.losses import edm_weight, fake_score_loss, native_weight, sample_sigmas, sid_generator_loss
+from sfd.pipelines.denoiser import Denoiser
 
 
 def test_sid_generator_loss_matches_a_hand_computed_value():
@@ -33,8 +34,35 @@ def test_fake_score_loss_is_weighted_mse():
     y = torch.ones(2, 1, 2, 2)
     sigma = torch.tensor([0.5, 1.0]).view(-1, 1, 1, 1)
     expected = (edm_weight(torch.tensor(0.5)) * 1 + edm_weight(torch.tensor(1.0)) * 1) / 2
-    torch.testing.assert_close(fake_score_loss(y, x_g, sigma), expected)
+    torch.testing.assert_close(fake_score_loss(y, x_g, edm_weight(sigma)), expected)
     assert float(edm_weight(torch.tensor(0.5))) == 8.0  # (0.25 + 0.25) / (0.25·0.25)
+
+
+class _Constant(torch.nn.Module):
+    """A 'UNet' whose prediction is a fixed tensor, whatever its input."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+
+    def forward(self, x, t, class_labels=None):
+        return type("Out", (), {"sample": self.out.expand_as(x)})()
+
+
+def test_native_weight_turns_the_x0_error_into_the_networks_own_loss():
+    ddpm = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear"}
+    sigma = torch.tensor([0.3, 2.0, 9.0]).view(-1, 1, 1, 1)
+    x0, eps = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    x_t = x0 + sigma * eps
+    alpha, s = (1 + sigma**2).rsqrt(), sigma * (1 + sigma**2).rsqrt()  # VP: x_vp = α·x0 + s·ε
+    for prediction_type in ("epsilon", "v_prediction", "sample"):
+        out = torch.randn(1, 1, 4, 4)
+        d = Denoiser(_Constant(out), {**ddpm, "prediction_type": prediction_type})
+        x0_hat = d(x_t, sigma, torch.zeros(3, dtype=torch.long))
+        target = {"epsilon": eps, "v_prediction": alpha * eps - s * x0, "sample": x0}[prediction_type]
+        own = (out - target).pow(2).flatten(1).mean(1)  # the loss in the network's own output space
+        via_x0 = native_weight(sigma, d).flatten() * (x0_hat - x0).pow(2).flatten(1).mean(1)
+        torch.testing.assert_close(via_x0, own, rtol=1e-4, atol=1e-5)
 
 
 def test_sampled_sigmas_stay_in_range_and_follow_the_rho_schedule():

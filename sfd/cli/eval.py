@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from ..core.loading import load_pipeline
+from ..core.metrics import diversity_ratios
 from ..core.paths import DEFAULT_CLASSIFIER, DEFAULT_CLIP, DEFAULT_REFERENCE_STATS
 from ..core.prompts import read_lines
 from ..core.spec import ForgetSpec
@@ -170,6 +171,12 @@ def main_text(args) -> None:
                 seed=args.seed,
                 concepts=pipe.concepts or metrics["forget"],
             )
+            ratios = diversity_ratios(
+                metrics.get("per_prompt_diversity", {}), reference.get("per_prompt_diversity", {})
+            )
+            prompt = ratios.get("diversity_ratio_worst_condition", metrics["remain_prompts"][0])
+            title = f"16 seeds of {prompt!r}: reference (top) and model (bottom)"
+            pictures[title] = plots.seed_grid(pipe, ref_pipe, prompt, out / "seeds.png", seed=args.seed)
         write_report(metrics, Path(args.report), reference, pictures)
         print(f"report written to {args.report}")
 

@@ -32,11 +32,27 @@ def edm_weight(sigma: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
+def native_weight(sigma: torch.Tensor, denoiser: Denoiser) -> torch.Tensor:
+    """The weight on ‖x̂₀ − x₀‖² that makes it the plain loss of the network's own parameterisation:
+    ε-MSE = ‖x̂₀ − x₀‖²/σ², v-MSE = (1 + σ²)/σ²·‖x̂₀ − x₀‖², x₀-MSE = ‖x̂₀ − x₀‖²; EDM-preconditioned
+    networks train with λ(σ) (Karras et al. eq. 2)."""
+    param = denoiser.parameterisation
+    if hasattr(param, "scheduler"):  # EDM preconditioning
+        return edm_weight(sigma, param.scheduler.config.sigma_data)
+    return {"epsilon": sigma**-2, "v_prediction": (1 + sigma**2) / sigma**2, "sample": torch.ones_like(sigma)}[
+        param.prediction_type
+    ]
+
+
 def fake_score_loss(
-    y_fake: torch.Tensor, x_g: torch.Tensor, sigma: torch.Tensor, sample_weight: torch.Tensor | None = None
+    y_fake: torch.Tensor,
+    x_g: torch.Tensor,
+    weight: torch.Tensor,
+    sample_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """L_ψ = E[λ(σ)·‖f_ψ(x_g + σε, σ, c) − x_g‖²]: denoising score matching on (stop-grad) generator samples."""
-    per_sample = edm_weight(sigma.flatten()) * (y_fake - x_g).pow(2).flatten(1).mean(1)
+    """L_ψ = E[w(σ)·‖f_ψ(x_g + σε, σ, c) − x_g‖²]: denoising score matching on (stop-grad) generator samples, w(σ)
+    EDM's λ(σ) or the network's native weight (`native_weight`)."""
+    per_sample = weight.flatten() * (y_fake - x_g).pow(2).flatten(1).mean(1)
     return _weighted_mean(per_sample, sample_weight)
 
 

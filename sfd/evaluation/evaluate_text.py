@@ -7,7 +7,14 @@ import numpy as np
 import torch
 
 from ..core.loading import load_pipeline
-from ..core.metrics import bootstrap_ci, feature_statistics, frechet_distance, precision_recall
+from ..core.metrics import (
+    bootstrap_ci,
+    density_coverage,
+    feature_statistics,
+    frechet_distance,
+    mean_pairwise_distance,
+    precision_recall,
+)
 from ..core.paths import DEFAULT_CLIP, DEFAULT_REFERENCE_STATS, GENERAL_REMAIN_PROMPTS
 from ..core.prompts import DEFAULT_TEMPLATES, concept_pattern, parse_forget, read_lines
 from ..core.sampling import sample_prompts, sampling_record
@@ -103,8 +110,9 @@ def classifier_text_metrics(
 ) -> dict:
     """The image classifier's verdicts on samples of prompts that name one of its classes:
     classifier_forget_accuracy / classifier_accuracy_remaining, and (with reference features) FID,
-    precision and recall of the remaining samples against real images of the classes they name —
-    the diversity check that CLIP scores do not make."""
+    precision, recall, density and coverage of the remaining samples against real images of the classes they name,
+    and per remaining prompt the mean pairwise distance of its samples' classifier features — the diversity checks
+    that CLIP scores do not make."""
     judge = (
         classifier
         if isinstance(classifier, ImageClassifierJudge)
@@ -123,6 +131,11 @@ def classifier_text_metrics(
     rem = ~f & has
     if rem.any():
         m["classifier_accuracy_remaining"] = float(hit[rem].mean())
+        m["per_prompt_diversity"] = {  # mean pairwise judge-feature distance among one prompt's samples
+            p: mean_pairwise_distance(feats[[i for i, q in enumerate(prompts) if q == p]].numpy(), seed=seed)
+            for p in dict.fromkeys(q for q, r in zip(prompts, rem) if r)
+            if sum(q == p for q in prompts) > 1
+        }
         if reference_stats:
             ref_f, ref_l = load_reference_features(reference_stats)
             classes = sorted({label_map[n] for n, r in zip(named, rem) if r})
@@ -130,10 +143,13 @@ def classifier_text_metrics(
             mu_r, sig_r = feature_statistics(ref)
             gen = feats[torch.from_numpy(rem)].numpy()
             precision, recall = precision_recall(ref, gen, seed=seed)
+            density, coverage = density_coverage(ref, gen, seed=seed)
             m.update(
                 fid_remaining=frechet_distance(*feature_statistics(gen), mu_r, sig_r),
                 precision_remaining=precision,
                 recall_remaining=recall,
+                density_remaining=density,
+                coverage_remaining=coverage,
             )
     return m
 

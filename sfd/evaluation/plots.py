@@ -83,6 +83,17 @@ def before_after_prompts(
     )
 
 
+def seed_grid(model_pipe, reference_pipe, prompt: str, path: Path, n: int = 16, seed: int = 0) -> Path:
+    """`n` seeds of one prompt: the reference's samples in the top row, the model's (same seeds) below."""
+    images = []
+    for pipe in (reference_pipe, model_pipe):
+        drawn, _ = sample_conditioned(pipe, [prompt] * n, "prompt", batch_size=n, seed=seed, progress=False)
+        images.append(drawn)
+    grid = class_grid(torch.cat(images), n, [], row_names=["reference", "model"])
+    grid.save(path)
+    return path
+
+
 def per_class_bars(model: dict, reference: dict | None, forgotten_names, path: Path) -> Path:
     plt = _pyplot()
     names = list(model["per_class_accuracy"])

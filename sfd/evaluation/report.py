@@ -32,7 +32,10 @@ _REPORT_COLUMNS = {
         ("classifier_forget_accuracy", "classifier forget acc."),
         ("classifier_accuracy_remaining", "classifier acc. (remaining)"),
         ("fid_remaining", "FID (remaining)"),
+        ("precision_remaining", "precision (remaining)"),
         ("recall_remaining", "recall (remaining)"),
+        ("density_remaining", "density"),
+        ("coverage_remaining", "coverage"),
         ("images_per_second", "images/s"),
         ("nfe_per_image", "NFE"),
     ],
@@ -52,9 +55,8 @@ def write_report(metrics: dict, report_dir: Path, reference: dict | None = None,
     key, label = _RATIOS[kind]
     if reference and metrics.get(key) is not None and reference.get(key):
         flat[f"{key}_ratio"] = metrics[key] / reference[key]
-    diversity = diversity_ratios(
-        metrics.get("per_class_diversity", {}), (reference or {}).get("per_class_diversity", {})
-    )
+    per_condition = "per_class_diversity" if kind == "class" else "per_prompt_diversity"
+    diversity = diversity_ratios(metrics.get(per_condition, {}), (reference or {}).get(per_condition, {}))
     flat.update(diversity)
     (report_dir / "metrics.json").write_text(json.dumps(flat, indent=2))
     rows = [("model", metrics)] + ([("reference", reference)] if reference else [])
@@ -65,7 +67,8 @@ def write_report(metrics: dict, report_dir: Path, reference: dict | None = None,
     ratio = f"\n{label}: **{flat[key + '_ratio']:.3f}**\n" if f"{key}_ratio" in flat else ""
     if diversity:
         ratio += (
-            f"\nDiversity (mean pairwise judge-feature distance within a class) model / reference: mean "
+            f"\nDiversity (mean pairwise judge-feature distance within a {'class' if kind == 'class' else 'prompt'}) "
+            f"model / reference: mean "
             f"**{diversity['diversity_ratio_mean']:.3f}**, worst {diversity['diversity_ratio_worst']:.3f} "
             f"({diversity['diversity_ratio_worst_condition']})\n"
         )

@@ -201,9 +201,13 @@ class ClassConditioning(_Conditioning):
         c = self.pipe.unet.config
         return (c.in_channels, c.sample_size, c.sample_size)
 
-    def denoiser(self, unet, guidance_scale: float = 1.0) -> Denoiser:
+    def denoiser(self, unet, guidance_scale: float = 1.0, guidance_interval=None) -> Denoiser:
         return Denoiser(
-            unet, self.pipe.scheduler.config, null_class_id=self.null_class_id, guidance_scale=guidance_scale
+            unet,
+            self.pipe.scheduler.config,
+            null_class_id=self.null_class_id,
+            guidance_scale=guidance_scale,
+            guidance_interval=guidance_interval,
         )
 
     def draw(self, n: int, forget_fraction: float | None, dropout: float = 0.0, device="cpu") -> Conditions:
@@ -361,8 +365,14 @@ class TextConditioning(_Conditioning):
     def sample_shape(self) -> tuple[int, ...]:
         return self.pipe.latent_shape(1)[1:]
 
-    def denoiser(self, unet, guidance_scale: float = 1.0) -> Denoiser:
-        return Denoiser(unet, self.pipe.scheduler.config, guidance_scale=guidance_scale, null_embedding=self.null_emb)
+    def denoiser(self, unet, guidance_scale: float = 1.0, guidance_interval=None) -> Denoiser:
+        return Denoiser(
+            unet,
+            self.pipe.scheduler.config,
+            guidance_scale=guidance_scale,
+            null_embedding=self.null_emb,
+            guidance_interval=guidance_interval,
+        )
 
     def draw(self, n: int, forget_fraction: float | None, dropout: float = 0.0, device="cpu") -> Conditions:
         """Rows of forget prompts (teacher: their override) and remaining prompts; with `dropout`, that share

@@ -165,6 +165,15 @@ class TrainingConfig:
     fake_score_guidance_scale: float | None = option(None, "classifier-free guidance inside the fake score (null: 1 "
                                                      "for class teachers, guidance_scale for text)", kind=float,
                                                      group="objective")
+    fake_score_weighting: str = option("edm", "ψ's loss weight over σ: edm (λ(σ) = (σ² + σ_d²)/(σ·σ_d)² on x̂₀) or "
+                                       "native (the plain ε-, v- or x₀-MSE of the teacher's parameterisation)",
+                                       one_of("edm", "native"), group="objective")
+    guidance_interval: list | None = option(None, "[σ_lo, σ_hi]: classifier-free guidance (teacher and fake score) "
+                                            "only for training σ in this interval, none outside (null: every σ)",
+                                            kind=list, group="objective")
+    dropout_before_generator: bool = option(False, "a condition dropped for ψ is dropped before the generator too, "
+                                            "so ψ's unconditional branch learns G(z, null) rather than G(z, c)",
+                                            group="objective")
     condition_dropout: float = option(0.1, "share of the fake score's conditions dropped to null / \"\" (only when "
                                       "it is guided)", fraction, group="objective")
     regression_weight: float = option(0.0, "λ_reg: pull G towards the teacher's own ODE sample from the same noise "
@@ -220,6 +229,14 @@ class TrainingConfig:
                 f"the training σ range needs 0 < sigma_min < sigma_max and 0 < sigma_u_max <= 1, got "
                 f"{self.sigma_min}, {self.sigma_max}, {self.sigma_u_max}"
             )
+        g = self.guidance_interval
+        if g is not None and not (
+            isinstance(g, (list, tuple))
+            and len(g) == 2
+            and all(isinstance(v, (int, float)) for v in g)
+            and 0 <= g[0] < g[1]
+        ):
+            raise ConfigError(f"guidance_interval must be [σ_lo, σ_hi] with 0 <= σ_lo < σ_hi, or null; got {g!r}")
         return self
 
     def to_dict(self) -> dict:
@@ -279,9 +296,11 @@ def coerce(f, value):
             return int(value)
         if kind is bool and isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
+        if kind is list and isinstance(value, (str, tuple)):  # a flag's "0.5,3" or "[0.5, 3]", or a tuple
+            return list(yaml.safe_load(f"[{value.strip().strip('[]')}]") if isinstance(value, str) else value)
     except (TypeError, ValueError):
         pass
-    words = {int: "an integer", float: "a number", bool: "true or false"}
+    words = {int: "an integer", float: "a number", bool: "true or false", list: "a list"}
     raise ConfigError(f"{f.name} must be {words.get(kind, kind.__name__)}, got {value!r}")
 
 

@@ -33,7 +33,14 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..core.io import write_text_atomic
-from ..core.losses import fake_score_loss, regression_loss, sample_sigmas, sid_generator_loss
+from ..core.losses import (
+    edm_weight,
+    fake_score_loss,
+    native_weight,
+    regression_loss,
+    sample_sigmas,
+    sid_generator_loss,
+)
 from ..core.precision import describe_machine
 from ..core.spec import override_text
 from .conditioning import Conditions, teacher_sigma_range
@@ -185,7 +192,7 @@ class SFDTrainer:
         if fake_guidance is None:
             fake_guidance = task.fake_guidance_default or cfg.guidance_scale
         self.fake_guidance = cfg.fake_score_guidance_scale = fake_guidance  # recorded resolved in the model card
-        dn = lambda unet, g=1.0: task.denoiser(unet, g).to(acc.device)  # noqa: E731
+        dn = lambda unet, g=1.0: task.denoiser(unet, g, cfg.guidance_interval).to(acc.device)  # noqa: E731
         self.teacher = dn(teacher_unet, cfg.guidance_scale)
         # "_ddp" denoisers go through the accelerate-wrapped module (gradient sync); "_local" ones do not.
         self.gen_ddp, self.gen_local = dn(self.gen_unet), dn(acc.unwrap_model(self.gen_unet))
@@ -230,11 +237,13 @@ class SFDTrainer:
         # condition dropout trains ψ's unconditional branch, needed when ψ itself is guided
         dropout = self.cfg.condition_dropout if self.fake_guidance != 1.0 else 0.0
         conds, z, sigma, eps, weights = self.draw_batch(dropout)
+        drawn_for = conds.fake if self.cfg.dropout_before_generator else conds.student
         with torch.no_grad(), acc.autocast():
-            x_g = self.generate(self.gen_local, z, conds.student).float()
+            x_g = self.generate(self.gen_local, z, drawn_for).float()
         with acc.autocast():
             y_fake = self.fake_ddp(x_g + sigma * eps, sigma, conds.fake, uncond=conds.fake_uncond)
-        loss = fake_score_loss(y_fake.float(), x_g, sigma, weights)
+        lam = native_weight(sigma, self.fake_local) if self.cfg.fake_score_weighting == "native" else edm_weight(sigma)
+        loss = fake_score_loss(y_fake.float(), x_g, lam, weights)
         acc.backward(loss)
         acc.clip_grad_value_(self.fake_unet.parameters(), self.cfg.max_grad_value)
         self.opt_f.step()
