@@ -40,6 +40,8 @@ VARIANTS = {
     "class recipe": CLASS_RECIPE,
     "guidance 2 (both)": dict(guidance_scale=2.0),
     "guidance only for σ in [0.28, 2.9]": dict(guidance_interval=[0.28, 2.9]),  # Kynkäänniemi et al. 2024
+    "guidance only for σ in [0.28, 1.5]": dict(guidance_interval=[0.28, 1.5]),
+    "σ-limited guidance + class recipe": dict(CLASS_RECIPE, guidance_interval=[0.28, 2.9]),
     "unguided": dict(guidance_scale=1.0),
 }
 TEACHER_SCALES = (1.0, 2.0, 3.0, 4.5)

@@ -4,6 +4,7 @@ import argparse
 import json
 
 import pytest
+import torch
 
 from bench import default_run, robustness
 
@@ -73,3 +74,12 @@ def test_a_result_is_written_as_its_json_beside_its_table(tmp_path):
     assert table == tmp_path / "trial-x.seed99.md" and table.read_text() == "| a |\n|---|\n| 1 |\n"
     assert json.loads((tmp_path / "trial-x.seed99.json").read_text()) == {"fid": 1.25, "rows": [1, 2]}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trial-x.seed99.json", "trial-x.seed99.md"]  # no temp left
+
+
+def test_gpu_check_refuses_without_cuda_before_any_work(monkeypatch):
+    import bench.gpu_check as gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(gpu_check, "class_check", lambda args: pytest.fail("trained without a GPU"))
+    with pytest.raises(SystemExit, match="needs a CUDA GPU"):
+        gpu_check.main([])

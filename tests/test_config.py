@@ -92,3 +92,18 @@ def test_internal_fields_are_not_options():
     internal = {f.name for f in fields(TrainingConfig)} - {f.name for f in public_fields()}
     assert internal == {"layer_folds", "layer_stage"}
     assert "layer_folds" not in default_yaml() and "layer_stage" not in options_table()
+
+
+def test_guidance_interval_is_read_from_flags_and_yaml_and_checked(tmp_path):
+    from sfd.training.config import ConfigError, load_config
+
+    assert load_config(overrides={"guidance_interval": "0.3,2.9"}).guidance_interval == [0.3, 2.9]
+    assert load_config(overrides={"guidance_interval": "[0.3, 2.9]"}).guidance_interval == [0.3, 2.9]
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("guidance_interval: [0.5, 4]\n")
+    assert load_config(yaml_file).guidance_interval == [0.5, 4]
+    for bad in ("3,1", "1", "a,b"):
+        with pytest.raises(ConfigError, match="guidance_interval"):
+            load_config(overrides={"guidance_interval": bad})
+    with pytest.raises(ConfigError, match="fake_score_weighting must be one of"):
+        load_config(overrides={"fake_score_weighting": "snr"})

@@ -127,3 +127,21 @@ def test_scheduler_of_family_keeps_the_teachers_family():
     edm = scheduler_of_family(EDMDPMSolverMultistepScheduler(sigma_data=0.6, sigma_max=40.0).config)
     assert type(edm) is EDMEulerScheduler and (edm.config.sigma_data, edm.config.sigma_max) == (0.6, 40.0)
     assert "solver_order" not in edm.config
+
+
+def test_guidance_interval_guides_only_the_rows_whose_sigma_lies_in_it():
+    torch.manual_seed(0)
+    sched = DDPMScheduler(num_train_timesteps=1000).config
+    unet = tiny_unet(num_class_embeds=len(NAMES) + 1)
+    null = len(NAMES)
+    x, labels = torch.randn(3, 1, 8, 8), torch.tensor([0, 1, 2])
+    sigma = torch.tensor([0.1, 1.0, 10.0])
+    everywhere = Denoiser(unet, sched, null_class_id=null, guidance_scale=3.0)
+    limited = Denoiser(unet, sched, null_class_id=null, guidance_scale=3.0, guidance_interval=(0.5, 2.0))
+    plain = Denoiser(unet, sched, null_class_id=null)
+    with torch.no_grad():
+        got, guided, cond = limited(x, sigma, labels), everywhere(x, sigma, labels), plain(x, sigma, labels)
+    torch.testing.assert_close(got[1], guided[1])  # σ = 1 lies in [0.5, 2]
+    for row in (0, 2):  # outside: the conditional x̂₀, no guidance
+        torch.testing.assert_close(got[row], cond[row])
+    assert not torch.allclose(guided[0], cond[0])

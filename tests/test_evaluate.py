@@ -350,3 +350,69 @@ def test_diversity_is_the_mean_pairwise_distance_and_its_ratio_names_the_worst_c
     )
     assert json.loads((tmp_path / "metrics.json").read_text())["diversity_ratio_mean"] == pytest.approx(0.25)
     assert "mean **0.250**, worst 0.250 (cat)" in (tmp_path / "report.md").read_text()
+
+
+def test_text_models_report_each_remaining_prompts_diversity_and_its_ratio(tmp_path):
+    from sfd.evaluation.evaluate_text import classifier_text_metrics
+    from tests.helpers import make_classifier
+
+    judge = make_classifier(tmp_path / "classifier")
+    torch.manual_seed(0)
+    same = torch.rand(1, 1, 8, 8).expand(4, -1, -1, -1)  # one image four times: no diversity
+    varied = torch.rand(4, 1, 8, 8)
+    prompts = ["a photo of a dog"] * 2 + ["a photo of a cat"] * 4 + ["a photo of a bird"] * 4
+    images = torch.cat([torch.rand(2, 1, 8, 8), same, varied])
+    forgotten = torch.tensor([True] * 2 + [False] * 8)
+    m = classifier_text_metrics(judge, images, prompts, forgotten, ["cat", "dog", "bird"], ["dog"], None)
+    assert set(m["per_prompt_diversity"]) == {"a photo of a cat", "a photo of a bird"}  # remaining prompts only
+    assert m["per_prompt_diversity"]["a photo of a cat"] == pytest.approx(0.0, abs=1e-5)
+    assert m["per_prompt_diversity"]["a photo of a bird"] > 0
+    base = {"kind": "text", "forget": ["dog"], "samples_per_prompt": 4, "seed": 0}
+    write_report({**base, "per_prompt_diversity": {"p": 1.0}}, tmp_path, {**base, "per_prompt_diversity": {"p": 2.0}})
+    assert json.loads((tmp_path / "metrics.json").read_text())["diversity_ratio_mean"] == pytest.approx(0.5)
+    assert "within a prompt) model / reference: mean **0.500**" in (tmp_path / "report.md").read_text()
+
+
+class SwappedIntensityClassifier(IntensityClassifier):
+    """The intensity rule with cat and bird swapped: a second judge that sees those two classes differently."""
+
+    def forward(self, pixel_values, output_hidden_states=False):
+        out = super().forward(pixel_values, output_hidden_states)
+        out.logits = out.logits[:, [2, 1, 0]]
+        return out
+
+
+def test_a_second_judge_reports_its_per_class_accuracy_and_flags_disagreement(tmp_path):
+    from sfd.evaluation.evaluate_classes import evaluate_model
+
+    gen = FabricatedGenerator({0: [0], 1: [1, 2, 2, 2], 2: [2, 2, 2, 0]})
+    kw = dict(forget="class=dog", reference_stats=None, num_samples_per_class=8, batch_size=8, progress=False)
+    m = evaluate_model(
+        gen,
+        classifier=ImageClassifierJudge(IntensityClassifier()),
+        second_classifier=ImageClassifierJudge(SwappedIntensityClassifier()),
+        **kw,
+    )
+    assert m["per_class_accuracy"] == {"cat": 1.0, "dog": 0.25, "bird": 0.75}
+    assert m["per_class_accuracy_second"] == {"cat": 0.0, "dog": 0.25, "bird": 0.25}
+    assert m["remaining_accuracy_second"] == pytest.approx(2 / 16)
+    assert m["judges_disagree"] == {"cat": [1.0, 0.0], "bird": [0.75, 0.25]}  # dog: the same by both
+    reference = {**m, "per_class_accuracy": {"cat": 1.0, "bird": 0.95}, "per_class_accuracy_second": {"bird": 0.5}}
+    write_report(m, tmp_path, reference)
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["worst_class"] == "bird" and data["largest_drop_pts"] == pytest.approx(20.0)
+    assert data["worst_class_second"] == "cat" and data["largest_drop_class_second"] == "bird"
+    assert data["largest_drop_pts_second"] == pytest.approx(25.0)
+    text = (tmp_path / "report.md").read_text()
+    assert "disagree by more than 10 points on**: cat (100% vs 0%), bird (75% vs 25%)" in text
+
+
+def test_psi_tracking_curve_is_drawn_from_the_logged_errors_only_when_they_were_logged(tmp_path):
+    from sfd.evaluation.plots import psi_tracking_curve
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(json.dumps({"step": 100, "forget_accuracy": 0.1}) + "\n")
+    assert psi_tracking_curve(log, tmp_path / "a.png") is None and not (tmp_path / "a.png").exists()
+    rows = [{"step": s, "psi_error_sigma_0.5": 0.1 * s, "teacher_error_sigma_0.5": 20.0} for s in (100, 200)]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert psi_tracking_curve(log, tmp_path / "b.png") == tmp_path / "b.png" and (tmp_path / "b.png").stat().st_size

@@ -52,6 +52,7 @@ def test_tiny_text_to_image_run_exports_and_reloads(tmp_path, tiny_t2i_options, 
     assert record["forget"] == ["dog"] and record["override"] == "cat"
     log = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert 0 <= log[-1]["clip_forget_detection"] <= 1
+    assert sum(k.startswith("psi_error_sigma_") for k in log[-1]) == 4  # ψ tracking, text teachers too
 
 
 def test_teacher_pipeline_samples_with_negative_prompt(tmp_path):
@@ -215,6 +216,7 @@ def test_sfd_eval_measures_text_to_image_models_against_the_teacher(tmp_path, ti
     )
     text = (report / "report.md").read_text()
     assert "CLIP score (remaining) model / reference" in text and (report / "before_after.png").exists()
+    assert "16 seeds of 'a photo of a cat'" in text and (report / "seeds.png").exists()
 
 
 def test_sfd_eval_reads_stable_diffusion_folders_without_a_concept_list(tmp_path, tiny_t2i_options):

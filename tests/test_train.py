@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -428,3 +429,79 @@ def test_edm_teacher_bad_parameterisation_and_regression_are_refused_before_load
     sample = str(make_teacher(tmp_path / "edm-sample", prediction_type="sample", edm=True))
     with pytest.raises(SystemExit, match="teacher's scheduler: unsupported prediction_type 'sample' for an EDM"):
         train_main(["--teacher", sample, "--forget", "class=dog"])
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_dropout_before_generator_makes_psi_learn_the_generators_null_condition(before, tiny_options, tmp_path):
+    from sfd.training.config import load_config
+    from sfd.training.setup import validate
+    from sfd.training.trainer import SFDTrainer
+
+    teacher = make_teacher(tmp_path / "t", guidance=1.5)
+    cfg = load_config(
+        overrides=dict(
+            tiny_options,
+            teacher=str(teacher),
+            forget="class=dog",
+            fake_score_guidance_scale=1.5,
+            condition_dropout=1.0,  # every ψ condition dropped
+            dropout_before_generator=before,
+            output_dir=str(tmp_path / "o"),
+            classifier=None,
+        )
+    )
+    trainer = SFDTrainer(cfg, validate(cfg))
+    seen = []
+    generate = trainer.generate
+    trainer.generate = lambda d, z, cond: seen.append(cond.clone()) or generate(d, z, cond)
+    trainer.fake_score_step()
+    null = trainer.task.null_class_id
+    assert (seen[0] == null).all() if before else (seen[0] != null).all()
+
+
+@pytest.mark.parametrize("weighting", ["edm", "native"])
+def test_fake_score_weighting_sets_psis_loss_weight(weighting, tiny_teacher, tiny_options, tmp_path, monkeypatch):
+    import sfd.training.trainer as trainer_module
+    from sfd.core.losses import edm_weight
+    from sfd.training.config import load_config
+    from sfd.training.setup import validate
+
+    cfg = load_config(
+        overrides=dict(
+            tiny_options,
+            teacher=tiny_teacher,
+            forget="class=dog",
+            fake_score_weighting=weighting,
+            output_dir=str(tmp_path / "o"),
+            classifier=None,
+        )
+    )
+    trainer = trainer_module.SFDTrainer(cfg, validate(cfg))
+    drawn, weights = [], []
+    draw = trainer.draw_batch
+    trainer.draw_batch = lambda *a: drawn.append(draw(*a)) or drawn[-1]
+    loss = trainer_module.fake_score_loss
+    monkeypatch.setattr(trainer_module, "fake_score_loss", lambda y, x, w, s: weights.append(w) or loss(y, x, w, s))
+    trainer.fake_score_step()
+    sigma = drawn[0][2]
+    expected = edm_weight(sigma) if weighting == "edm" else sigma**-2  # the tiny teacher predicts ε
+    torch.testing.assert_close(weights[0], expected)
+
+
+def test_validation_logs_psi_tracking_and_leaves_the_training_stream_alone(tiny_teacher, tiny_options, tmp_path):
+    runs = {}
+    for every in (1, 0):
+        out = tmp_path / f"v{every}"
+        sfd.forget(
+            tiny_teacher,
+            forget="class=dog",
+            output_dir=str(out),
+            **dict(tiny_options, validation_steps=every, checkpointing_steps=0, final_eval_samples_per_class=0),
+        )
+        runs[every] = unet_weights(out)
+    for k in runs[0]:
+        torch.testing.assert_close(runs[1][k], runs[0][k])
+    log = [json.loads(line) for line in (tmp_path / "v1" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    errors = {k: v for k, v in log[-1].items() if k.startswith(("psi_error_sigma_", "teacher_error_sigma_"))}
+    assert len(errors) == 8 and all(v > 0 and math.isfinite(v) for v in errors.values())
+    assert "psi_error_sigma_0.14" in errors and "teacher_error_sigma_0.14" in errors  # from the default σ_min

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..core.loading import load_pipeline
 from ..core.metrics import diversity_ratios
-from ..core.paths import DEFAULT_CLASSIFIER, DEFAULT_CLIP, DEFAULT_REFERENCE_STATS
+from ..core.paths import DEFAULT_CLASSIFIER, DEFAULT_CLIP, DEFAULT_REFERENCE_STATS, SECOND_CLASSIFIER
 from ..core.prompts import read_lines
 from ..core.spec import ForgetSpec
 from ..evaluation import plots
@@ -40,6 +40,13 @@ def parse_args(argv=None):
         "(default: what the model's training.json records, else random)",
     )
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER))
+    p.add_argument(
+        "--second_classifier",
+        default=None,
+        help="class models: a second, independently trained judge whose per-class accuracy is reported beside the "
+        "first's, with the classes where they disagree by > 10 points (default: the shipped "
+        "assets/classifier-convnext when present; 'none' to skip)",
+    )
     p.add_argument("--reference_stats", default=str(DEFAULT_REFERENCE_STATS))
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="CLIP model for the CLIP check ('none' to skip)")
     p.add_argument(
@@ -91,6 +98,7 @@ def main(argv=None):
     if is_text_to_image(args.model):
         return main_text(args)
     kw = dict(
+        second_classifier=second_judge(args.second_classifier),
         forget=args.forget,
         override=args.override,
         classifier=ImageClassifierJudge.from_pretrained(args.classifier),
@@ -106,7 +114,11 @@ def main(argv=None):
             args.gold,
             args.forget,
             args.seed,
-            **{k: v for k, v in kw.items() if k not in ("forget", "seed", "reference_stats", "clip")},
+            **{
+                k: v
+                for k, v in kw.items()
+                if k not in ("forget", "seed", "reference_stats", "clip", "second_classifier")
+            },
             progress=True,
         )
     metrics = evaluate_model(args.model, **kw)
@@ -115,6 +127,17 @@ def main(argv=None):
     if args.report:
         write_report(metrics, Path(args.report), reference, report_pictures(args, metrics, reference))
         print(f"report written to {args.report}")
+
+
+def second_judge(path: str | None):
+    """The second judge: the given folder (which must exist), else the shipped one when present; 'none' skips."""
+    if path is not None and path.lower() == "none":
+        return None
+    if path is None:
+        return ImageClassifierJudge.from_pretrained(SECOND_CLASSIFIER) if SECOND_CLASSIFIER.is_dir() else None
+    if not Path(path).exists() and "/" not in path.strip("./"):
+        raise SystemExit(f"sfd-eval: error: --second_classifier {path}: no such folder")
+    return ImageClassifierJudge.from_pretrained(path)
 
 
 def is_text_to_image(model) -> bool:
@@ -177,6 +200,7 @@ def main_text(args) -> None:
             prompt = ratios.get("diversity_ratio_worst_condition", metrics["remain_prompts"][0])
             title = f"16 seeds of {prompt!r}: reference (top) and model (bottom)"
             pictures[title] = plots.seed_grid(pipe, ref_pipe, prompt, out / "seeds.png", seed=args.seed)
+        pictures.update(training_pictures(args.model, Path(args.report)))
         write_report(metrics, Path(args.report), reference, pictures)
         print(f"report written to {args.report}")
 
@@ -197,11 +221,22 @@ def report_pictures(args, metrics: dict, reference: dict | None) -> dict:
         pics["Samples: reference (left) and model (right), same seeds"] = plots.before_after_grid(
             model, ref, spec.id2label, spec.forget, out / "before_after.png", seed=args.seed
         )
-    if Path(args.model, "logs").exists():
-        pics["Forget rate during training"] = plots.forget_rate_curve(
-            Path(args.model) / "logs" / "metrics.jsonl", out / "forget_rate.png"
-        )
+    pics.update(training_pictures(args.model, out))
     return pics
+
+
+def training_pictures(model, out: Path) -> dict:
+    """Curves from a training folder's logs/metrics.jsonl: the forget rate, and ψ's tracking of the generator."""
+    log = Path(str(model), "logs", "metrics.jsonl")
+    if not log.exists():
+        return {}
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "Forget rate during training": plots.forget_rate_curve(log, out / "forget_rate.png"),
+        "Fake score's denoising error on generator samples over the teacher's": plots.psi_tracking_curve(
+            log, out / "psi_tracking.png"
+        ),
+    }
 
 
 if __name__ == "__main__":

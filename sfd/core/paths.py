@@ -23,6 +23,7 @@ CONFIGS = shipped("configs")
 
 DEFAULT_TEACHER = ASSETS / "teacher"
 DEFAULT_CLASSIFIER = ASSETS / "classifier"
+SECOND_CLASSIFIER = ASSETS / "classifier-convnext"  # an independently trained second judge
 DEFAULT_CLIP = ASSETS / "clip"
 DEFAULT_REFERENCE_STATS = ASSETS / "fid_reference.safetensors"
 GENERAL_REMAIN_PROMPTS = CONFIGS / "prompts" / "remain-general.txt"

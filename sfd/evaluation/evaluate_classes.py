@@ -132,6 +132,7 @@ def evaluate_model(
     prompt_template: str = "a photo of a {}",
     gold=None,
     keep_features: bool = False,
+    second_classifier=None,
 ) -> dict:
     """Sample every class of a class-conditional model and measure the samples with the judges.
 
@@ -150,6 +151,9 @@ def evaluate_model(
         prompt_template: the CLIP prompt of a class name.
         gold: a `GoldSamples` or a gold model's folder: adds the alignment with it (`sfd.evaluation.gold`).
         keep_features: adds the remaining samples' classifier features (an array) as "features_remaining".
+        second_classifier: a second, independently trained judge (or its folder): adds its per-class accuracy
+            and remaining accuracy (suffix `_second`) and the classes where the two judges differ by more than
+            10 points (`judges_disagree`).
 
     Returns:
         A dict of figures: forget_accuracy (with a bootstrap 95% interval), forget_accuracy_floor,
@@ -208,6 +212,8 @@ def evaluate_model(
     if clip is not None:
         clip = clip if isinstance(clip, CLIPJudge) else CLIPJudge.from_pretrained(clip)
         m.update(clip_metrics(clip, images, labels, spec, prompt_template, seed))
+    if second_classifier is not None:
+        m.update(second_judge_metrics(second_classifier, images, labels, spec, m["per_class_accuracy"]))
     m.update(
         kind="class",
         forget=spec.describe()["forget"],
@@ -216,6 +222,32 @@ def evaluate_model(
         **sampling_record(model, pipe, len(labels), seconds, seed, batch_size),
     )
     return m
+
+
+def second_judge_metrics(
+    judge, images: torch.Tensor, labels: torch.Tensor, spec: ForgetSpec, first: dict, threshold: float = 0.10
+) -> dict:
+    """The second judge's per-class and remaining accuracy on the same samples, and the classes where its accuracy
+    and the first judge's (`first`) differ by more than `threshold`: damage one judge would hide."""
+    judge = judge if isinstance(judge, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(judge)
+    label_map = judge.match_labels(spec.id2label)
+    probs, _ = classify(judge, images)
+    hit = (probs.argmax(-1) == torch.tensor([label_map[int(c)] for c in labels])).numpy().astype(np.float64)
+    per_class = {
+        name: float(hit[labels.numpy() == c].mean()) for c, name in spec.id2label.items() if (labels == c).any()
+    }
+    remaining = ~spec.is_forgotten(labels).numpy()
+    disagree = {
+        name: [first[name], acc]
+        for name, acc in per_class.items()
+        if name in first and abs(first[name] - acc) > threshold
+    }
+    return {
+        "per_class_accuracy_second": per_class,
+        "remaining_accuracy_second": float(hit[remaining].mean()),
+        "judges_disagree": disagree,
+        "second_judge": str(getattr(judge.model, "name_or_path", "")),
+    }
 
 
 def clip_metrics(

@@ -128,6 +128,29 @@ def forget_rate_curve(metrics_jsonl: Path, path: Path) -> Path | None:
     return _save(fig, ax, path)
 
 
+def psi_tracking_curve(metrics_jsonl: Path, path: Path) -> Path | None:
+    """ψ's denoising error on generator samples over the teacher's, per σ level, at each validation (below 1: ψ
+    tracks the generator better than the teacher does)."""
+    if not metrics_jsonl.exists():
+        return None
+    rows = [json.loads(line) for line in metrics_jsonl.read_text().splitlines() if line.strip()]
+    levels = sorted(
+        {k.removeprefix("psi_error_sigma_") for r in rows for k in r if k.startswith("psi_error_sigma_")}, key=float
+    )
+    if not levels:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for level in levels:
+        kept = [r for r in rows if f"psi_error_sigma_{level}" in r and r.get(f"teacher_error_sigma_{level}")]
+        ratio = [r[f"psi_error_sigma_{level}"] / r[f"teacher_error_sigma_{level}"] for r in kept]
+        ax.plot([r["step"] for r in kept], ratio, "o-", label=f"σ = {level}")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_xlabel("SFD step")
+    ax.set_ylabel("ψ error / teacher error")
+    return _save(fig, ax, path)
+
+
 def _save(fig, ax, path: Path) -> Path:
     ax.legend()
     fig.tight_layout()

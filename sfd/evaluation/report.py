@@ -58,6 +58,8 @@ def write_report(metrics: dict, report_dir: Path, reference: dict | None = None,
     per_condition = "per_class_diversity" if kind == "class" else "per_prompt_diversity"
     diversity = diversity_ratios(metrics.get(per_condition, {}), (reference or {}).get(per_condition, {}))
     flat.update(diversity)
+    damage = per_class_damage(metrics, reference) if kind == "class" else {}
+    flat.update(damage)
     (report_dir / "metrics.json").write_text(json.dumps(flat, indent=2))
     rows = [("model", metrics)] + ([("reference", reference)] if reference else [])
     cols = [c for c in _REPORT_COLUMNS[kind] if any(m.get(c[0]) is not None for _, m in rows)]  # measured ones
@@ -72,6 +74,7 @@ def write_report(metrics: dict, report_dir: Path, reference: dict | None = None,
             f"**{diversity['diversity_ratio_mean']:.3f}**, worst {diversity['diversity_ratio_worst']:.3f} "
             f"({diversity['diversity_ratio_worst_condition']})\n"
         )
+    ratio += damage_lines(damage, metrics.get("judges_disagree"))
     unit = "class" if kind == "class" else "prompt"
     n = metrics.get("num_samples_per_class", metrics.get("samples_per_prompt"))
     (report_dir / "report.md").write_text(
@@ -82,6 +85,46 @@ def write_report(metrics: dict, report_dir: Path, reference: dict | None = None,
         + ratio
         + "".join(f"\n## {title}\n\n![{title}]({Path(p).name})\n" for title, p in (pictures or {}).items() if p)
     )
+
+
+JUDGES = {"": "judge", "_second": "second judge"}  # per_class_accuracy{suffix}: the judge that measured it
+
+
+def per_class_damage(metrics: dict, reference: dict | None) -> dict:
+    """By each judge: the remaining class drawn worst and, against the reference, the class that lost most accuracy
+    (in points)."""
+    out = {}
+    forgotten = set(metrics.get("forget") or [])
+    for suffix in JUDGES:
+        acc = {k: v for k, v in (metrics.get(f"per_class_accuracy{suffix}") or {}).items() if k not in forgotten}
+        if not acc:
+            continue
+        worst = min(acc, key=acc.get)
+        out[f"worst_class{suffix}"], out[f"worst_class_accuracy{suffix}"] = worst, acc[worst]
+        ref = (reference or {}).get(f"per_class_accuracy{suffix}") or {}
+        drops = {k: 100 * (ref[k] - v) for k, v in acc.items() if k in ref}
+        if drops:
+            largest = max(drops, key=drops.get)
+            out[f"largest_drop_class{suffix}"], out[f"largest_drop_pts{suffix}"] = largest, drops[largest]
+    return out
+
+
+def damage_lines(damage: dict, disagree: dict | None) -> str:
+    lines = []
+    for suffix, judge in JUDGES.items():
+        if f"worst_class{suffix}" not in damage:
+            continue
+        line = f"By the {judge}: worst class {damage[f'worst_class{suffix}']} ({damage[f'worst_class_accuracy{suffix}']:.1%})"
+        if f"largest_drop_class{suffix}" in damage:
+            line += (
+                f", largest drop vs the reference {damage[f'largest_drop_pts{suffix}']:.1f} pts "
+                f"({damage[f'largest_drop_class{suffix}']})"
+            )
+        lines.append(line + ".")
+    if disagree:
+        flagged = ", ".join(f"{k} ({100 * a:.0f}% vs {100 * b:.0f}%)" for k, (a, b) in disagree.items())
+        lines.append(f"**The two judges disagree by more than 10 points on**: {flagged}.")
+    return "".join(f"\n{line}\n" for line in lines)
 
 
 def _fmt(v, ci=None) -> str:

@@ -22,6 +22,22 @@ _CARDS = {
             ("train_minutes", "training minutes (2 CPU cores, shared)"),
         ],
     ),
+    "classifier-convnext": (
+        "Fashion-MNIST image classifier, second judge",
+        "image-classification",
+        "A `transformers` ConvNeXt (2×2 patch stem, hidden sizes 32/64/128, one block per stage, 1 input channel) "
+        "trained with AdamW, one-cycle learning rate, label smoothing 0.05 and random shifts of up to 2 pixels, from "
+        "seed 1: a judge independent of `assets/classifier` in architecture, seed and augmentation. Loads with "
+        "`AutoModelForImageClassification.from_pretrained`; inputs are 28×28 grayscale images in [-1, 1].",
+        "python -m sfd.pretrain.classifier --recipe convnext --output_dir assets/classifier-convnext",
+        [
+            ("test_accuracy", "test accuracy"),
+            ("test_images", "test images"),
+            ("epochs", "epochs"),
+            ("seed", "seed"),
+            ("train_minutes", "training minutes (2 CPU cores, shared)"),
+        ],
+    ),
     "clip": (
         "Small Fashion-MNIST CLIP",
         "zero-shot-image-classification",

@@ -1,6 +1,11 @@
-"""Train the embedded Fashion-MNIST classifier: a small `transformers` ResNet saved with `save_pretrained`.
+"""Train the embedded Fashion-MNIST classifiers (judges): small `transformers` models saved with `save_pretrained`.
 
-    python -m sfd.pretrain.classifier --output_dir assets/classifier
+    python -m sfd.pretrain.classifier --output_dir assets/classifier                              # the judge
+    python -m sfd.pretrain.classifier --recipe convnext --output_dir assets/classifier-convnext   # the second judge
+
+The second judge differs from the first in architecture (ConvNeXt, not ResNet), seed and augmentation (random
+shifts of up to 2 pixels, not flips), so that a one-step model's per-class damage seen by one judge and missed by
+the other shows as a disagreement (`sfd-eval`).
 
 The folder loads with `AutoModelForImageClassification.from_pretrained` and carries `id2label`, so any
 Hub classifier with an `id2label` can replace it in `sfd-eval --classifier`. Inputs are 1×28×28 images
@@ -16,7 +21,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+from transformers import (
+    ConvNextConfig,
+    ConvNextForImageClassification,
+    ResNetConfig,
+    ResNetForImageClassification,
+    ViTImageProcessor,
+)
 
 from ..core.io import atomic_directory
 from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
@@ -24,8 +35,12 @@ from . import asset_parser
 from .cards import write_card
 
 
-def build_classifier(num_labels: int = 10) -> ResNetForImageClassification:
+def _labels(num_labels: int) -> dict:
     names = dict(enumerate(FASHION_MNIST_CLASSES)) if num_labels == len(FASHION_MNIST_CLASSES) else None
+    return dict(num_labels=num_labels, id2label=names, label2id={v: k for k, v in names.items()} if names else None)
+
+
+def build_classifier(num_labels: int = 10) -> ResNetForImageClassification:
     config = ResNetConfig(
         num_channels=1,
         embedding_size=32,
@@ -33,11 +48,40 @@ def build_classifier(num_labels: int = 10) -> ResNetForImageClassification:
         depths=[1, 1, 1],
         layer_type="basic",
         downsample_in_first_stage=False,
-        num_labels=num_labels,
-        id2label=names,
-        label2id={v: k for k, v in names.items()} if names else None,
+        **_labels(num_labels),
     )
     return ResNetForImageClassification(config)
+
+
+def build_convnext(num_labels: int = 10) -> ConvNextForImageClassification:
+    config = ConvNextConfig(
+        num_channels=1, patch_size=2, hidden_sizes=[32, 64, 128], depths=[1, 1, 1], num_stages=3, **_labels(num_labels)
+    )
+    return ConvNextForImageClassification(config)
+
+
+def flip(x: torch.Tensor) -> torch.Tensor:
+    """Horizontal flips of half the batch: label-preserving for clothes."""
+    return torch.where((torch.rand(len(x)) < 0.5).view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def shift(x: torch.Tensor, pixels: int = 2) -> torch.Tensor:
+    """Each image (in [-1, 1]) moved by its own random whole-pixel offset in [-pixels, pixels]², the border filled
+    with black (-1)."""
+    n, _, h, w = x.shape
+    offset = torch.randint(-pixels, pixels + 1, (n, 2)).float()
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2], theta[:, 1, 2] = -2 * offset[:, 0] / w, -2 * offset[:, 1] / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1, grid, mode="nearest", padding_mode="zeros", align_corners=False) - 1
+
+
+# recipe: (builder, augmentation, default seed, model-card kind)
+RECIPES = {
+    "resnet": (build_classifier, flip, 0, "classifier"),
+    "convnext": (build_convnext, shift, 1, "classifier-convnext"),
+}
 
 
 @torch.no_grad()
@@ -53,7 +97,12 @@ def accuracy(model, x, y, batch_size: int = 500) -> float:
 def parse_args(argv=None):
     p = asset_parser(__doc__, "assets/classifier", batch_size=128, learning_rate=2e-3)
     p.add_argument("--epochs", type=int, default=12)
-    return p.parse_args(argv)
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="resnet", help="architecture and augmentation")
+    p.set_defaults(seed=None)
+    args = p.parse_args(argv)
+    if args.seed is None:
+        args.seed = RECIPES[args.recipe][2]
+    return args
 
 
 def main(argv=None):
@@ -61,7 +110,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     x, y = load_fashion_mnist("train", args.data_root)
     x_test, y_test = load_fashion_mnist("test", args.data_root)
-    model = build_classifier()
+    build, augment, _, card = RECIPES[args.recipe]
+    model = build()
     opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=5e-4)
     steps = args.epochs * (len(x) // args.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.learning_rate, total_steps=steps)
@@ -72,9 +122,7 @@ def main(argv=None):
         perm = torch.randperm(len(x))
         for i in range(len(x) // args.batch_size):
             idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
-            xb = x[idx]
-            flip = torch.rand(len(xb)) < 0.5  # horizontal flips are label-preserving for clothes
-            xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
+            xb = augment(x[idx])
             loss = F.cross_entropy(model(xb).logits, y[idx], label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -96,10 +144,11 @@ def main(argv=None):
             "test_images": len(x_test),
             "epochs": args.epochs,
             "seed": args.seed,
+            "recipe": args.recipe,
             "train_minutes": round(minutes, 2),
         }
         (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        write_card(tmp, "classifier")
+        write_card(tmp, card)
     return acc
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import shutil
 import time
@@ -334,13 +335,39 @@ class SFDTrainer:
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(self.accelerator.device)
 
+    @torch.no_grad()
+    def denoising_errors(self, levels: int = 4) -> dict:
+        """ψ's and the teacher's denoising error E‖D(x_g + σε, σ, c) − x_g‖² on fresh generator samples of remaining
+        conditions, at `levels` σ spread geometrically over the training range: ψ tracks the generator where its
+        error is below the teacher's."""
+        conds, z, _, eps, _ = self.draw_batch()
+        keep = ~conds.forgotten
+        if not keep.any():
+            return {}
+        pick = lambda t: None if t is None else t[keep]  # noqa: E731
+        c, c_teacher, uncond, z, eps = pick(conds.student), pick(conds.teacher), pick(conds.uncond), z[keep], eps[keep]
+        with self.accelerator.autocast():
+            x_g = self.generate(self.gen_local, z, c).float()
+            out = {}
+            for sigma in torch.logspace(math.log10(self.sigma_min), math.log10(self.sigma_max), levels).tolist():
+                x_t = x_g + sigma * eps
+                for name, net, cond in (("psi", self.fake_local, c), ("teacher", self.teacher, c_teacher)):
+                    error = (net(x_t, sigma, cond, uncond=uncond).float() - x_g).pow(2).mean()
+                    out[f"{name}_error_sigma_{sigma:.3g}"] = error.item()
+        return out
+
     def run_validation(self, n_per_condition: int) -> dict:
-        """Forget rate (and fidelity) of the EMA generator, and a sample grid under logs/."""
+        """Forget rate (and fidelity) of the EMA generator, ψ's tracking of the generator, and a sample grid under
+        logs/."""
         acc = self.accelerator
         metrics = {}
         if acc.is_main_process:
-            m, grid = self.task.measure(self.ema_pipeline(), self.judge, n_per_condition, seed=10_000)
-            metrics = {k: v for k, v in m.items() if k in self.task.validation_keys}
+            # on a random stream of its own: how often a run validates does not change what it trains
+            with torch.random.fork_rng(devices=[acc.device] if acc.device.type == "cuda" else []):
+                torch.manual_seed(self.cfg.seed + self.step)
+                m, grid = self.task.measure(self.ema_pipeline(), self.judge, n_per_condition, seed=10_000)
+                metrics = {k: v for k, v in m.items() if k in self.task.validation_keys}
+                metrics.update(self.denoising_errors())
             (self.out / "logs").mkdir(parents=True, exist_ok=True)
             grid.save(self.out / "logs" / f"samples-{self.step:06d}.png")
             logger.info(f"step {self.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
