@@ -7,7 +7,7 @@ from transformers import AutoModelForImageClassification, AutoTokenizer, CLIPMod
 
 from sfd.data.fashion_mnist import FASHION_MNIST_CLASSES
 from sfd.evaluation.judges import CLIPJudge
-from sfd.pretrain.classifier import build_classifier
+from sfd.pretrain.classifier import RECIPES, build_classifier, shift
 from sfd.pretrain.clip import build_clip, build_tokenizer
 from sfd.pretrain.teacher import build_scheduler, build_unet
 
@@ -17,6 +17,33 @@ def test_classifier_round_trips_with_auto_class_and_id2label(tmp_path):
     model = AutoModelForImageClassification.from_pretrained(tmp_path)
     assert [model.config.id2label[i] for i in range(10)] == list(FASHION_MNIST_CLASSES)
     assert model(torch.zeros(2, 1, 28, 28)).logits.shape == (2, 10)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_both_judges_recipes_round_trip_through_the_auto_class(recipe, tmp_path):
+    build, _, _, _ = RECIPES[recipe]
+    build().save_pretrained(tmp_path)
+    model = AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert (
+        type(model).__name__
+        == {"resnet": "ResNetForImageClassification", "convnext": "ConvNextForImageClassification"}[recipe]
+    )
+    assert model(torch.zeros(2, 1, 28, 28)).logits.shape == (2, 10)
+
+
+def test_shift_moves_each_image_by_whole_pixels_and_fills_with_black():
+    torch.manual_seed(0)
+    x = torch.full((64, 1, 28, 28), -1.0)
+    x[:, :, 13, 13] = 1.0
+    y = shift(x, pixels=2)
+    assert (y == 1.0).flatten(1).sum(1).eq(1).all()  # the bright pixel survives, once, in every image
+    rows, cols = (y[:, 0] == 1.0).nonzero()[:, 1], (y[:, 0] == 1.0).nonzero()[:, 2]
+    assert (
+        rows.sub(13).abs().max() <= 2
+        and cols.sub(13).abs().max() <= 2
+        and len(set(zip(rows.tolist(), cols.tolist()))) > 5
+    )
+    assert set(y.unique().tolist()) == {-1.0, 1.0}
 
 
 def test_generated_bpe_tokenizer_keeps_caption_words_whole(tmp_path):
