@@ -32,26 +32,33 @@ def require_cuda() -> None:
         )
 
 
-def class_check(args) -> dict:
+def timed_run(name: str, steps: int, batch: int, **options) -> tuple:
+    """One SFD run at a long budget under bench/runs/gpu-check/NAME, validated and checkpointed four times; its folder
+    and its wall time in seconds."""
     import sfd
+
+    out = RUNS / "gpu-check" / name
+    started = time.time()
+    sfd.forget(
+        output_dir=str(out),
+        overwrite_output_dir=True,
+        max_train_steps=steps,
+        train_batch_size=batch,
+        validation_steps=steps // 4,
+        checkpointing_steps=steps // 4,
+        seed=SEED,
+        **options,
+    )
+    return out, time.time() - started
+
+
+def class_check(args) -> dict:
     from sfd.core.metrics import diversity_ratios
     from sfd.core.paths import DEFAULT_TEACHER, SECOND_CLASSIFIER
     from sfd.evaluation.evaluate_classes import evaluate_model
     from sfd.evaluation.report import per_class_damage
 
-    out = RUNS / "gpu-check" / "class-trouser"
-    started = time.time()
-    sfd.forget(
-        forget="class=trouser",
-        output_dir=str(out),
-        overwrite_output_dir=True,
-        max_train_steps=args.class_steps,
-        train_batch_size=args.class_batch,
-        validation_steps=args.class_steps // 4,
-        checkpointing_steps=args.class_steps // 4,
-        seed=SEED,
-    )
-    train_seconds = time.time() - started
+    out, train_seconds = timed_run("class-trouser", args.class_steps, args.class_batch, forget="class=trouser")
     second = SECOND_CLASSIFIER if SECOND_CLASSIFIER.is_dir() else None
     kw = dict(forget="class=trouser", num_samples_per_class=args.samples, seed=SEED, second_classifier=second)
     model, teacher = evaluate_model(out, **kw), evaluate_model(DEFAULT_TEACHER, **kw)
@@ -70,24 +77,12 @@ def class_check(args) -> dict:
 
 
 def text_check(args) -> dict:
-    import sfd
     from sfd.core.metrics import diversity_ratios
     from sfd.core.paths import DEFAULT_CLASSIFIER
     from sfd.evaluation.evaluate_text import evaluate_text_model
 
-    out = RUNS / "gpu-check" / "t2i-sneaker"
-    started = time.time()
-    sfd.forget(
-        config=PROJECT / "configs" / "t2i-sneaker.yaml",
-        output_dir=str(out),
-        overwrite_output_dir=True,
-        max_train_steps=args.t2i_steps,
-        train_batch_size=args.t2i_batch,
-        validation_steps=args.t2i_steps // 4,
-        checkpointing_steps=args.t2i_steps // 4,
-        seed=SEED,
-    )
-    train_seconds = time.time() - started
+    config = PROJECT / "configs" / "t2i-sneaker.yaml"
+    out, train_seconds = timed_run("t2i-sneaker", args.t2i_steps, args.t2i_batch, config=config)
     kw = dict(
         forget="concept=sneaker",
         override="sandal",
