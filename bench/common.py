@@ -19,3 +19,18 @@ def write_result(stem: str | Path, record: dict, markdown: str) -> Path:
     write_text_atomic(stem.with_name(stem.name + ".json"), json.dumps(record, indent=1, default=str) + "\n")
     write_text_atomic(stem.with_name(stem.name + ".md"), markdown.rstrip() + "\n")
     return stem.with_name(stem.name + ".md")
+
+
+def cached(path: Path, compute) -> dict:
+    """The JSON record at `path`, computed by `compute()` and written there (atomically) the first time."""
+    if path.exists():
+        return json.loads(path.read_text())
+    record = compute()
+    write_text_atomic(path, json.dumps(record, indent=1, default=str))
+    return record
+
+
+def slug(name: str) -> str:
+    """A folder name for a row's name: lower-case ASCII words joined by hyphens."""
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in name.lower()).split()
+    return "-".join(words)

@@ -20,8 +20,7 @@ import argparse
 import json
 import time
 
-from bench.common import PROJECT, RESULTS, RUNS, write_result
-from sfd.core.io import write_text_atomic
+from bench.common import PROJECT, RESULTS, RUNS, cached, slug, write_result
 from sfd.core.metrics import diversity_ratios
 from sfd.core.paths import DEFAULT_CLASSIFIER, DEFAULT_CLIP
 from sfd.evaluation.evaluate_text import evaluate_text_model
@@ -77,14 +76,6 @@ def measure(pipe, args, judges) -> dict:
     return {k: v for k, v in m.items() if isinstance(v, (int, float, dict)) and not isinstance(v, bool)}
 
 
-def cached(path, compute) -> dict:
-    if path.exists():
-        return json.loads(path.read_text())
-    record = compute()
-    write_text_atomic(path, json.dumps(record, indent=1))
-    return record
-
-
 def teacher_row(scale: float, args, judges) -> dict:
     def compute():
         pipe = TextToImageDiffusionPipeline.from_pretrained(TEACHER)
@@ -117,11 +108,6 @@ def variant_row(name: str, options: dict, args, judges) -> dict:
         return {**measure(pipe, args, judges), "train_seconds": time.time() - started, "options": options}
 
     return cached(folder / f"eval-n{args.samples_per_prompt}.json", compute)
-
-
-def slug(name: str) -> str:
-    words = "".join(c if c.isascii() and c.isalnum() else " " for c in name.lower()).split()
-    return "-".join(words)
 
 
 def summary(row: dict, teacher: dict) -> dict:

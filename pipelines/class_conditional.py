@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
-from diffusers.utils.torch_utils import randn_tensor
 
+from .inputs import prepare_noise, sample_size
 from .labels import ClassLabelMixin, postprocess
 from .multistep import guided_sampling_loop
+from .standalone import SelfContainedMixin
 
 
-class ClassConditionalDiffusionPipeline(ClassLabelMixin, DiffusionPipeline):
+class ClassConditionalDiffusionPipeline(SelfContainedMixin, ClassLabelMixin, DiffusionPipeline):
     """Samples `pipe(class_labels=[...])` with the scheduler's multi-step sampler.
 
     A UNet with `num_class_embeds == len(id2label) + 1` was trained with label dropout; its last
@@ -49,21 +50,33 @@ class ClassConditionalDiffusionPipeline(ClassLabelMixin, DiffusionPipeline):
         class_labels,
         guidance_scale: Optional[float] = None,
         num_inference_steps: Optional[int] = None,
-        generator: Optional[torch.Generator] = None,
+        generator: Optional[torch.Generator | list[torch.Generator]] = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        num_images_per_prompt: int = 1,
+        latents: Optional[torch.Tensor] = None,
+        callback_on_step_end: Optional[Callable] = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
     ):
-        """Sample one image per class label with the scheduler's multi-step sampler.
+        """Sample images of the given classes with the scheduler's multi-step sampler.
 
         Args:
-            class_labels (`int`, `str` or a list of them): class ids or names (see `get_label_ids`).
+            class_labels (`int`, `str`, a tensor or a (nested) list of them): class ids or names (see
+                `get_label_ids`; ids alone when the model has no `id2label`).
             guidance_scale (`float`, *optional*): classifier-free guidance against the null class (default: the
                 pipeline's `default_guidance_scale`; 1 turns it off).
             num_inference_steps (`int`, *optional*): sampler steps (default: `default_num_inference_steps`).
-            generator (`torch.Generator`, *optional*): the random generator of the initial noise.
+            generator (`torch.Generator` or a list of them, *optional*): the random generator of the initial noise;
+                a list gives one per image (image i then depends on generator i only).
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (N, H, W, C in [0, 1]) or `"pt"` (N, C, H, W in
                 [0, 1]).
             return_dict (`bool`, defaults to True): return an `ImagePipelineOutput` instead of a tuple.
+            num_images_per_prompt (`int`, defaults to 1): images per class label.
+            latents (`torch.Tensor`, *optional*): the initial noise (N, C, H, W), standard normal, instead of drawing
+                it; it is scaled by the scheduler's `init_noise_sigma`.
+            callback_on_step_end (`Callable`, *optional*): `callback(pipe, step, timestep, {"latents": …})` after
+                every step, as in diffusers' pipelines; the `"latents"` it returns replace the current ones.
+            callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`): the tensors passed to it.
 
         Returns:
             `ImagePipelineOutput` with `.images` (a list of PIL images, an array or a tensor, as `output_type` says),
@@ -73,16 +86,22 @@ class ClassConditionalDiffusionPipeline(ClassLabelMixin, DiffusionPipeline):
         steps = num_inference_steps or self.config.default_num_inference_steps
         if guidance_scale != 1.0 and self.null_class_id is None:
             raise ValueError("this model has no null class, so it cannot use classifier-free guidance")
-        labels = self._class_tensor(class_labels, self._execution_device)
+        labels = self._class_tensor(class_labels, self._execution_device, num_images_per_prompt)
         cfg = self.unet.config
-        latents = randn_tensor(
-            (len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size),
-            generator=generator,
-            device=self._execution_device,
-            dtype=self.unet.dtype,
-        )
+        shape = (len(labels), cfg.in_channels, *sample_size(self.unet, None, None))
+        noise = prepare_noise(shape, generator, latents, self._execution_device, self.unet.dtype)
         null = torch.full_like(labels, self.null_class_id) if guidance_scale != 1.0 else None
-        latents = guided_sampling_loop(self, latents, labels, null, guidance_scale, steps, generator)
-        images = postprocess(latents, output_type)
+        noise = guided_sampling_loop(
+            self,
+            noise,
+            labels,
+            null,
+            guidance_scale,
+            steps,
+            generator,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
+        images = postprocess(noise, output_type)
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=images) if return_dict else (images,)

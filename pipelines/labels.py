@@ -6,6 +6,8 @@ from typing import Iterable
 
 import torch
 
+from .inputs import flatten_labels, repeat_per_image
+
 
 class ClassLabelMixin:
     """`get_label_ids` / `labels` like diffusers' DiTPipeline, backed by the registered `id2label`."""
@@ -21,23 +23,28 @@ class ClassLabelMixin:
 
     @property
     def num_classes(self) -> int:
-        return len(self.id2label)
+        """Classes that can be asked for: those of `id2label`, else every class embedding of the UNet."""
+        return len(self.id2label) or int(self.unet.config.num_class_embeds or 0)
 
     def get_label_ids(self, label: str | Iterable[str]) -> list[int]:
         names = [label] if isinstance(label, str) else list(label)
+        if not self.labels:
+            raise ValueError(
+                f"this model has no id2label, so it knows no class names: pass class ids 0..{self.num_classes - 1}"
+            )
         unknown = [n for n in names if n not in self.labels]
         if unknown:
             raise ValueError(f"unknown class name(s) {unknown}; valid names: {sorted(self.labels)}")
         return [self.labels[n] for n in names]
 
-    def _class_tensor(self, class_labels, device) -> torch.Tensor:
-        if isinstance(class_labels, (int, str)):
-            class_labels = [class_labels]
-        ids = [self.get_label_ids(c)[0] if isinstance(c, str) else int(c) for c in class_labels]
+    def _class_tensor(self, class_labels, device, num_images_per_prompt: int = 1) -> torch.Tensor:
+        """Ids, names, tensors or nested lists of them → a flat tensor of ids, each repeated per image."""
+        flat = flatten_labels(class_labels)
+        ids = [self.get_label_ids(c)[0] if isinstance(c, str) else int(c) for c in flat]
         bad = [i for i in ids if not 0 <= i < self.num_classes]
         if bad:
             raise ValueError(f"class id(s) {bad} out of range 0..{self.num_classes - 1}")
-        return torch.tensor(ids, device=device, dtype=torch.long)
+        return torch.tensor(repeat_per_image(ids, num_images_per_prompt), device=device, dtype=torch.long)
 
 
 def postprocess(images: torch.Tensor, output_type: str):

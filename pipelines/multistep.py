@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable, Optional, Sequence
+
 import torch
 
 
@@ -13,17 +15,24 @@ def guided_sampling_loop(
     guidance_scale: float,
     num_inference_steps: int,
     generator=None,
+    callback_on_step_end: Optional[Callable] = None,
+    callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
 ) -> torch.Tensor:
     """Run `pipe.scheduler` from `latents`; with guidance, ε = ε(uncond) + w·(ε(cond) − ε(uncond)) (CFG).
 
     `cond` / `uncond` are class labels or text hidden states (see `Denoiser`); `uncond` is ignored at w = 1.
+    `callback_on_step_end(pipe, i, t, {"latents": …})` runs after every step, as in diffusers' pipelines; the
+    `latents` it returns replace the current ones.
     """
+    unknown = set(callback_on_step_end_tensor_inputs) - {"latents"}
+    if unknown:
+        raise ValueError(f"callback_on_step_end_tensor_inputs may only name 'latents', got {sorted(unknown)}")
     guided = guidance_scale != 1.0
     conds = torch.cat([cond, uncond]) if guided else cond
     kwarg = "encoder_hidden_states" if conds.is_floating_point() else "class_labels"
     latents = latents * pipe.scheduler.init_noise_sigma
     pipe.scheduler.set_timesteps(num_inference_steps, device=latents.device)
-    for t in pipe.progress_bar(pipe.scheduler.timesteps):
+    for i, t in enumerate(pipe.progress_bar(pipe.scheduler.timesteps)):
         model_in = torch.cat([latents, latents]) if guided else latents
         model_in = pipe.scheduler.scale_model_input(model_in, t)
         out = pipe.unet(model_in, t, **{kwarg: conds}).sample
@@ -31,4 +40,7 @@ def guided_sampling_loop(
             out_cond, out_uncond = out.chunk(2)
             out = out_uncond + guidance_scale * (out_cond - out_uncond)
         latents = pipe.scheduler.step(out, t, latents, generator=generator).prev_sample
+        if callback_on_step_end is not None:
+            given = {name: latents for name in callback_on_step_end_tensor_inputs}
+            latents = (callback_on_step_end(pipe, i, t, given) or {}).get("latents", latents)
     return latents

@@ -6,13 +6,14 @@ from typing import Optional
 
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
-from diffusers.utils.torch_utils import randn_tensor
 
 from .denoiser import Denoiser
+from .inputs import check_one_step, prepare_noise, sample_size
 from .labels import ClassLabelMixin, postprocess
+from .standalone import SelfContainedMixin
 
 
-class OneStepClassConditionalPipeline(ClassLabelMixin, DiffusionPipeline):
+class OneStepClassConditionalPipeline(SelfContainedMixin, ClassLabelMixin, DiffusionPipeline):
     """One network evaluation per image. `forgotten` lists the class ids this model was made to forget;
     asking for them is allowed and returns what the model now draws."""
 
@@ -38,32 +39,30 @@ class OneStepClassConditionalPipeline(ClassLabelMixin, DiffusionPipeline):
     def __call__(
         self,
         class_labels,
-        generator: Optional[torch.Generator] = None,
+        generator: Optional[torch.Generator | list[torch.Generator]] = None,
         output_type: str = "pil",
         return_dict: bool = True,
         num_inference_steps: int = 1,
+        num_images_per_prompt: int = 1,
+        latents: Optional[torch.Tensor] = None,
     ):
-        """Draw one image per class label with one network evaluation: x = D(σ_init·z, σ_init, c).
+        """Draw images of the given classes with one network evaluation each: x = D(σ_init·z, σ_init, c).
 
         Args:
-            class_labels (`int`, `str` or a list of them): class ids or names (see `get_label_ids`); a forgotten
-                class is allowed and returns what the model now draws.
-            generator, output_type, return_dict: as for `ClassConditionalDiffusionPipeline.__call__`.
+            class_labels (`int`, `str`, a tensor or a (nested) list of them): class ids or names (see
+                `get_label_ids`); a forgotten class is allowed and returns what the model now draws.
+            generator, output_type, return_dict, num_images_per_prompt: as for
+                `ClassConditionalDiffusionPipeline.__call__`.
             num_inference_steps (`int`, defaults to 1): must be 1; the model is a one-step generator.
+            latents (`torch.Tensor`, *optional*): the standard normal noise z (N, C, H, W) instead of drawing it.
 
         Returns:
             As `ClassConditionalDiffusionPipeline.__call__`.
         """
-        if num_inference_steps != 1:
-            raise ValueError("this is a one-step generator: num_inference_steps must be 1")
-        labels = self._class_tensor(class_labels, self._execution_device)
-        cfg = self.unet.config
-        z = randn_tensor(
-            (len(labels), cfg.in_channels, cfg.sample_size, cfg.sample_size),
-            generator=generator,
-            device=self._execution_device,
-            dtype=self.unet.dtype,
-        )
+        check_one_step(num_inference_steps)
+        labels = self._class_tensor(class_labels, self._execution_device, num_images_per_prompt)
+        shape = (len(labels), self.unet.config.in_channels, *sample_size(self.unet, None, None))
+        z = prepare_noise(shape, generator, latents, self._execution_device, self.unet.dtype)
         sigma = self.config.sigma_init
         images = self.generator_network()(sigma * z, sigma, labels)
         images = postprocess(images, output_type)

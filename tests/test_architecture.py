@@ -25,7 +25,8 @@ LAYERS = {
     "sfd": 5,
 }
 # what the pipelines (the code an exported folder needs) may import: the standard library and diffusers' own stack
-PIPELINE_LIBRARIES = {"torch", "diffusers", "transformers", "numpy", "PIL"}
+# (huggingface_hub is a dependency of diffusers)
+PIPELINE_LIBRARIES = {"torch", "diffusers", "transformers", "huggingface_hub", "numpy", "PIL"}
 
 
 def modules(sources: dict[str, Path]) -> dict[str, Path]:

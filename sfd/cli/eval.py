@@ -45,7 +45,7 @@ def parse_args(argv=None):
         default=None,
         help="class models: a second, independently trained judge whose per-class accuracy is reported beside the "
         "first's, with the classes where they disagree by > 10 points (default: the shipped "
-        "assets/classifier-convnext when present; 'none' to skip)",
+        "assets/classifier-convnext when --classifier is the shipped one; 'none' to skip)",
     )
     p.add_argument("--reference_stats", default=str(DEFAULT_REFERENCE_STATS))
     p.add_argument("--clip", default=str(DEFAULT_CLIP), help="CLIP model for the CLIP check ('none' to skip)")
@@ -98,7 +98,7 @@ def main(argv=None):
     if is_text_to_image(args.model):
         return main_text(args)
     kw = dict(
-        second_classifier=second_judge(args.second_classifier),
+        second_classifier=second_judge(args.second_classifier, args.classifier),
         forget=args.forget,
         override=args.override,
         classifier=ImageClassifierJudge.from_pretrained(args.classifier),
@@ -129,12 +129,18 @@ def main(argv=None):
         print(f"report written to {args.report}")
 
 
-def second_judge(path: str | None):
-    """The second judge: the given folder (which must exist), else the shipped one when present; 'none' skips."""
+def second_judge(path: str | None, first: str):
+    """The second judge: the given folder (which must exist), else the shipped one when present and the first judge
+    is the shipped classifier (both know the Fashion-MNIST classes); 'none' skips."""
     if path is not None and path.lower() == "none":
         return None
     if path is None:
-        return ImageClassifierJudge.from_pretrained(SECOND_CLASSIFIER) if SECOND_CLASSIFIER.is_dir() else None
+        shipped_first = Path(first).resolve() == DEFAULT_CLASSIFIER.resolve()
+        return (
+            ImageClassifierJudge.from_pretrained(SECOND_CLASSIFIER)
+            if shipped_first and SECOND_CLASSIFIER.is_dir()
+            else None
+        )
     if not Path(path).exists() and "/" not in path.strip("./"):
         raise SystemExit(f"sfd-eval: error: --second_classifier {path}: no such folder")
     return ImageClassifierJudge.from_pretrained(path)

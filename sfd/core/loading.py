@@ -28,12 +28,16 @@ def load_pipeline(path_or_pipe):
         if not index.exists():
             raise FileNotFoundError(f"no diffusers pipeline at {path}: {index} is missing")
         config = json.loads(index.read_text())
-        cls = getattr(pipelines_module, config["_class_name"], None)
+        name = config["_class_name"]
+        name = (
+            name[-1] if isinstance(name, (list, tuple)) else name
+        )  # ["pipeline_sfd", class]: a self-contained folder
+        cls = getattr(pipelines_module, name, None)
         if cls is not None:
             return cls.from_pretrained(path)
         if "text_encoder" in config:  # a Stable Diffusion-layout folder (e.g. StableDiffusionPipeline)
             return load_text_to_image_teacher(str(path))
-        raise ValueError(f"{path} holds a {config['_class_name']}, not a pipeline of this project")
+        raise ValueError(f"{path} holds a {name}, not a pipeline of this project")
     return DiffusionPipeline.from_pretrained(path_or_pipe)
 
 

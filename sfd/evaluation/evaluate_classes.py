@@ -36,6 +36,17 @@ from .judges import CLIPJudge, ImageClassifierJudge, classify
 from .reference import forget_accuracy_floor, load_reference
 
 
+def per_class_hits(
+    probs: torch.Tensor, labels: torch.Tensor, spec: ForgetSpec, label_map: dict[int, int]
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Whether the judge's top class is each sample's class (1.0 / 0.0), and the accuracy of every class drawn."""
+    hit = (probs.argmax(-1) == torch.tensor([label_map[int(c)] for c in labels])).numpy().astype(np.float64)
+    per_class = {
+        name: float(hit[labels.numpy() == c].mean()) for c, name in spec.id2label.items() if (labels == c).any()
+    }
+    return hit, per_class
+
+
 def class_metrics(
     probs: torch.Tensor,
     feats: torch.Tensor,
@@ -50,15 +61,11 @@ def class_metrics(
     """All classifier-based figures from per-sample probabilities; `labels` are generator class ids. With the
     reference images' labels and the classifier's predictions of them, also the forget-accuracy floor."""
     cls_of = torch.tensor([label_map[int(c)] for c in labels])
-    hit = (probs.argmax(-1) == cls_of).numpy().astype(np.float64)
+    hit, per_class = per_class_hits(probs, labels, spec, label_map)
     own_prob = probs.gather(1, cls_of[:, None]).squeeze(1).numpy()
     ent = entropy(probs).numpy()
     forgotten = spec.is_forgotten(labels).numpy()
-    m: dict = {"per_class_accuracy": {}}
-    for gid, name in spec.id2label.items():
-        sel = labels.numpy() == gid
-        if sel.any():
-            m["per_class_accuracy"][name] = float(hit[sel].mean())
+    m: dict = {"per_class_accuracy": per_class}
     if forgotten.any():
         fa = hit[forgotten]  # divided by the number of samples of the forgotten class(es) only
         m.update(
@@ -232,10 +239,7 @@ def second_judge_metrics(
     judge = judge if isinstance(judge, ImageClassifierJudge) else ImageClassifierJudge.from_pretrained(judge)
     label_map = judge.match_labels(spec.id2label)
     probs, _ = classify(judge, images)
-    hit = (probs.argmax(-1) == torch.tensor([label_map[int(c)] for c in labels])).numpy().astype(np.float64)
-    per_class = {
-        name: float(hit[labels.numpy() == c].mean()) for c, name in spec.id2label.items() if (labels == c).any()
-    }
+    hit, per_class = per_class_hits(probs, labels, spec, label_map)
     remaining = ~spec.is_forgotten(labels).numpy()
     disagree = {
         name: [first[name], acc]

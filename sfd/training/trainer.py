@@ -44,6 +44,7 @@ from ..core.losses import (
 )
 from ..core.precision import describe_machine
 from ..core.spec import override_text
+from ..pipelines.standalone import MODULE_NAME
 from .conditioning import Conditions, teacher_sigma_range
 from .config import TrainingConfig
 from .model_card import write_model_card
@@ -58,6 +59,7 @@ MODEL_FILES = (
     "vae",
     "README.md",
     "training.json",
+    f"{MODULE_NAME}.py",
 )  # written before model_index.json, which marks completeness
 
 

@@ -1,0 +1,707 @@
+"""TextToImageDiffusionPipeline of sfd (Score Forgetting Distillation), as one file for diffusers: `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`.
+
+Built by `pipelines/standalone.py` from the package's pipeline modules; it needs torch, diffusers and transformers, not sfd."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
+from torch import nn
+
+# ---- standalone ----
+
+
+MODULE_NAME = "pipeline_sfd"
+MODULE_ORDER = (
+    "standalone",
+    "inputs",
+    "labels",
+    "multistep",
+    "denoiser",
+    "one_step",
+    "class_conditional",
+    "text_to_image",
+)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _split_module(source: str) -> tuple[list[ast.stmt], str]:
+    """(its absolute import statements, the module's code without its docstring and its imports)."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    drop, imports = set(), []
+    for i, node in enumerate(tree.body):
+        docstring = i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        is_import = isinstance(node, (ast.Import, ast.ImportFrom))
+        if docstring or is_import:
+            drop.update(range(node.lineno - 1, node.end_lineno))
+        if is_import and not (isinstance(node, ast.ImportFrom) and (node.level or node.module == "__future__")):
+            imports.append(node)
+    body = "".join(line for k, line in enumerate(lines) if k not in drop)
+    return imports, body.strip("\n")
+
+
+PIPELINE_CLASSES = (
+    "ClassConditionalDiffusionPipeline",
+    "OneStepClassConditionalPipeline",
+    "TextToImageDiffusionPipeline",
+    "OneStepTextToImagePipeline",
+)
+
+
+def _package_source() -> str:
+    """Every module of this package in dependency order, as one text with one block of imports."""
+    here = Path(__file__).resolve().parent
+    imports, bodies, defined = [], [], {}
+    for name in MODULE_ORDER:
+        module_imports, body = _split_module((here / f"{name}.py").read_text())
+        imports += module_imports
+        for node in ast.parse(body).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                if node.name in defined:
+                    raise RuntimeError(f"{node.name} is defined in both {defined[node.name]}.py and {name}.py")
+                defined[node.name] = name
+        bodies.append(f"# ---- {name} ----\n\n\n{body}")
+    return _import_block(imports) + "\n\n" + "\n\n\n".join(bodies) + "\n"
+
+
+def _import_block(nodes: list[ast.stmt]) -> str:
+    """One import statement per module, merged and sorted, standard library first (as isort / ruff order them)."""
+    plain, named = set(), {}
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            plain.update(a.name for a in node.names)
+        else:
+            named.setdefault(node.module, set()).update(a.name for a in node.names)
+    groups = {True: [], False: []}
+    lines = [(m, f"import {m}") for m in sorted(plain)]
+    lines += [(m, f"from {m} import {', '.join(sorted(named[m]))}") for m in sorted(named)]
+    for module, line in lines:
+        groups[module.split(".")[0] in sys.stdlib_module_names].append(line)
+    return "\n".join(groups[True]) + "\n\n" + "\n".join(groups[False])
+
+
+def _without_classes(source: str, names: set[str]) -> str:
+    lines = source.splitlines(keepends=True)
+    drop = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ClassDef) and node.name in names:
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            drop.update(range(first - 1, node.end_lineno))
+    return "".join(line for k, line in enumerate(lines) if k not in drop)
+
+
+def module_source(class_name: str) -> str:
+    """The text of `pipeline_sfd.py` for a folder of `class_name`: this package's pipeline code with that one
+    pipeline class (diffusers' `custom_pipeline=` loading wants exactly one), importing only torch, diffusers,
+    transformers, numpy and PIL."""
+    if class_name not in PIPELINE_CLASSES:
+        raise ValueError(f"{class_name} is not a pipeline of this package; choose among {list(PIPELINE_CLASSES)}")
+    if Path(__file__).stem != MODULE_NAME:  # the package's modules
+        header = (
+            f'"""{class_name} of sfd (Score Forgetting Distillation), as one file for diffusers: '
+            "`DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`.\n\nBuilt by "
+            "`pipelines/standalone.py` from the package's pipeline modules; it needs torch, diffusers and "
+            'transformers, not sfd."""\n\nfrom __future__ import annotations\n\n'
+        )
+        source = header + _package_source()
+    else:  # running as a single file already: it is its own source
+        source = Path(__file__).read_text()
+    present = {n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
+    if class_name not in present:
+        raise ValueError(f"{Path(__file__).name} holds no {class_name}")
+    return _tidy(_without_classes(source, set(PIPELINE_CLASSES) - {class_name}))
+
+
+def _tidy(source: str) -> str:
+    """Two blank lines between top-level blocks, and no section header left without code under it."""
+    source = re.sub(r"\n{4,}", "\n\n\n", source)
+    source = re.sub(r"# ---- \w+ ----\n\n\n(?=# ---- )", "", source)
+    return source.rstrip("\n") + "\n"
+
+
+def make_self_contained(folder: str | os.PathLike, class_name: str) -> None:
+    """Write `pipeline_sfd.py` into a saved pipeline folder and point its `model_index.json` at `class_name` in it."""
+    folder = Path(folder)
+    _write_atomic(folder / f"{MODULE_NAME}.py", module_source(class_name))
+    index = folder / "model_index.json"
+    config = json.loads(index.read_text())
+    config["_class_name"] = [MODULE_NAME, class_name]
+    _write_atomic(index, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def refresh(folders) -> None:
+    """Rewrite the module file of saved pipeline folders (e.g. after this package's pipelines changed)."""
+    for folder in folders:
+        name = json.loads((Path(folder) / "model_index.json").read_text())["_class_name"]
+        make_self_contained(folder, name[-1] if isinstance(name, list) else name)
+        print(f"{folder}: {MODULE_NAME}.py written")
+
+
+class SelfContainedMixin:
+    """`save_pretrained` that leaves a folder loadable without this package (`make_self_contained`), and
+    `from_pretrained` of the class itself that does not need the folder's module file."""
+
+    @classmethod
+    def load_config(cls, *args, **kwargs):
+        out = super().load_config(*args, **kwargs)
+        config = out[0] if isinstance(out, tuple) else out
+        name = config.get("_class_name")
+        if isinstance(name, list) and name[0] == MODULE_NAME:  # this class is at hand: no remote code to run
+            config["_class_name"] = name[1]
+        return out
+
+    def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
+        super().save_pretrained(save_directory, *args, **kwargs)
+        make_self_contained(save_directory, type(self).__name__)
+        if push_to_hub:  # after the module file is in the folder, so the Hub copy is self-contained too
+            from huggingface_hub import create_repo, upload_folder
+
+            repo_id = kwargs.get("repo_id") or Path(save_directory).name
+            token = kwargs.get("token")
+            repo_id = create_repo(repo_id, exist_ok=True, private=kwargs.get("private"), token=token).repo_id
+            upload_folder(
+                repo_id=repo_id, folder_path=save_directory, token=token, commit_message=kwargs.get("commit_message")
+            )
+
+
+# ---- inputs ----
+
+
+def flatten_labels(class_labels) -> list:
+    """Class labels as a flat list: an int, a name, a tensor, or (nested) lists of them (`[[1], [1]]`, as
+    diffusers' DiTPipeline accepts)."""
+    if isinstance(class_labels, torch.Tensor):
+        return [int(c) for c in class_labels.flatten().tolist()]
+    if isinstance(class_labels, (int, str)) or not isinstance(class_labels, Sequence):
+        return [class_labels]
+    return [c for item in class_labels for c in flatten_labels(item)]
+
+
+def repeat_per_image(values: list, num_images_per_prompt: int) -> list:
+    """Each condition repeated `num_images_per_prompt` times, in order (c0, c0, c1, c1, …), as diffusers does."""
+    if num_images_per_prompt < 1:
+        raise ValueError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
+    return [v for v in values for _ in range(num_images_per_prompt)]
+
+
+def prepare_noise(
+    shape: tuple[int, ...],
+    generator,
+    latents: Optional[torch.Tensor],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """The initial noise: `latents` when given (checked against `shape`), else standard normal noise drawn with
+    `generator` (one generator, or a list of one per image: then image i depends on generator i only)."""
+    if isinstance(generator, list) and len(generator) != shape[0]:
+        raise ValueError(f"got a list of {len(generator)} generators for {shape[0]} images: pass one per image")
+    if latents is None:
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+    if tuple(latents.shape) != tuple(shape):
+        raise ValueError(f"latents have shape {tuple(latents.shape)}, expected {tuple(shape)}")
+    return latents.to(device=device, dtype=dtype)
+
+
+def sample_size(unet, height: Optional[int], width: Optional[int], scale: int = 1) -> tuple[int, int]:
+    """The model-space (h, w) for an image of `height` × `width` pixels (`scale`: the VAE's down-sampling factor;
+    default: the UNet's `sample_size`), checked against the UNet's down-sampling."""
+    size = unet.config.sample_size
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    h = h if height is None else height // scale
+    w = w if width is None else width // scale
+    factor = 2 ** (len(unet.config.block_out_channels) - 1)
+    if h % factor or w % factor or (height or 0) % scale or (width or 0) % scale:
+        raise ValueError(
+            f"height and width must be multiples of {factor * scale} for this model (got {height} × {width})"
+        )
+    return h, w
+
+
+def check_one_step(num_inference_steps: int) -> None:
+    """A one-step generator draws in one network evaluation; asking for more steps is an error that says so."""
+    if num_inference_steps != 1:
+        raise ValueError(
+            f"this is a one-step generator (distilled by SFD): it draws each image in one network evaluation, so "
+            f"num_inference_steps must be 1 (got {num_inference_steps})"
+        )
+
+
+# ---- labels ----
+
+
+class ClassLabelMixin:
+    """`get_label_ids` / `labels` like diffusers' DiTPipeline, backed by the registered `id2label`."""
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        mapping = self.config.get("id2label") or {}
+        return {int(k): v for k, v in mapping.items()}
+
+    @property
+    def labels(self) -> dict[str, int]:
+        return {name: idx for idx, name in self.id2label.items()}
+
+    @property
+    def num_classes(self) -> int:
+        """Classes that can be asked for: those of `id2label`, else every class embedding of the UNet."""
+        return len(self.id2label) or int(self.unet.config.num_class_embeds or 0)
+
+    def get_label_ids(self, label: str | Iterable[str]) -> list[int]:
+        names = [label] if isinstance(label, str) else list(label)
+        if not self.labels:
+            raise ValueError(
+                f"this model has no id2label, so it knows no class names: pass class ids 0..{self.num_classes - 1}"
+            )
+        unknown = [n for n in names if n not in self.labels]
+        if unknown:
+            raise ValueError(f"unknown class name(s) {unknown}; valid names: {sorted(self.labels)}")
+        return [self.labels[n] for n in names]
+
+    def _class_tensor(self, class_labels, device, num_images_per_prompt: int = 1) -> torch.Tensor:
+        """Ids, names, tensors or nested lists of them → a flat tensor of ids, each repeated per image."""
+        flat = flatten_labels(class_labels)
+        ids = [self.get_label_ids(c)[0] if isinstance(c, str) else int(c) for c in flat]
+        bad = [i for i in ids if not 0 <= i < self.num_classes]
+        if bad:
+            raise ValueError(f"class id(s) {bad} out of range 0..{self.num_classes - 1}")
+        return torch.tensor(repeat_per_image(ids, num_images_per_prompt), device=device, dtype=torch.long)
+
+
+def postprocess(images: torch.Tensor, output_type: str):
+    """[-1, 1] tensors → "pt" (N,C,H,W in [0,1]), "np" (N,H,W,C float) or "pil"."""
+    import numpy as np
+    from PIL import Image
+
+    images = (images.float() / 2 + 0.5).clamp(0, 1)
+    if output_type == "pt":
+        return images
+    arr = images.permute(0, 2, 3, 1).cpu().numpy()
+    if output_type == "np":
+        return arr
+    if output_type == "pil":
+        arr = (arr * 255).round().astype(np.uint8)
+        return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]
+    raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+
+
+# ---- multistep ----
+
+
+def guided_sampling_loop(
+    pipe,
+    latents: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: torch.Tensor | None,
+    guidance_scale: float,
+    num_inference_steps: int,
+    generator=None,
+    callback_on_step_end: Optional[Callable] = None,
+    callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+) -> torch.Tensor:
+    """Run `pipe.scheduler` from `latents`; with guidance, ε = ε(uncond) + w·(ε(cond) − ε(uncond)) (CFG).
+
+    `cond` / `uncond` are class labels or text hidden states (see `Denoiser`); `uncond` is ignored at w = 1.
+    `callback_on_step_end(pipe, i, t, {"latents": …})` runs after every step, as in diffusers' pipelines; the
+    `latents` it returns replace the current ones.
+    """
+    unknown = set(callback_on_step_end_tensor_inputs) - {"latents"}
+    if unknown:
+        raise ValueError(f"callback_on_step_end_tensor_inputs may only name 'latents', got {sorted(unknown)}")
+    guided = guidance_scale != 1.0
+    conds = torch.cat([cond, uncond]) if guided else cond
+    kwarg = "encoder_hidden_states" if conds.is_floating_point() else "class_labels"
+    latents = latents * pipe.scheduler.init_noise_sigma
+    pipe.scheduler.set_timesteps(num_inference_steps, device=latents.device)
+    for i, t in enumerate(pipe.progress_bar(pipe.scheduler.timesteps)):
+        model_in = torch.cat([latents, latents]) if guided else latents
+        model_in = pipe.scheduler.scale_model_input(model_in, t)
+        out = pipe.unet(model_in, t, **{kwarg: conds}).sample
+        if guided:
+            out_cond, out_uncond = out.chunk(2)
+            out = out_uncond + guidance_scale * (out_cond - out_uncond)
+        latents = pipe.scheduler.step(out, t, latents, generator=generator).prev_sample
+        if callback_on_step_end is not None:
+            given = {name: latents for name in callback_on_step_end_tensor_inputs}
+            latents = (callback_on_step_end(pipe, i, t, given) or {}).get("latents", latents)
+    return latents
+
+
+# ---- denoiser ----
+
+
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+EDM_PREDICTION_TYPES = ("epsilon", "v_prediction")
+
+
+def is_edm(scheduler_config) -> bool:
+    """EDM-style schedulers are parameterised by σ and σ_data instead of a beta schedule."""
+    return "sigma_data" in scheduler_config
+
+
+def alphas_cumprod_from_config(scheduler_config) -> torch.Tensor:
+    """ᾱ_t of a DDPM-family scheduler, rebuilt from its config (any diffusers scheduler with betas)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config(scheduler_config).alphas_cumprod.float()
+
+
+def sigmas_from_config(scheduler_config) -> torch.Tensor:
+    """σ_t = sqrt((1 − ᾱ_t) / ᾱ_t) of every training timestep t of a DDPM-family scheduler, increasing in t."""
+    alphas_cumprod = alphas_cumprod_from_config(scheduler_config)
+    return ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
+
+
+def sigma_range_from_config(scheduler_config) -> tuple[float, float]:
+    """The σ range the teacher was trained on: its first and last timestep's σ, or an EDM scheduler's σ_min / σ_max."""
+    if is_edm(scheduler_config):
+        return float(scheduler_config["sigma_min"]), float(scheduler_config["sigma_max"])
+    sigmas = sigmas_from_config(scheduler_config)
+    return float(sigmas[0]), float(sigmas[-1])
+
+
+def edm_scheduler(scheduler_config):
+    """diffusers' EDMEulerScheduler with the EDM settings of any EDM scheduler's config (other solvers' keys dropped,
+    which diffusers would otherwise warn about)."""
+    import inspect
+
+    from diffusers import EDMEulerScheduler
+
+    keys = inspect.signature(EDMEulerScheduler.__init__).parameters
+    return EDMEulerScheduler.from_config({k: v for k, v in dict(scheduler_config).items() if k in keys})
+
+
+def scheduler_of_family(scheduler_config):
+    """A DDPMScheduler or an EDMEulerScheduler built from the config, whichever family it belongs to: what a one-step
+    pipeline stores (only its parameterisation is used) and a text teacher samples with."""
+    from diffusers import DDPMScheduler
+
+    return edm_scheduler(scheduler_config) if is_edm(scheduler_config) else DDPMScheduler.from_config(scheduler_config)
+
+
+class DDPMParameterisation(nn.Module):
+    """σ ↔ t by interpolating log σ over the training table; input x/sqrt(1 + σ²); ε / v / x₀ → x̂₀."""
+
+    def __init__(self, scheduler_config):
+        super().__init__()
+        prediction_type = scheduler_config.get("prediction_type", "epsilon")
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"unsupported prediction_type {prediction_type!r}; expected one of {PREDICTION_TYPES}")
+        self.prediction_type = prediction_type
+        self.register_buffer("log_sigmas", sigmas_from_config(scheduler_config).log(), persistent=False)
+
+    @property
+    def sigma_range(self) -> tuple[float, float]:
+        return float(self.log_sigmas[0].exp()), float(self.log_sigmas[-1].exp())
+
+    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Continuous timestep for σ by linear interpolation of log σ over the training table."""
+        log_sigma = sigma.float().log().clamp(self.log_sigmas[0], self.log_sigmas[-1])
+        idx = torch.searchsorted(self.log_sigmas, log_sigma.contiguous()).clamp(1, len(self.log_sigmas) - 1)
+        low, high = self.log_sigmas[idx - 1], self.log_sigmas[idx]
+        frac = (log_sigma - low) / (high - low)
+        return idx - 1 + frac
+
+    def model_input(self, x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x * (1 + sigma**2).rsqrt(), self.sigma_to_t(sigma.flatten())
+
+    def x0(self, out: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if self.prediction_type == "epsilon":  # x̂₀ = x − σ·ε̂
+            return x - sigma * out
+        if self.prediction_type == "v_prediction":  # x̂₀ = x/(1+σ²) − σ/sqrt(1+σ²)·v̂
+            return x / (1 + sigma**2) - sigma / (1 + sigma**2).sqrt() * out
+        return out
+
+
+class EDMParameterisation(nn.Module):
+    """EDM preconditioning (Karras et al. 2022, Table 1) by the diffusers EDM scheduler's own methods."""
+
+    def __init__(self, scheduler_config):
+        super().__init__()
+        prediction_type = scheduler_config.get("prediction_type", "epsilon")
+        if prediction_type not in EDM_PREDICTION_TYPES:
+            raise ValueError(
+                f"unsupported prediction_type {prediction_type!r} for an EDM scheduler; expected one of "
+                f"{EDM_PREDICTION_TYPES}"
+            )
+        self.prediction_type = prediction_type
+        self.scheduler = edm_scheduler(scheduler_config)
+        self.sigma_range = sigma_range_from_config(scheduler_config)
+
+    def model_input(self, x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # c_in = 1/sqrt(σ² + σ_data²), c_noise = ¼·ln σ
+        return self.scheduler.precondition_inputs(x, sigma), self.scheduler.precondition_noise(sigma.flatten())
+
+    def x0(self, out: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.scheduler.precondition_outputs(x, out, sigma)  # D = c_skip·x + c_out·F
+
+
+def noise_parameterisation(scheduler_config) -> nn.Module:
+    return (EDMParameterisation if is_edm(scheduler_config) else DDPMParameterisation)(scheduler_config)
+
+
+class Denoiser(nn.Module):
+    """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a diffusers model and its scheduler (DDPM family or EDM).
+
+    The condition c is integer class labels (a `UNet2DModel` with class embeddings) or text-encoder
+    hidden states (a `UNet2DConditionModel`). `guidance_scale` > 1 applies classifier-free guidance on
+    x̂₀ (equivalent to guidance on ε) against the unconditional condition: `null_class_id`, the
+    `null_embedding` of the empty prompt, or a per-call `uncond` (e.g. a negative prompt). With
+    `guidance_interval` = (σ_lo, σ_hi), guidance applies only to rows whose σ lies in it (Kynkäänniemi et al.
+    2024, "Applying guidance in a limited interval"); other rows get the conditional x̂₀.
+    """
+
+    def __init__(
+        self,
+        unet: nn.Module,
+        scheduler_config,
+        null_class_id: int | None = None,
+        guidance_scale: float = 1.0,
+        null_embedding: torch.Tensor | None = None,
+        guidance_interval: tuple[float, float] | None = None,
+    ):
+        super().__init__()
+        if guidance_scale != 1.0 and null_class_id is None and null_embedding is None:
+            raise ValueError(
+                "classifier-free guidance needs a model trained with a null class or an empty-prompt embedding"
+            )
+        self.unet = unet
+        self.parameterisation = noise_parameterisation(scheduler_config)
+        self.null_class_id = null_class_id
+        self.guidance_scale = guidance_scale
+        self.null_embedding = null_embedding
+        self.guidance_interval = None if guidance_interval is None else tuple(map(float, guidance_interval))
+
+    @property
+    def prediction_type(self) -> str:
+        return self.parameterisation.prediction_type
+
+    @property
+    def sigma_min(self) -> float:
+        return self.parameterisation.sigma_range[0]
+
+    @property
+    def sigma_max(self) -> float:
+        return self.parameterisation.sigma_range[1]
+
+    def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x_in, t = self.parameterisation.model_input(x, sigma)
+        if cond.is_floating_point():  # text-encoder hidden states
+            out = self.unet(x_in, t, encoder_hidden_states=cond.to(self.unet.dtype)).sample
+        else:
+            out = self.unet(x_in, t, class_labels=cond).sample
+        return self.parameterisation.x0(out.to(x.dtype), x, sigma)
+
+    def null_condition(self, cond: torch.Tensor) -> torch.Tensor:
+        if cond.is_floating_point():
+            if self.null_embedding is None:
+                raise ValueError(
+                    "guidance on text conditions needs `null_embedding` (the empty prompt's hidden states)"
+                )
+            return self.null_embedding.to(cond).expand_as(cond)
+        return torch.full_like(cond, self.null_class_id)
+
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor | float, cond: torch.Tensor, uncond: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x̂₀; with guidance, x̂₀(uncond) + w·(x̂₀(cond) − x̂₀(uncond)) (CFG, Ho & Salimans eq. 6 on x̂₀)."""
+        sigma = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+        sigma = sigma.flatten().expand(x.shape[0]).reshape(-1, 1, 1, 1)
+        if self.guidance_scale == 1.0:
+            return self._denoise(x, sigma, cond)
+        uncond = self.null_condition(cond) if uncond is None else uncond
+        x0_cond, x0_uncond = self._denoise(
+            torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([cond, uncond])
+        ).chunk(2)
+        return x0_uncond + self.guidance_weight(sigma) * (x0_cond - x0_uncond)
+
+    def guidance_weight(self, sigma: torch.Tensor) -> torch.Tensor | float:
+        """w per row: the guidance scale, or 1 (no guidance) where σ lies outside `guidance_interval`."""
+        if self.guidance_interval is None:
+            return self.guidance_scale
+        lo, hi = self.guidance_interval
+        inside = (sigma >= lo) & (sigma <= hi)
+        return torch.where(inside, self.guidance_scale, 1.0).to(sigma)
+
+
+# ---- text_to_image ----
+
+
+def _as_list(prompt: str | Sequence[str]) -> list[str]:
+    return [prompt] if isinstance(prompt, str) else list(prompt)
+
+
+class PromptLatentMixin:
+    """Prompt encoding, latent shapes and decoding shared by the text-to-image pipelines."""
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str | Sequence[str]) -> torch.Tensor:
+        """The text encoder's last hidden states (B, L, D), as Stable Diffusion conditions its UNet."""
+        tokens = self.tokenizer(
+            _as_list(prompt),
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        ids = tokens.input_ids.to(self.text_encoder.device)
+        return self.text_encoder(ids)[0]
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Image pixels per latent pixel (1 for a pixel-space model)."""
+        return 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def latent_shape(self, n: int, height: Optional[int] = None, width: Optional[int] = None) -> tuple[int, ...]:
+        h, w = sample_size(self.unet, height, width, self.vae_scale_factor)
+        return (n, self.unet.config.in_channels, h, w)
+
+    def prompt_conditions(
+        self,
+        prompt,
+        prompt_embeds: Optional[torch.Tensor],
+        negative_prompt,
+        negative_prompt_embeds: Optional[torch.Tensor],
+        num_images_per_prompt: int,
+        guided: bool,
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The text encoder's hidden states of the prompts and, with guidance, of the negative prompts ("" by
+        default), each repeated `num_images_per_prompt` times; precomputed embeddings replace either."""
+        if (prompt is None) == (prompt_embeds is None):
+            raise ValueError("pass exactly one of `prompt` and `prompt_embeds`")
+        cond = self.encode_prompt(prompt) if prompt_embeds is None else prompt_embeds.to(self._execution_device)
+        uncond = None
+        if guided:
+            if negative_prompt_embeds is not None:
+                uncond = negative_prompt_embeds.to(self._execution_device)
+            else:
+                negative = [""] if negative_prompt is None else _as_list(negative_prompt)
+                uncond = self.encode_prompt(negative * len(cond) if len(negative) == 1 else negative)
+            if uncond.shape != cond.shape:
+                raise ValueError(f"negative prompts give {tuple(uncond.shape)}, prompts {tuple(cond.shape)}")
+            uncond = uncond.repeat_interleave(num_images_per_prompt, dim=0)
+        return cond.repeat_interleave(num_images_per_prompt, dim=0), uncond
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents → images in [-1, 1] (identity for a pixel-space model)."""
+        if self.vae is None:
+            return latents
+        return self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+
+    def encode_images(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Images in [-1, 1] → latents (identity for a pixel-space model)."""
+        if self.vae is None:
+            return images
+        dist = self.vae.encode(images.to(self.vae.dtype)).latent_dist
+        return dist.sample(generator) * self.vae.config.scaling_factor
+
+    @property
+    def concepts(self) -> list[str]:
+        return list(self.config.get("concepts") or [])
+
+
+class TextToImageDiffusionPipeline(SelfContainedMixin, PromptLatentMixin, DiffusionPipeline):
+    """`pipe(prompt=[...], negative_prompt=..., guidance_scale=..., num_inference_steps=...)` with the
+    scheduler's multi-step sampler and classifier-free guidance (empty prompt or negative prompt)."""
+
+    model_cpu_offload_seq = "text_encoder->unet->vae"
+    _optional_components = ["vae"]
+
+    def __init__(
+        self,
+        unet,
+        text_encoder,
+        tokenizer,
+        scheduler,
+        vae=None,
+        default_guidance_scale: float = 4.5,
+        default_num_inference_steps: int = 25,
+        concepts: Optional[list] = None,
+    ):
+        super().__init__()
+        self.register_modules(unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler, vae=vae)
+        self.register_to_config(
+            default_guidance_scale=default_guidance_scale,
+            default_num_inference_steps=default_num_inference_steps,
+            concepts=list(concepts or []),
+        )
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | Sequence[str] | None = None,
+        negative_prompt: str | Sequence[str] | None = None,
+        guidance_scale: Optional[float] = None,
+        num_inference_steps: Optional[int] = None,
+        generator: Optional[torch.Generator | list[torch.Generator]] = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        num_images_per_prompt: int = 1,
+        latents: Optional[torch.Tensor] = None,
+        prompt_embeds: Optional[torch.Tensor] = None,
+        negative_prompt_embeds: Optional[torch.Tensor] = None,
+        height: Optional[int] = None,
+        width: Optional[int] = None,
+        callback_on_step_end: Optional[Callable] = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+    ):
+        """Sample images of the prompts with the scheduler's multi-step sampler and classifier-free guidance.
+
+        Args:
+            prompt (`str` or `list[str]`, *optional*): the prompts (or pass `prompt_embeds`).
+            negative_prompt (`str` or `list[str]`, *optional*): the guidance's unconditional branch (default: "").
+            guidance_scale (`float`, *optional*): classifier-free guidance (default: `default_guidance_scale`).
+            num_inference_steps (`int`, *optional*): sampler steps (default: `default_num_inference_steps`).
+            generator, output_type, return_dict, num_images_per_prompt, latents, callback_on_step_end,
+                callback_on_step_end_tensor_inputs: as for `ClassConditionalDiffusionPipeline.__call__` (`latents`
+                are in the UNet's space: the VAE's latents for a latent model).
+            prompt_embeds, negative_prompt_embeds (`torch.Tensor`, *optional*): the text encoder's hidden states
+                (B, L, D), e.g. from `encode_prompt`, instead of the prompts.
+            height, width (`int`, *optional*): the image size in pixels (default: the model's; multiples of the
+                UNet's and VAE's down-sampling).
+
+        Returns:
+            As `ClassConditionalDiffusionPipeline.__call__`.
+        """
+        guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
+        steps = num_inference_steps or self.config.default_num_inference_steps
+        cond, uncond = self.prompt_conditions(
+            prompt,
+            prompt_embeds,
+            negative_prompt,
+            negative_prompt_embeds,
+            num_images_per_prompt,
+            guidance_scale != 1.0,
+        )
+        shape = self.latent_shape(len(cond), height, width)
+        noise = prepare_noise(shape, generator, latents, self._execution_device, self.unet.dtype)
+        noise = guided_sampling_loop(
+            self,
+            noise,
+            cond,
+            uncond,
+            guidance_scale,
+            steps,
+            generator,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
+        images = postprocess(self.decode(noise), output_type)
+        self.maybe_free_model_hooks()
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
