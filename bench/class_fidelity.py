@@ -32,6 +32,7 @@ SHIPPED = PROJECT / "assets" / "sfd-trouser"
 VARIANTS = {
     "defaults": None,  # the shipped model
     "guidance only for σ in [0.28, 2.9]": dict(guidance_interval=[0.28, 2.9]),  # Kynkäänniemi et al. 2024
+    "teacher unguided (guidance 1)": dict(guidance_scale=1.0),  # the DDPM reference distils the unguided teacher
     "ψ native loss (ε-MSE)": dict(fake_score_weighting="native"),
 }
 TEACHER_SCALES = (1.0, 1.5, 2.0)
