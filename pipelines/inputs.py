@@ -4,24 +4,30 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 
 def flatten_labels(class_labels) -> list:
-    """Class labels as a flat list: an int, a name, a tensor, or (nested) lists of them (`[[1], [1]]`, as
-    diffusers' DiTPipeline accepts)."""
-    if isinstance(class_labels, torch.Tensor):
+    """Class labels as a flat list: an int, a name, a tensor or NumPy array, or (nested) lists of them (`[[1], [1]]`,
+    as diffusers' DiTPipeline accepts)."""
+    if isinstance(class_labels, (torch.Tensor, numpy.ndarray, numpy.generic)):
         return [int(c) for c in class_labels.flatten().tolist()]
     if isinstance(class_labels, (int, str)) or not isinstance(class_labels, Sequence):
         return [class_labels]
     return [c for item in class_labels for c in flatten_labels(item)]
 
 
-def repeat_per_image(values: list, num_images_per_prompt: int) -> list:
-    """Each condition repeated `num_images_per_prompt` times, in order (c0, c0, c1, c1, …), as diffusers does."""
+def check_images_per_prompt(num_images_per_prompt: int) -> None:
+    """At least one image per prompt or class label."""
     if num_images_per_prompt < 1:
         raise ValueError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
+
+
+def repeat_per_image(values: list, num_images_per_prompt: int) -> list:
+    """Each condition repeated `num_images_per_prompt` times, in order (c0, c0, c1, c1, …), as diffusers does."""
+    check_images_per_prompt(num_images_per_prompt)
     return [v for v in values for _ in range(num_images_per_prompt)]
 
 

@@ -30,6 +30,7 @@ def guided_sampling_loop(
     guided = guidance_scale != 1.0
     conds = torch.cat([cond, uncond]) if guided else cond
     kwarg = "encoder_hidden_states" if conds.is_floating_point() else "class_labels"
+    conds = conds.to(pipe.unet.dtype) if conds.is_floating_point() else conds  # embeddings given in another dtype
     latents = latents * pipe.scheduler.init_noise_sigma
     pipe.scheduler.set_timesteps(num_inference_steps, device=latents.device)
     for i, t in enumerate(pipe.progress_bar(pipe.scheduler.timesteps)):

@@ -84,11 +84,15 @@ def _package_source() -> str:
 def _import_block(nodes: list[ast.stmt]) -> str:
     """One import statement per module, merged and sorted, standard library first (as isort / ruff order them)."""
     plain, named = set(), {}
+
+    def spelled(alias: ast.alias) -> str:
+        return alias.name if alias.asname is None else f"{alias.name} as {alias.asname}"
+
     for node in nodes:
         if isinstance(node, ast.Import):
-            plain.update(a.name for a in node.names)
+            plain.update(spelled(a) for a in node.names)
         else:
-            named.setdefault(node.module, set()).update(a.name for a in node.names)
+            named.setdefault(node.module, set()).update(spelled(a) for a in node.names)
     groups = {True: [], False: []}
     lines = [(m, f"import {m}") for m in sorted(plain)]
     lines += [(m, f"from {m} import {', '.join(sorted(named[m]))}") for m in sorted(named)]

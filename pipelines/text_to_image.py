@@ -14,7 +14,7 @@ import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 
 from .denoiser import Denoiser
-from .inputs import check_one_step, prepare_noise, sample_size
+from .inputs import check_images_per_prompt, check_one_step, prepare_noise, sample_size
 from .labels import postprocess
 from .multistep import guided_sampling_loop
 from .standalone import SelfContainedMixin
@@ -62,6 +62,7 @@ class PromptLatentMixin:
         default), each repeated `num_images_per_prompt` times; precomputed embeddings replace either."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of `prompt` and `prompt_embeds`")
+        check_images_per_prompt(num_images_per_prompt)
         cond = self.encode_prompt(prompt) if prompt_embeds is None else prompt_embeds.to(self._execution_device)
         uncond = None
         if guided:

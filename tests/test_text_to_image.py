@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 
 import sfd
 from sfd.cli.train import main as train_main
@@ -27,11 +28,13 @@ def test_tiny_text_to_image_run_exports_and_reloads(tmp_path, tiny_t2i_options, 
         "text_encoder/model.safetensors",
         "tokenizer/tokenizer_config.json",
         "README.md",
+        "samples.png",
         "logs/metrics.jsonl",
         "logs/samples-000002.png",
     ):
         assert (out / name).exists(), name
     assert (out / "vae").exists() == with_vae
+    assert (out / "stable-diffusion" / "model_index.json").exists() == (with_vae and not edm)  # the stock SD view
     loaded = OneStepTextToImagePipeline.from_pretrained(out)
     assert loaded.config.forgotten == ["dog"] and (loaded.vae is None) == (not with_vae)
     assert ("sigma_data" in loaded.scheduler.config) == edm  # the scheduler family (DDPM or EDM) is the teacher's
@@ -48,6 +51,7 @@ def test_tiny_text_to_image_run_exports_and_reloads(tmp_path, tiny_t2i_options, 
     assert any(not torch.equal(t[k], g[k]) for k in t)
     card = (out / "README.md").read_text()
     assert "dog" in card and "OneStepTextToImagePipeline" in card and "clip_score_remaining" in card
+    assert ModelCard.load(out / "README.md").data.pipeline_tag == "text-to-image"
     record = json.loads((out / "training.json").read_text())
     assert record["forget"] == ["dog"] and record["override"] == "cat"
     log = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
+import numpy
 import torch
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
@@ -84,11 +85,15 @@ def _package_source() -> str:
 def _import_block(nodes: list[ast.stmt]) -> str:
     """One import statement per module, merged and sorted, standard library first (as isort / ruff order them)."""
     plain, named = set(), {}
+
+    def spelled(alias: ast.alias) -> str:
+        return alias.name if alias.asname is None else f"{alias.name} as {alias.asname}"
+
     for node in nodes:
         if isinstance(node, ast.Import):
-            plain.update(a.name for a in node.names)
+            plain.update(spelled(a) for a in node.names)
         else:
-            named.setdefault(node.module, set()).update(a.name for a in node.names)
+            named.setdefault(node.module, set()).update(spelled(a) for a in node.names)
     groups = {True: [], False: []}
     lines = [(m, f"import {m}") for m in sorted(plain)]
     lines += [(m, f"from {m} import {', '.join(sorted(named[m]))}") for m in sorted(named)]
@@ -185,19 +190,24 @@ class SelfContainedMixin:
 
 
 def flatten_labels(class_labels) -> list:
-    """Class labels as a flat list: an int, a name, a tensor, or (nested) lists of them (`[[1], [1]]`, as
-    diffusers' DiTPipeline accepts)."""
-    if isinstance(class_labels, torch.Tensor):
+    """Class labels as a flat list: an int, a name, a tensor or NumPy array, or (nested) lists of them (`[[1], [1]]`,
+    as diffusers' DiTPipeline accepts)."""
+    if isinstance(class_labels, (torch.Tensor, numpy.ndarray, numpy.generic)):
         return [int(c) for c in class_labels.flatten().tolist()]
     if isinstance(class_labels, (int, str)) or not isinstance(class_labels, Sequence):
         return [class_labels]
     return [c for item in class_labels for c in flatten_labels(item)]
 
 
-def repeat_per_image(values: list, num_images_per_prompt: int) -> list:
-    """Each condition repeated `num_images_per_prompt` times, in order (c0, c0, c1, c1, …), as diffusers does."""
+def check_images_per_prompt(num_images_per_prompt: int) -> None:
+    """At least one image per prompt or class label."""
     if num_images_per_prompt < 1:
         raise ValueError(f"num_images_per_prompt must be at least 1, got {num_images_per_prompt}")
+
+
+def repeat_per_image(values: list, num_images_per_prompt: int) -> list:
+    """Each condition repeated `num_images_per_prompt` times, in order (c0, c0, c1, c1, …), as diffusers does."""
+    check_images_per_prompt(num_images_per_prompt)
     return [v for v in values for _ in range(num_images_per_prompt)]
 
 
@@ -327,6 +337,7 @@ def guided_sampling_loop(
     guided = guidance_scale != 1.0
     conds = torch.cat([cond, uncond]) if guided else cond
     kwarg = "encoder_hidden_states" if conds.is_floating_point() else "class_labels"
+    conds = conds.to(pipe.unet.dtype) if conds.is_floating_point() else conds  # embeddings given in another dtype
     latents = latents * pipe.scheduler.init_noise_sigma
     pipe.scheduler.set_timesteps(num_inference_steps, device=latents.device)
     for i, t in enumerate(pipe.progress_bar(pipe.scheduler.timesteps)):
@@ -585,6 +596,7 @@ class PromptLatentMixin:
         default), each repeated `num_images_per_prompt` times; precomputed embeddings replace either."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of `prompt` and `prompt_embeds`")
+        check_images_per_prompt(num_images_per_prompt)
         cond = self.encode_prompt(prompt) if prompt_embeds is None else prompt_embeds.to(self._execution_device)
         uncond = None
         if guided:

@@ -13,6 +13,7 @@ _REPORT_COLUMNS = {
         ("forget_accuracy_floor", "forget floor"),
         ("unlearning_accuracy", "UA"),
         ("remaining_accuracy", "remaining acc."),
+        ("remaining_accuracy_second", "remaining acc. (2nd judge)"),
         ("fid_remaining", "FID (remaining)"),
         ("precision_remaining", "precision"),
         ("recall_remaining", "recall"),

@@ -147,6 +147,7 @@ def measure(args) -> dict:
     rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in per_class.items())
     (out / "README.md").write_text(f"""---
 library_name: diffusers
+license: apache-2.0
 tags: [class-conditional, {kind}, fashion-mnist]
 ---
 # Fashion-MNIST class-conditional teacher

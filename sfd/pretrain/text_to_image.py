@@ -207,6 +207,7 @@ def write_teacher_card(pipe, out: Path, m: dict, args) -> None:
     rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in m["per_prompt_clip_accuracy"].items())
     (out / "README.md").write_text(f"""---
 library_name: diffusers
+license: apache-2.0
 tags: [text-to-image, stable-diffusion-layout, fashion-mnist]
 ---
 # Small Fashion-MNIST text-to-image teacher (Stable Diffusion layout)

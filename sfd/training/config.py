@@ -74,6 +74,18 @@ def one_of(*choices: str) -> Callable[[str, Any], None]:
     return check
 
 
+def hub_repo_id_or_null(name: str, value) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        if value is not None:
+            validate_repo_id(value)
+    except HFValidationError as err:
+        raise ConfigError(
+            f"{name} must be a Hub repository id, name or namespace/name (letters, digits, '-', '_', '.'), got {value!r}"
+        ) from err
+
+
 def lr_schedule(name: str, value) -> None:
     from diffusers.optimization import SchedulerType
 
@@ -193,6 +205,21 @@ class TrainingConfig:
     ema_decay: float = option(0.999, "largest EMA decay, warmed up as 1 − (1 + step)^(−ema_power)", fraction,
                               group="export")
     ema_power: float = option(0.6667, "power of the EMA warm-up", positive, group="export")
+    stable_diffusion_view: bool = option(True, "text-to-image teachers with a VAE: also write stable-diffusion/, a stock "
+                                         "StableDiffusionPipeline that draws the same images with 1 step, guidance 0",
+                                         group="export")
+    unet_single_file: bool = option(False, "with the stable-diffusion/ view, also write the UNet as one .safetensors "
+                                    "file for single-file loaders", group="export")
+    license: str | None = option(None, "the model card's license, a Hub license id such as apache-2.0 (null: the "
+                                 "teacher card's, as a distilled model inherits its terms; other if it names none)",
+                                 kind=str, group="export")
+    push_to_hub: bool = option(False, "upload the exported folder (not its checkpoints or logs) to the Hugging Face "
+                               "Hub at the end", group="export")
+    hub_model_id: str | None = option(None, "the Hub repository, namespace/name (null: the output folder's name "
+                                      "under the token's account)", hub_repo_id_or_null, kind=str, group="export")
+    hub_token: str | None = option(None, "Hub token of the upload (null: the one `hf auth login` saved, or HF_TOKEN); "
+                                   "never written to run.json or a tracker", kind=str, group="export")
+    hub_private_repo: bool = option(False, "create the Hub repository private", group="export")
 
     # ---- checkpoints, validation, logging ----
     checkpointing_steps: int = option(100, "save a resumable checkpoint every N steps (0: never)", non_negative_int,
@@ -240,12 +267,15 @@ class TrainingConfig:
         return self
 
     def to_dict(self) -> dict:
-        """The options by name (values as they are: a loaded teacher pipeline stays an object)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The options by name (values as they are: a loaded teacher pipeline stays an object), secrets left out: what
+        run.json, training.json and trackers record."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in SECRETS}
 
     def replace(self, **changes) -> "TrainingConfig":
         return replace(self, **changes)
 
+
+SECRETS = ("hub_token",)  # options never recorded (to_dict leaves them out)
 
 # the options the README's table shows; docs/options.md lists every one
 README_OPTIONS = (

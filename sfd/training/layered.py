@@ -57,6 +57,7 @@ def stage_configs(cfg: TrainingConfig, forget_names: list[str]) -> list[Training
                     layer_folds=folds,
                     layer_stage=i + 1,
                     resume_from_checkpoint="latest" if resuming and (out / "checkpoints").is_dir() else None,
+                    push_to_hub=cfg.push_to_hub and out == Path(cfg.output_dir),  # the last stage only
                 )
             )
         previous = str(out)

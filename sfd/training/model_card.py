@@ -1,14 +1,33 @@
-"""The README.md written next to an exported one-step model."""
+"""The README.md written next to an exported one-step model: the Hub's front matter (`huggingface_hub.ModelCardData`),
+how to load the folder, a grid of samples (samples.png) and the figures measured at the end of training."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from ..core.paths import display_path
 from ..core.precision import describe_machine
+from ..core.sampling import sample_classes, sample_prompts
 from ..core.spec import override_text
+from ..core.viz import class_grid, prompt_label
+from ..evaluation.evaluate_text import evaluation_prompts
 from .config import TrainingConfig
+from .hub import hub_repo_id
+
+logger = logging.getLogger(__name__)  # the card is written on the main process only
+SAMPLES_FILE = "samples.png"
+# The Hub has no task for class-conditional generation (facebook/DiT-XL-2-256 sets no pipeline_tag); its image
+# generation task without a text input is unconditional-image-generation, so a class-conditional model is listed there.
+PIPELINE_TAGS = {"class": "unconditional-image-generation", "text": "text-to-image"}
+UNLEARNING_KEYS = ("forget", "override", "override_pool", "override_chosen_by")  # of spec.describe(), under `sfd:`
+SAMPLES_PER_ROW, SAMPLES_SEED = 4, 0  # samples.png: images per class or prompt, and their seed
 
 _KEYS = {
     "class": (
@@ -23,20 +42,106 @@ _KEYS = {
 }
 
 
+def _teacher_source(teacher) -> str:
+    """The teacher's folder or Hub id as given (a loaded pipeline: where it was loaded from, else its class)."""
+    if isinstance(teacher, (str, os.PathLike)):
+        return str(teacher)
+    return str(getattr(teacher, "name_or_path", None) or type(teacher).__name__)
+
+
+def teacher_name(teacher) -> str:
+    """The teacher as the card and training.json name it: a Hub id as given, a folder in its display form."""
+    source = _teacher_source(teacher)
+    return display_path(source) if Path(source).expanduser().exists() else source
+
+
+def hub_base_model(teacher) -> str | None:
+    """The teacher's Hub id (namespace/name) for `base_model`; None for a local folder, as the Hub refuses a card whose
+    base_model is not a model id on the Hub."""
+    source = _teacher_source(teacher)
+    if "/" not in source or Path(source).expanduser().exists():
+        return None
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return None
+    return source
+
+
+def card_license(cfg: TrainingConfig) -> str:
+    """--license, else the teacher card's license (a distilled model inherits its terms), else "other"."""
+    if cfg.license:
+        return cfg.license
+    readme, hub_id = Path(_teacher_source(cfg.teacher)).expanduser() / "README.md", hub_base_model(cfg.teacher)
+    if not readme.is_file() and hub_id is None:
+        return "other"
+    try:
+        return ModelCard.load(readme if readme.is_file() else hub_id).data.license or "other"
+    except Exception as err:  # best effort: a card that cannot be read leaves the license to --license
+        logger.warning(f"could not read the teacher's license ({err}); the card says license: other (set --license)")
+        return "other"
+
+
+def card_data(cfg: TrainingConfig, task) -> ModelCardData:
+    """The front matter the Hub reads: library, task, tags, base model, license; and under `sfd` what was forgotten."""
+    desc = task.spec.describe()
+    kind_tag = "class-conditional" if task.kind == "class" else "text-to-image"
+    return ModelCardData(
+        library_name="diffusers",
+        pipeline_tag=PIPELINE_TAGS[task.kind],
+        tags=["diffusers", "sfd", "machine-unlearning", "one-step", kind_tag],
+        base_model=hub_base_model(cfg.teacher),
+        license=card_license(cfg),
+        sfd={"teacher": teacher_name(cfg.teacher)} | {k: desc[k] for k in UNLEARNING_KEYS if k in desc},
+    )
+
+
+def model_location(cfg: TrainingConfig) -> str:
+    """Where a reader loads the model from: the Hub repository when it is uploaded, else the output folder."""
+    return hub_repo_id(cfg) if cfg.push_to_hub else display_path(cfg.output_dir)
+
+
 def _usage(cfg: TrainingConfig, task) -> str:
-    spec = task.spec
+    spec, where = task.spec, model_location(cfg)
     if task.kind == "class":
         name = json.dumps([spec.id2label[spec.remaining[0]]])
-        return (
-            f"from sfd.pipelines import OneStepClassConditionalPipeline\n"
-            f'pipe = OneStepClassConditionalPipeline.from_pretrained("{cfg.output_dir}")\n'
-            f"images = pipe(class_labels=pipe.get_label_ids({name})).images"
-        )
+        cls, call = "OneStepClassConditionalPipeline", f"class_labels=pipe.get_label_ids({name})"
+    else:
+        cls, call = "OneStepTextToImagePipeline", f"prompt={json.dumps([spec.remain_prompts[0]])}"
     return (
-        f"from sfd.pipelines import OneStepTextToImagePipeline\n"
-        f'pipe = OneStepTextToImagePipeline.from_pretrained("{cfg.output_dir}")\n'
-        f"images = pipe(prompt={json.dumps([spec.remain_prompts[0]])}).images"
+        "# diffusers alone: the folder carries its pipeline code (pipeline_sfd.py)\n"
+        "from diffusers import DiffusionPipeline\n"
+        f'pipe = DiffusionPipeline.from_pretrained("{where}", trust_remote_code=True)\n'
+        f"images = pipe({call}).images\n"
+        "\n"
+        "# or with sfd installed\n"
+        f"from sfd.pipelines import {cls}\n"
+        f'pipe = {cls}.from_pretrained("{where}")'
     )
+
+
+@torch.no_grad()
+def save_sample_grid(
+    pipe, task, path: Path, per_row: int = SAMPLES_PER_ROW, max_rows: int = 10, seed: int = SAMPLES_SEED
+) -> None:
+    """A grid of one-step samples, `per_row` per class or prompt, forgotten rows (marked red) and remaining ones, at
+    most `max_rows` rows, drawn with a fixed seed; images above 128 px are shrunk to 128 px."""
+    spec = task.spec
+    if task.kind == "class":
+        forget = list(spec.forget)[: max_rows // 2]
+        ids = sorted(forget + list(spec.remaining)[: max_rows - len(forget)])
+        images, _ = sample_classes(pipe, [i for i in ids for _ in range(per_row)], seed=seed, progress=False)
+        names, marked = [spec.id2label[i] for i in ids], [k for k, i in enumerate(ids) if i in forget]
+    else:
+        forget_p, remain_p = evaluation_prompts(spec.concepts, pipe.concepts, spec.forget_prompts, spec.remain_prompts)
+        forget_p = forget_p[: max_rows // 2]
+        prompts = forget_p + remain_p[: max_rows - len(forget_p)]
+        images, _ = sample_prompts(pipe, [p for p in prompts for _ in range(per_row)], seed=seed, progress=False)
+        names, marked = [prompt_label(p, pipe.concepts or spec.concepts) for p in prompts], range(len(forget_p))
+    size = max(images.shape[-2:])
+    if size > 128:
+        images = torch.nn.functional.interpolate(images, scale_factor=128 / size, mode="bilinear", antialias=True)
+    class_grid(images, per_row, marked, scale=2 if size <= 64 else 1, row_names=names).save(path)
 
 
 def _per_condition_table(task, metrics: dict) -> str:
@@ -106,7 +211,6 @@ def write_model_card(
         if desc["forget"]
         else "One-step generator distilled with SiD (nothing forgotten)"
     )
-    kind_tag = "class-conditional" if task.kind == "class" else "text-to-image"
     machine = describe_machine()
     explanation = (
         "A forgotten class's accuracy is the share of its samples still classified as it; its floor is what a perfect "
@@ -114,13 +218,9 @@ def write_model_card(
         if task.kind == "class"
         else "CLIP forget detection is the share of forget-prompt samples CLIP names as a forgotten concept."
     )
-    text = f"""---
-library_name: diffusers
-tags: [sfd, machine-unlearning, one-step, {kind_tag}]
----
-# {title}
+    body = f"""# {title}
 
-- Teacher: `{display_path(cfg.teacher)}`
+- Teacher: `{teacher_name(cfg.teacher)}`
 - Forgotten: {desc["forget"]}; override: {override_text(desc)}
 {extra}- Training: {steps} SFD iterations, {seconds / 60:.1f} min wall time on {num_processes} process(es), {machine}
 - Sampling: one network evaluation per image.
@@ -128,6 +228,10 @@ tags: [sfd, machine-unlearning, one-step, {kind_tag}]
 ```python
 {_usage(cfg, task)}
 ```
+
+![samples]({SAMPLES_FILE})
+
+{SAMPLES_PER_ROW} samples per {unit}, seed {SAMPLES_SEED}; a red bar marks the forgotten rows.
 
 ## Measured at the end of training
 {n} samples per {unit}, seed 20000, judged by `{display_path(judge)}`.
@@ -144,4 +248,4 @@ tags: [sfd, machine-unlearning, one-step, {kind_tag}]
 {json.dumps(settings, indent=1)}
 ```
 """
-    path.write_text(text)
+    ModelCard(f"---\n{card_data(cfg, task).to_yaml()}\n---\n{body}").save(path)

@@ -12,6 +12,7 @@ from ..core.precision import resolve_mixed_precision
 from ..pipelines.denoiser import is_edm
 from .conditioning import inspect, teacher_scheduler_config, teacher_sigma_range
 from .config import TrainingConfig, TrainingSetupError
+from .hub import check_can_push
 from .layered import split_folds
 
 
@@ -62,12 +63,32 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
                 "layered erasure (layers > 1) splits a set of classes: it needs a class-conditional teacher"
             )
         split_folds(spec.describe()["forget"], cfg.layers)  # raises unless 1 <= layers <= number of classes
+    if cfg.unet_single_file:
+        check_stable_diffusion_view(cfg, task.kind)
     cfg.guidance_scale = task.guidance_scale
     cfg.output_dir = cfg.output_dir or (
         default_output_dir(spec.describe()["forget"]) if cfg.forget else os.path.join("outputs", "distilled")
     )
     check_output_dir(cfg, spec)
+    if cfg.push_to_hub:
+        check_can_push(cfg)
     return task
+
+
+def check_stable_diffusion_view(cfg: TrainingConfig, kind: str) -> None:
+    """`unet_single_file` is written beside the stock Stable Diffusion view: the teacher must have one."""
+    from diffusers import DiffusionPipeline
+
+    if not cfg.stable_diffusion_view:
+        raise TrainingSetupError(
+            "unet_single_file is written with the stable-diffusion/ view: set stable_diffusion_view"
+        )
+    latent = kind == "text" and (DiffusionPipeline.load_config(cfg.teacher).get("vae") or [None])[0] is not None
+    if not latent or is_edm(teacher_scheduler_config(cfg.teacher)):
+        raise TrainingSetupError(
+            "unet_single_file needs a Stable Diffusion-layout teacher (text encoder, UNet2DConditionModel, VAE, "
+            f"DDPM-family scheduler); {cfg.teacher} is not one"
+        )
 
 
 def check_init_generator(cfg: TrainingConfig) -> None:

@@ -47,8 +47,10 @@ from ..core.spec import override_text
 from ..pipelines.standalone import MODULE_NAME
 from .conditioning import Conditions, teacher_sigma_range
 from .config import TrainingConfig
-from .model_card import write_model_card
+from .hub import push_to_hub
+from .model_card import SAMPLES_FILE, save_sample_grid, teacher_name, write_model_card
 from .regression import PairBank
+from .stable_diffusion_view import VIEW_FOLDER, stable_diffusion_support, write_stable_diffusion_view
 
 logger = get_logger(__name__)
 MODEL_FILES = (
@@ -59,7 +61,9 @@ MODEL_FILES = (
     "vae",
     "README.md",
     "training.json",
+    SAMPLES_FILE,
     f"{MODULE_NAME}.py",
+    VIEW_FOLDER,
 )  # written before model_index.json, which marks completeness
 
 
@@ -448,19 +452,24 @@ class SFDTrainer:
             shutil.rmtree(tmp, ignore_errors=True)
             pipe.to(torch.float32)  # the frozen text encoder / VAE were kept in the mixed-precision dtype
             pipe.save_pretrained(tmp, safe_serialization=True)
+            save_sample_grid(pipe, self.task, tmp / SAMPLES_FILE)
+            if self.cfg.stable_diffusion_view and stable_diffusion_support(pipe) is None:
+                write_stable_diffusion_view(pipe, tmp, single_file=self.cfg.unet_single_file)
             write_model_card(
                 tmp / "README.md", self.cfg, self.task, self.step, self.train_seconds, final, acc.num_processes
             )
             record = {
+                "teacher": teacher_name(self.cfg.teacher),
                 "steps": self.step,
                 "train_seconds": self.train_seconds,
                 "num_processes": acc.num_processes,
                 "machine": describe_machine(),
                 "mixed_precision": self.cfg.mixed_precision,
                 **self.spec.describe(),
+                "config": self.cfg.to_dict() | {"teacher": teacher_name(self.cfg.teacher)},
                 "final_metrics": final,
             }
-            (tmp / "training.json").write_text(json.dumps(record, indent=1))
+            (tmp / "training.json").write_text(json.dumps(record, indent=1, default=str))
             (self.out / "model_index.json").unlink(missing_ok=True)
             for name in MODEL_FILES:
                 target = self.out / name
@@ -470,6 +479,9 @@ class SFDTrainer:
                     os.replace(tmp / name, target)
             os.replace(tmp / "model_index.json", self.out / "model_index.json")
             shutil.rmtree(tmp, ignore_errors=True)
+            if self.cfg.push_to_hub:  # the folder is complete: model_index.json is in place
+                forgotten = ", ".join(self.spec.describe()["forget"]) or "nothing"
+                push_to_hub(self.cfg, self.out, commit_message=f"SFD, {self.step} steps: {forgotten} forgotten")
             summary = ", ".join(f"{k}={final[k]:.4f}" for k in self.task.validation_keys if k in final)
             acc.print(
                 f"SFD done: {self.step} steps in {self.train_seconds / 60:.1f} min -> {self.out}"
