@@ -140,6 +140,9 @@ def main(argv=None):
     p.add_argument("--samples_per_class", type=int, default=300)
     p.add_argument("--forget_samples", type=int, default=1000)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), help=f"names among {list(VARIANTS)}")
+    p.add_argument(
+        "--teacher_scales", nargs="+", type=float, default=list(TEACHER_SCALES), help="the frontier's scales"
+    )
     args = p.parse_args(argv)
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
@@ -153,7 +156,7 @@ def main(argv=None):
         ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER),
         ImageClassifierJudge.from_pretrained(SECOND_CLASSIFIER),
     )
-    teachers = {g: teacher_row(g, args, judges) for g in TEACHER_SCALES}
+    teachers = {g: teacher_row(g, args, judges) for g in sorted({*args.teacher_scales, REFERENCE_SCALE})}
     reference = teachers[REFERENCE_SCALE]
     rows = {f"teacher, guidance {g}": summary(t, reference) for g, t in teachers.items()}
     for name in args.variants:

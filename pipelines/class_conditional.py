@@ -1,4 +1,5 @@
-"""Multi-step class-conditional diffusion pipeline (the teacher): UNet2DModel + a diffusers scheduler."""
+"""Multi-step class-conditional diffusion pipeline (the teacher): a `UNet2DModel` or a DiT, a diffusers scheduler and,
+for a latent model, an `AutoencoderKL` (the layout of diffusers' DiTPipeline, whose folders load as this class)."""
 
 from __future__ import annotations
 
@@ -10,28 +11,38 @@ from diffusers import DiffusionPipeline, ImagePipelineOutput
 from .inputs import prepare_noise, sample_size
 from .labels import ClassLabelMixin, postprocess
 from .multistep import guided_sampling_loop
+from .networks import NetworkMixin, check_one_network, null_class_of
 from .standalone import SelfContainedMixin
 
 
-class ClassConditionalDiffusionPipeline(SelfContainedMixin, ClassLabelMixin, DiffusionPipeline):
+class ClassConditionalDiffusionPipeline(SelfContainedMixin, ClassLabelMixin, NetworkMixin, DiffusionPipeline):
     """Samples `pipe(class_labels=[...])` with the scheduler's multi-step sampler.
 
-    A UNet with `num_class_embeds == len(id2label) + 1` was trained with label dropout; its last
-    class id is the null label and enables classifier-free guidance (`guidance_scale > 1`).
+    The denoising network is a `unet` (a `UNet2DModel` with class embeddings) or a `transformer` (a DiT, as in
+    diffusers' DiTPipeline); a `vae` makes it a latent model. A UNet with `num_class_embeds == len(id2label) + 1`
+    was trained with label dropout: its last class id is the null label and enables classifier-free guidance
+    (`guidance_scale > 1`); a DiT's null label is `num_embeds_ada_norm`.
     """
 
-    model_cpu_offload_seq = "unet"
+    model_cpu_offload_seq = "unet->transformer->vae"
+    # every component has a default so that a DiT pipeline needs no `unet`; `__init__` still requires a scheduler
+    _optional_components = ["unet", "scheduler", "transformer", "vae"]
 
     def __init__(
         self,
-        unet,
-        scheduler,
+        unet=None,
+        scheduler=None,
         id2label: Optional[dict] = None,
         default_guidance_scale: float = 1.0,
         default_num_inference_steps: int = 25,
+        transformer=None,
+        vae=None,
     ):
         super().__init__()
-        self.register_modules(unet=unet, scheduler=scheduler)
+        check_one_network(unet, transformer)
+        if scheduler is None:
+            raise ValueError("a class-conditional pipeline needs a `scheduler`")
+        self.register_modules(unet=unet, scheduler=scheduler, transformer=transformer, vae=vae)
         id2label = {str(k): v for k, v in (id2label or {}).items()}
         self.register_to_config(
             id2label=id2label,
@@ -41,8 +52,7 @@ class ClassConditionalDiffusionPipeline(SelfContainedMixin, ClassLabelMixin, Dif
 
     @property
     def null_class_id(self) -> Optional[int]:
-        n = self.unet.config.num_class_embeds
-        return self.num_classes if n == self.num_classes + 1 else None
+        return null_class_of(self.network.config, self.num_classes)
 
     @torch.no_grad()
     def __call__(
@@ -68,12 +78,13 @@ class ClassConditionalDiffusionPipeline(SelfContainedMixin, ClassLabelMixin, Dif
             num_inference_steps (`int`, *optional*): sampler steps (default: `default_num_inference_steps`).
             generator (`torch.Generator` or a list of them, *optional*): the random generator of the initial noise;
                 a list gives one per image (image i then depends on generator i only).
-            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (N, H, W, C in [0, 1]) or `"pt"` (N, C, H, W in
-                [0, 1]).
+            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (N, H, W, C in [0, 1]), `"pt"` (N, C, H, W in
+                [0, 1]) or `"latent"` (the network's samples before the VAE decodes them, as in diffusers).
             return_dict (`bool`, defaults to True): return an `ImagePipelineOutput` instead of a tuple.
             num_images_per_prompt (`int`, defaults to 1): images per class label.
-            latents (`torch.Tensor`, *optional*): the initial noise (N, C, H, W), standard normal, instead of drawing
-                it; it is scaled by the scheduler's `init_noise_sigma`.
+            latents (`torch.Tensor`, *optional*): the initial noise (N, C, H, W) in the network's space (the VAE's
+                latents for a latent model), standard normal, instead of drawing it; it is scaled by the scheduler's
+                `init_noise_sigma`.
             callback_on_step_end (`Callable`, *optional*): `callback(pipe, step, timestep, {"latents": …})` after
                 every step, as in diffusers' pipelines; the `"latents"` it returns replace the current ones.
             callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`): the tensors passed to it.
@@ -87,9 +98,9 @@ class ClassConditionalDiffusionPipeline(SelfContainedMixin, ClassLabelMixin, Dif
         if guidance_scale != 1.0 and self.null_class_id is None:
             raise ValueError("this model has no null class, so it cannot use classifier-free guidance")
         labels = self._class_tensor(class_labels, self._execution_device, num_images_per_prompt)
-        cfg = self.unet.config
-        shape = (len(labels), cfg.in_channels, *sample_size(self.unet, None, None))
-        noise = prepare_noise(shape, generator, latents, self._execution_device, self.unet.dtype)
+        net = self.network
+        shape = (len(labels), net.config.in_channels, *sample_size(net, None, None))
+        noise = prepare_noise(shape, generator, latents, self._execution_device, net.dtype)
         null = torch.full_like(labels, self.null_class_id) if guidance_scale != 1.0 else None
         noise = guided_sampling_loop(
             self,
@@ -102,6 +113,6 @@ class ClassConditionalDiffusionPipeline(SelfContainedMixin, ClassLabelMixin, Dif
             callback_on_step_end,
             callback_on_step_end_tensor_inputs,
         )
-        images = postprocess(noise, output_type)
+        images = noise if output_type == "latent" else postprocess(self.decode(noise), output_type)
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=images) if return_dict else (images,)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .networks import predict
+
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 EDM_PREDICTION_TYPES = ("epsilon", "v_prediction")
 
@@ -64,11 +66,22 @@ def scheduler_of_family(scheduler_config):
     return edm_scheduler(scheduler_config) if is_edm(scheduler_config) else DDPMScheduler.from_config(scheduler_config)
 
 
+def check_ddpm_family(scheduler_config) -> None:
+    """A DDPM-family scheduler carries a beta schedule; others (flow matching, …) have no ᾱ_t to rebuild."""
+    if not {"beta_start", "trained_betas"} & set(scheduler_config):
+        name = scheduler_config.get("_class_name", "this scheduler")
+        raise ValueError(
+            f"{name} is neither a DDPM-family scheduler (DDPM, DDIM, DPM-Solver, Euler, … with a beta schedule) nor "
+            "an EDM-style one (EDMEulerScheduler, EDMDPMSolverMultistepScheduler, with sigma_data)"
+        )
+
+
 class DDPMParameterisation(nn.Module):
     """σ ↔ t by interpolating log σ over the training table; input x/sqrt(1 + σ²); ε / v / x₀ → x̂₀."""
 
     def __init__(self, scheduler_config):
         super().__init__()
+        check_ddpm_family(scheduler_config)
         prediction_type = scheduler_config.get("prediction_type", "epsilon")
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"unsupported prediction_type {prediction_type!r}; expected one of {PREDICTION_TYPES}")
@@ -128,10 +141,11 @@ def noise_parameterisation(scheduler_config) -> nn.Module:
 class Denoiser(nn.Module):
     """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a diffusers model and its scheduler (DDPM family or EDM).
 
-    The condition c is integer class labels (a `UNet2DModel` with class embeddings) or text-encoder
-    hidden states (a `UNet2DConditionModel`). `guidance_scale` > 1 applies classifier-free guidance on
-    x̂₀ (equivalent to guidance on ε) against the unconditional condition: `null_class_id`, the
-    `null_embedding` of the empty prompt, or a per-call `uncond` (e.g. a negative prompt). With
+    The condition c is integer class labels (a `UNet2DModel` with class embeddings, or a DiT) or text-encoder
+    hidden states (a `UNet2DConditionModel`); `unet` is whichever network it is (see `networks`).
+    `guidance_scale` > 1 applies classifier-free guidance on x̂₀ (equivalent to guidance on ε) against the
+    unconditional condition: `null_class_id`, the `null_embedding` of the empty prompt, or a per-call `uncond`
+    (e.g. a negative prompt). With
     `guidance_interval` = (σ_lo, σ_hi), guidance applies only to rows whose σ lies in it (Kynkäänniemi et al.
     2024, "Applying guidance in a limited interval"); other rows get the conditional x̂₀.
     """
@@ -171,10 +185,7 @@ class Denoiser(nn.Module):
 
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x_in, t = self.parameterisation.model_input(x, sigma)
-        if cond.is_floating_point():  # text-encoder hidden states
-            out = self.unet(x_in, t, encoder_hidden_states=cond.to(self.unet.dtype)).sample
-        else:
-            out = self.unet(x_in, t, class_labels=cond).sample
+        out = predict(self.unet, x_in, t, cond)  # each network called its own way (`networks.predict`)
         return self.parameterisation.x0(out.to(x.dtype), x, sigma)
 
     def null_condition(self, cond: torch.Tensor) -> torch.Tensor:

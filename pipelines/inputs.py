@@ -8,6 +8,8 @@ import numpy
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from .networks import downsampling
+
 
 def flatten_labels(class_labels) -> list:
     """Class labels as a flat list: an int, a name, a tensor or NumPy array, or (nested) lists of them (`[[1], [1]]`,
@@ -49,14 +51,15 @@ def prepare_noise(
     return latents.to(device=device, dtype=dtype)
 
 
-def sample_size(unet, height: Optional[int], width: Optional[int], scale: int = 1) -> tuple[int, int]:
+def sample_size(network, height: Optional[int], width: Optional[int], scale: int = 1) -> tuple[int, int]:
     """The model-space (h, w) for an image of `height` × `width` pixels (`scale`: the VAE's down-sampling factor;
-    default: the UNet's `sample_size`), checked against the UNet's down-sampling."""
-    size = unet.config.sample_size
+    default: the network's `sample_size`), checked against the network's down-sampling (a UNet's levels, a DiT's
+    patch)."""
+    size = network.config.sample_size
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     h = h if height is None else height // scale
     w = w if width is None else width // scale
-    factor = 2 ** (len(unet.config.block_out_channels) - 1)
+    factor = downsampling(network.config)
     if h % factor or w % factor or (height or 0) % scale or (width or 0) % scale:
         raise ValueError(
             f"height and width must be multiples of {factor * scale} for this model (got {height} × {width})"

@@ -7,6 +7,22 @@ from typing import Iterable
 import torch
 
 from .inputs import flatten_labels, repeat_per_image
+from .networks import class_embeddings
+
+
+def names_of(label: str) -> list[str]:
+    """The names of one class: an ImageNet-style label lists synonyms separated by commas ("tench, Tinca tinca")."""
+    return [name.strip() for name in label.split(",") if name.strip()]
+
+
+def label_ids_by_name(id2label: dict[int, str]) -> dict[str, int]:
+    """Every name → its class id, sorted: each full label and each of its synonyms, as diffusers' DiTPipeline.labels
+    (where two classes share a synonym, the later id wins there and here)."""
+    by_name = {}
+    for idx, label in id2label.items():
+        for name in [label, *names_of(label)]:
+            by_name[name] = int(idx)
+    return dict(sorted(by_name.items()))
 
 
 class ClassLabelMixin:
@@ -19,23 +35,29 @@ class ClassLabelMixin:
 
     @property
     def labels(self) -> dict[str, int]:
-        return {name: idx for idx, name in self.id2label.items()}
+        """Name → class id: every label of `id2label` and each of its comma-separated synonyms."""
+        return label_ids_by_name(self.id2label)
 
     @property
     def num_classes(self) -> int:
-        """Classes that can be asked for: those of `id2label`, else every class embedding of the UNet."""
-        return len(self.id2label) or int(self.unet.config.num_class_embeds or 0)
+        """Classes that can be asked for: those of `id2label`, else every class embedding of the network."""
+        return len(self.id2label) or int(class_embeddings(self.network.config) or 0)
 
     def get_label_ids(self, label: str | Iterable[str]) -> list[int]:
+        """Class ids of class names (full labels or synonyms, see `labels`)."""
         names = [label] if isinstance(label, str) else list(label)
         if not self.labels:
             raise ValueError(
                 f"this model has no id2label, so it knows no class names: pass class ids 0..{self.num_classes - 1}"
             )
-        unknown = [n for n in names if n not in self.labels]
+        labels = self.labels
+        unknown = [n for n in names if n not in labels]
         if unknown:
-            raise ValueError(f"unknown class name(s) {unknown}; valid names: {sorted(self.labels)}")
-        return [self.labels[n] for n in names]
+            shown = sorted(labels) if len(labels) <= 50 else sorted(labels)[:50] + ["…"]
+            raise ValueError(
+                f"unknown class name(s) {unknown}; valid names ({len(labels)}, see `pipe.labels`): {shown}"
+            )
+        return [labels[n] for n in names]
 
     def _class_tensor(self, class_labels, device, num_images_per_prompt: int = 1) -> torch.Tensor:
         """Ids, names, tensors or nested lists of them → a flat tensor of ids, each repeated per image."""

@@ -6,6 +6,8 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from .networks import predict
+
 
 def guided_sampling_loop(
     pipe,
@@ -29,14 +31,12 @@ def guided_sampling_loop(
         raise ValueError(f"callback_on_step_end_tensor_inputs may only name 'latents', got {sorted(unknown)}")
     guided = guidance_scale != 1.0
     conds = torch.cat([cond, uncond]) if guided else cond
-    kwarg = "encoder_hidden_states" if conds.is_floating_point() else "class_labels"
-    conds = conds.to(pipe.unet.dtype) if conds.is_floating_point() else conds  # embeddings given in another dtype
     latents = latents * pipe.scheduler.init_noise_sigma
     pipe.scheduler.set_timesteps(num_inference_steps, device=latents.device)
     for i, t in enumerate(pipe.progress_bar(pipe.scheduler.timesteps)):
         model_in = torch.cat([latents, latents]) if guided else latents
         model_in = pipe.scheduler.scale_model_input(model_in, t)
-        out = pipe.unet(model_in, t, **{kwarg: conds}).sample
+        out = predict(pipe.network, model_in, t, conds)  # ε (or v, x₀) of a UNet or a DiT
         if guided:
             out_cond, out_uncond = out.chunk(2)
             out = out_uncond + guidance_scale * (out_cond - out_uncond)

@@ -24,6 +24,7 @@ from pathlib import Path
 MODULE_NAME = "pipeline_sfd"
 MODULE_ORDER = (
     "standalone",
+    "networks",
     "inputs",
     "labels",
     "multistep",

@@ -17,6 +17,7 @@ from .denoiser import Denoiser
 from .inputs import check_images_per_prompt, check_one_step, prepare_noise, sample_size
 from .labels import postprocess
 from .multistep import guided_sampling_loop
+from .networks import NetworkMixin
 from .standalone import SelfContainedMixin
 
 
@@ -24,7 +25,7 @@ def _as_list(prompt: str | Sequence[str]) -> list[str]:
     return [prompt] if isinstance(prompt, str) else list(prompt)
 
 
-class PromptLatentMixin:
+class PromptLatentMixin(NetworkMixin):
     """Prompt encoding, latent shapes and decoding shared by the text-to-image pipelines."""
 
     @torch.no_grad()
@@ -39,11 +40,6 @@ class PromptLatentMixin:
         )
         ids = tokens.input_ids.to(self.text_encoder.device)
         return self.text_encoder(ids)[0]
-
-    @property
-    def vae_scale_factor(self) -> int:
-        """Image pixels per latent pixel (1 for a pixel-space model)."""
-        return 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     def latent_shape(self, n: int, height: Optional[int] = None, width: Optional[int] = None) -> tuple[int, ...]:
         h, w = sample_size(self.unet, height, width, self.vae_scale_factor)
@@ -75,19 +71,6 @@ class PromptLatentMixin:
                 raise ValueError(f"negative prompts give {tuple(uncond.shape)}, prompts {tuple(cond.shape)}")
             uncond = uncond.repeat_interleave(num_images_per_prompt, dim=0)
         return cond.repeat_interleave(num_images_per_prompt, dim=0), uncond
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents → images in [-1, 1] (identity for a pixel-space model)."""
-        if self.vae is None:
-            return latents
-        return self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
-
-    def encode_images(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Images in [-1, 1] → latents (identity for a pixel-space model)."""
-        if self.vae is None:
-            return images
-        dist = self.vae.encode(images.to(self.vae.dtype)).latent_dist
-        return dist.sample(generator) * self.vae.config.scaling_factor
 
     @property
     def concepts(self) -> list[str]:

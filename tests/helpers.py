@@ -146,3 +146,58 @@ def make_t2i_teacher(path, with_vae: bool = False, layout: str = "sfd", seed: in
     pipe.save_pretrained(path)
     (path / "prompts.txt").write_text("\n".join(T2I_PROMPTS) + "\n")
     return str(path)
+
+
+DIT_NAMES = {0: "cat", 1: "dog, puppy", 2: "bird"}  # ImageNet-style labels: comma-separated synonyms
+
+
+def tiny_dit(num_embeds_ada_norm: int = 3):
+    """A tiny diffusers DiT: 4×4 latents of 4 channels in 2×2 patches, learned σ (8 output channels)."""
+    from diffusers import DiTTransformer2DModel
+
+    return DiTTransformer2DModel(
+        num_attention_heads=2,
+        attention_head_dim=4,
+        in_channels=4,
+        out_channels=8,
+        num_layers=1,
+        sample_size=4,
+        patch_size=2,
+        num_embeds_ada_norm=num_embeds_ada_norm,
+        norm_type="ada_norm_zero",
+        norm_num_groups=4,
+    )
+
+
+def make_dit_teacher(path, num_embeds_ada_norm: int = 3, legacy: bool = True, scheduler=None, seed: int = 0) -> str:
+    """A tiny DiT saved by diffusers' own DiTPipeline (transformer, AutoencoderKL 4×4 latents → 8×8 RGB images, a DDIM
+    scheduler with DiT's linear betas), laid out like facebook/DiT-XL-2-256: `id2label` in model_index.json and, with
+    `legacy`, the transformer recorded as a `Transformer2DModel`."""
+    import json
+    from pathlib import Path
+
+    from diffusers import AutoencoderKL, DDIMScheduler, DiTPipeline
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=4,
+        sample_size=8,
+    )
+    scheduler = scheduler or DDIMScheduler(num_train_timesteps=100, beta_schedule="linear", clip_sample=False)
+    pipe = DiTPipeline(transformer=tiny_dit(num_embeds_ada_norm), vae=vae, scheduler=scheduler, id2label=DIT_NAMES)
+    pipe.save_pretrained(path)
+    path = Path(path)
+    index = json.loads((path / "model_index.json").read_text())
+    index["id2label"] = {str(k): v for k, v in DIT_NAMES.items()}  # the Hub folder has it; save_pretrained does not
+    if legacy:
+        index["transformer"] = ["diffusers", "Transformer2DModel"]
+        config = json.loads((path / "transformer" / "config.json").read_text())
+        (path / "transformer" / "config.json").write_text(json.dumps(config | {"_class_name": "Transformer2DModel"}))
+    (path / "model_index.json").write_text(json.dumps(index, indent=2))
+    return str(path)

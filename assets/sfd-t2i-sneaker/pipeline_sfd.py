@@ -25,6 +25,7 @@ from torch import nn
 MODULE_NAME = "pipeline_sfd"
 MODULE_ORDER = (
     "standalone",
+    "networks",
     "inputs",
     "labels",
     "multistep",
@@ -186,6 +187,102 @@ class SelfContainedMixin:
             )
 
 
+# ---- networks ----
+
+
+UNET_CLASSES = ("UNet2DModel", "UNet2DConditionModel")
+TRANSFORMER_CLASSES = ("DiTTransformer2DModel", "Transformer2DModel")
+
+
+def is_class_transformer(config) -> bool:
+    """A DiT: a patched transformer whose adaLN-Zero norms embed the class (diffusers' DiTTransformer2DModel, or a
+    Transformer2DModel config of the same shape)."""
+    return (
+        config.get("patch_size") is not None
+        and config.get("num_embeds_ada_norm") is not None
+        and config.get("norm_type") == "ada_norm_zero"
+    )
+
+
+def class_embeddings(config) -> Optional[int]:
+    """Class ids the network embeds (a UNet's null class included, a DiT's dropout row not); None: no classes."""
+    if is_class_transformer(config):
+        return int(config["num_embeds_ada_norm"])
+    return config.get("num_class_embeds")
+
+
+def null_class_of(config, num_classes: int) -> Optional[int]:
+    """The class id of the unconditional branch, or None when the network was trained without label dropout."""
+    if is_class_transformer(config):
+        return int(config["num_embeds_ada_norm"])  # diffusers' LabelEmbedding: the dropout row after the classes
+    return num_classes if config.get("num_class_embeds") == num_classes + 1 else None
+
+
+def downsampling(config) -> int:
+    """Model-space pixels per side of the network's coarsest feature map (a UNet's levels, a DiT's patch)."""
+    if is_class_transformer(config):
+        return int(config["patch_size"])
+    return 2 ** (len(config["block_out_channels"]) - 1)
+
+
+def predict(network, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """The network's prediction (ε, v or x₀) at input x and timestep(s) t for conditions c: class ids or text-encoder
+    hidden states; a learned-variance output keeps its first half."""
+    if cond.is_floating_point():
+        out = network(x, t, encoder_hidden_states=cond.to(network.dtype)).sample
+    elif is_class_transformer(getattr(network, "config", None) or {}):  # anything else is called like a UNet
+        t = torch.as_tensor(t, device=x.device).reshape(-1).expand(len(x))  # DiT embeds one timestep per row
+        out = network(x, timestep=t, class_labels=cond).sample
+    else:
+        out = network(x, t, class_labels=cond).sample
+    channels = x.shape[1]
+    return out[:, :channels] if out.shape[1] == 2 * channels else out  # [ε, learned variance] → ε
+
+
+class NetworkMixin:
+    """What a pipeline needs of its networks: the denoising one (`unet` or `transformer`), the VAE's scale and
+    decoding; a pixel-space model has no `vae`."""
+
+    @property
+    def network(self):
+        """The denoising network: the registered `unet`, else the `transformer` (a DiT)."""
+        unet = getattr(self, "unet", None)
+        return unet if unet is not None else self.transformer
+
+    @property
+    def network_component(self) -> str:
+        """The component name the denoising network is saved under: "unet" or "transformer"."""
+        return "unet" if getattr(self, "unet", None) is not None else "transformer"
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Image pixels per latent pixel (1 for a pixel-space model)."""
+        vae = getattr(self, "vae", None)
+        return 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents → images in [-1, 1]: vae.decode(latents / scaling_factor) (identity for a pixel-space model)."""
+        vae = getattr(self, "vae", None)
+        if vae is None:
+            return latents
+        return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
+
+    def encode_images(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Images in [-1, 1] → latents (identity for a pixel-space model)."""
+        vae = getattr(self, "vae", None)
+        if vae is None:
+            return images
+        return vae.encode(images.to(vae.dtype)).latent_dist.sample(generator) * vae.config.scaling_factor
+
+
+def check_one_network(unet, transformer) -> None:
+    """A class pipeline denoises with exactly one network: a UNet or a DiT."""
+    if (unet is None) == (transformer is None):
+        raise ValueError(
+            "pass exactly one denoising network: `unet` (a UNet2DModel) or `transformer` (a DiTTransformer2DModel)"
+        )
+
+
 # ---- inputs ----
 
 
@@ -229,14 +326,15 @@ def prepare_noise(
     return latents.to(device=device, dtype=dtype)
 
 
-def sample_size(unet, height: Optional[int], width: Optional[int], scale: int = 1) -> tuple[int, int]:
+def sample_size(network, height: Optional[int], width: Optional[int], scale: int = 1) -> tuple[int, int]:
     """The model-space (h, w) for an image of `height` × `width` pixels (`scale`: the VAE's down-sampling factor;
-    default: the UNet's `sample_size`), checked against the UNet's down-sampling."""
-    size = unet.config.sample_size
+    default: the network's `sample_size`), checked against the network's down-sampling (a UNet's levels, a DiT's
+    patch)."""
+    size = network.config.sample_size
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     h = h if height is None else height // scale
     w = w if width is None else width // scale
-    factor = 2 ** (len(unet.config.block_out_channels) - 1)
+    factor = downsampling(network.config)
     if h % factor or w % factor or (height or 0) % scale or (width or 0) % scale:
         raise ValueError(
             f"height and width must be multiples of {factor * scale} for this model (got {height} × {width})"
@@ -256,6 +354,21 @@ def check_one_step(num_inference_steps: int) -> None:
 # ---- labels ----
 
 
+def names_of(label: str) -> list[str]:
+    """The names of one class: an ImageNet-style label lists synonyms separated by commas ("tench, Tinca tinca")."""
+    return [name.strip() for name in label.split(",") if name.strip()]
+
+
+def label_ids_by_name(id2label: dict[int, str]) -> dict[str, int]:
+    """Every name → its class id, sorted: each full label and each of its synonyms, as diffusers' DiTPipeline.labels
+    (where two classes share a synonym, the later id wins there and here)."""
+    by_name = {}
+    for idx, label in id2label.items():
+        for name in [label, *names_of(label)]:
+            by_name[name] = int(idx)
+    return dict(sorted(by_name.items()))
+
+
 class ClassLabelMixin:
     """`get_label_ids` / `labels` like diffusers' DiTPipeline, backed by the registered `id2label`."""
 
@@ -266,23 +379,29 @@ class ClassLabelMixin:
 
     @property
     def labels(self) -> dict[str, int]:
-        return {name: idx for idx, name in self.id2label.items()}
+        """Name → class id: every label of `id2label` and each of its comma-separated synonyms."""
+        return label_ids_by_name(self.id2label)
 
     @property
     def num_classes(self) -> int:
-        """Classes that can be asked for: those of `id2label`, else every class embedding of the UNet."""
-        return len(self.id2label) or int(self.unet.config.num_class_embeds or 0)
+        """Classes that can be asked for: those of `id2label`, else every class embedding of the network."""
+        return len(self.id2label) or int(class_embeddings(self.network.config) or 0)
 
     def get_label_ids(self, label: str | Iterable[str]) -> list[int]:
+        """Class ids of class names (full labels or synonyms, see `labels`)."""
         names = [label] if isinstance(label, str) else list(label)
         if not self.labels:
             raise ValueError(
                 f"this model has no id2label, so it knows no class names: pass class ids 0..{self.num_classes - 1}"
             )
-        unknown = [n for n in names if n not in self.labels]
+        labels = self.labels
+        unknown = [n for n in names if n not in labels]
         if unknown:
-            raise ValueError(f"unknown class name(s) {unknown}; valid names: {sorted(self.labels)}")
-        return [self.labels[n] for n in names]
+            shown = sorted(labels) if len(labels) <= 50 else sorted(labels)[:50] + ["…"]
+            raise ValueError(
+                f"unknown class name(s) {unknown}; valid names ({len(labels)}, see `pipe.labels`): {shown}"
+            )
+        return [labels[n] for n in names]
 
     def _class_tensor(self, class_labels, device, num_images_per_prompt: int = 1) -> torch.Tensor:
         """Ids, names, tensors or nested lists of them → a flat tensor of ids, each repeated per image."""
@@ -336,14 +455,12 @@ def guided_sampling_loop(
         raise ValueError(f"callback_on_step_end_tensor_inputs may only name 'latents', got {sorted(unknown)}")
     guided = guidance_scale != 1.0
     conds = torch.cat([cond, uncond]) if guided else cond
-    kwarg = "encoder_hidden_states" if conds.is_floating_point() else "class_labels"
-    conds = conds.to(pipe.unet.dtype) if conds.is_floating_point() else conds  # embeddings given in another dtype
     latents = latents * pipe.scheduler.init_noise_sigma
     pipe.scheduler.set_timesteps(num_inference_steps, device=latents.device)
     for i, t in enumerate(pipe.progress_bar(pipe.scheduler.timesteps)):
         model_in = torch.cat([latents, latents]) if guided else latents
         model_in = pipe.scheduler.scale_model_input(model_in, t)
-        out = pipe.unet(model_in, t, **{kwarg: conds}).sample
+        out = predict(pipe.network, model_in, t, conds)  # ε (or v, x₀) of a UNet or a DiT
         if guided:
             out_cond, out_uncond = out.chunk(2)
             out = out_uncond + guidance_scale * (out_cond - out_uncond)
@@ -406,11 +523,22 @@ def scheduler_of_family(scheduler_config):
     return edm_scheduler(scheduler_config) if is_edm(scheduler_config) else DDPMScheduler.from_config(scheduler_config)
 
 
+def check_ddpm_family(scheduler_config) -> None:
+    """A DDPM-family scheduler carries a beta schedule; others (flow matching, …) have no ᾱ_t to rebuild."""
+    if not {"beta_start", "trained_betas"} & set(scheduler_config):
+        name = scheduler_config.get("_class_name", "this scheduler")
+        raise ValueError(
+            f"{name} is neither a DDPM-family scheduler (DDPM, DDIM, DPM-Solver, Euler, … with a beta schedule) nor "
+            "an EDM-style one (EDMEulerScheduler, EDMDPMSolverMultistepScheduler, with sigma_data)"
+        )
+
+
 class DDPMParameterisation(nn.Module):
     """σ ↔ t by interpolating log σ over the training table; input x/sqrt(1 + σ²); ε / v / x₀ → x̂₀."""
 
     def __init__(self, scheduler_config):
         super().__init__()
+        check_ddpm_family(scheduler_config)
         prediction_type = scheduler_config.get("prediction_type", "epsilon")
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f"unsupported prediction_type {prediction_type!r}; expected one of {PREDICTION_TYPES}")
@@ -470,10 +598,11 @@ def noise_parameterisation(scheduler_config) -> nn.Module:
 class Denoiser(nn.Module):
     """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a diffusers model and its scheduler (DDPM family or EDM).
 
-    The condition c is integer class labels (a `UNet2DModel` with class embeddings) or text-encoder
-    hidden states (a `UNet2DConditionModel`). `guidance_scale` > 1 applies classifier-free guidance on
-    x̂₀ (equivalent to guidance on ε) against the unconditional condition: `null_class_id`, the
-    `null_embedding` of the empty prompt, or a per-call `uncond` (e.g. a negative prompt). With
+    The condition c is integer class labels (a `UNet2DModel` with class embeddings, or a DiT) or text-encoder
+    hidden states (a `UNet2DConditionModel`); `unet` is whichever network it is (see `networks`).
+    `guidance_scale` > 1 applies classifier-free guidance on x̂₀ (equivalent to guidance on ε) against the
+    unconditional condition: `null_class_id`, the `null_embedding` of the empty prompt, or a per-call `uncond`
+    (e.g. a negative prompt). With
     `guidance_interval` = (σ_lo, σ_hi), guidance applies only to rows whose σ lies in it (Kynkäänniemi et al.
     2024, "Applying guidance in a limited interval"); other rows get the conditional x̂₀.
     """
@@ -513,10 +642,7 @@ class Denoiser(nn.Module):
 
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         x_in, t = self.parameterisation.model_input(x, sigma)
-        if cond.is_floating_point():  # text-encoder hidden states
-            out = self.unet(x_in, t, encoder_hidden_states=cond.to(self.unet.dtype)).sample
-        else:
-            out = self.unet(x_in, t, class_labels=cond).sample
+        out = predict(self.unet, x_in, t, cond)  # each network called its own way (`networks.predict`)
         return self.parameterisation.x0(out.to(x.dtype), x, sigma)
 
     def null_condition(self, cond: torch.Tensor) -> torch.Tensor:
@@ -558,7 +684,7 @@ def _as_list(prompt: str | Sequence[str]) -> list[str]:
     return [prompt] if isinstance(prompt, str) else list(prompt)
 
 
-class PromptLatentMixin:
+class PromptLatentMixin(NetworkMixin):
     """Prompt encoding, latent shapes and decoding shared by the text-to-image pipelines."""
 
     @torch.no_grad()
@@ -573,11 +699,6 @@ class PromptLatentMixin:
         )
         ids = tokens.input_ids.to(self.text_encoder.device)
         return self.text_encoder(ids)[0]
-
-    @property
-    def vae_scale_factor(self) -> int:
-        """Image pixels per latent pixel (1 for a pixel-space model)."""
-        return 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     def latent_shape(self, n: int, height: Optional[int] = None, width: Optional[int] = None) -> tuple[int, ...]:
         h, w = sample_size(self.unet, height, width, self.vae_scale_factor)
@@ -609,19 +730,6 @@ class PromptLatentMixin:
                 raise ValueError(f"negative prompts give {tuple(uncond.shape)}, prompts {tuple(cond.shape)}")
             uncond = uncond.repeat_interleave(num_images_per_prompt, dim=0)
         return cond.repeat_interleave(num_images_per_prompt, dim=0), uncond
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents → images in [-1, 1] (identity for a pixel-space model)."""
-        if self.vae is None:
-            return latents
-        return self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
-
-    def encode_images(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Images in [-1, 1] → latents (identity for a pixel-space model)."""
-        if self.vae is None:
-            return images
-        dist = self.vae.encode(images.to(self.vae.dtype)).latent_dist
-        return dist.sample(generator) * self.vae.config.scaling_factor
 
     @property
     def concepts(self) -> list[str]:

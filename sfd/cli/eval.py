@@ -80,17 +80,39 @@ def parse_args(argv=None):
         const="",
         default=None,
         metavar="IMAGE_DIR",
-        help="write FID reference features to --reference_stats: of IMAGE_DIR/<class>/*.png, or without "
-        "a folder of the Fashion-MNIST test set",
+        help="write FID reference features to --reference_stats: of IMAGE_DIR/<class>/*.png, of --dataset, or "
+        "without either of the Fashion-MNIST test set",
     )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="with --make-reference: an image-classification dataset (Hub id such as uoft-cs/cifar10, imagefolder "
+        "or save_to_disk folder) whose --split gives the reference images; its class names must be the classifier's",
+    )
+    p.add_argument("--split", default="test", help="with --dataset: the split (default test, else validation)")
+    p.add_argument("--image_column", default=None, help="with --dataset: its image column (default: found by type)")
+    p.add_argument("--label_column", default=None, help="with --dataset: its label column (default: found by type)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.make_reference is not None:
-        print(f"wrote {make_reference(args.classifier, args.reference_stats, image_dir=args.make_reference or None)}")
+        if args.make_reference and args.dataset:
+            raise SystemExit("--make-reference takes an image folder or --dataset, not both")
+        path = make_reference(
+            args.classifier,
+            args.reference_stats,
+            image_dir=args.make_reference or None,
+            dataset=args.dataset,
+            split=args.split,
+            image_column=args.image_column,
+            label_column=args.label_column,
+        )
+        print(f"wrote {path}")
         return
+    if args.dataset:
+        raise SystemExit("--dataset names the reference images of --make-reference")
     if not args.model:
         raise SystemExit("sfd-eval needs --model (or --make-reference)")
     if args.reference_stats.lower() == "none":

@@ -1,4 +1,4 @@
-"""Loading the project's pipelines and Stable Diffusion-layout teachers from a folder or the Hub."""
+"""Loading the project's pipelines, and Stable Diffusion- and DiT-layout teachers, from a folder or the Hub."""
 
 from __future__ import annotations
 
@@ -10,12 +10,19 @@ from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline, UNet2DCon
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from .. import pipelines as pipelines_module
-from ..pipelines import TextToImageDiffusionPipeline
+from ..pipelines import ClassConditionalDiffusionPipeline, TextToImageDiffusionPipeline
 from ..pipelines.denoiser import scheduler_of_family
 
 
+def is_dit_layout(index: dict) -> bool:
+    """A diffusers DiTPipeline folder (or any with its layout): a `transformer`, class names in `id2label`."""
+    return (index.get("transformer") or [None])[0] is not None and bool(index.get("id2label"))
+
+
 def load_pipeline(path_or_pipe):
-    """A pipeline object, or a saved folder / Hub id loaded with the right class from `pipelines`."""
+    """A pipeline object, or a saved folder / Hub id loaded with the right class from `pipelines`: this project's
+    own folders, Stable Diffusion-layout ones (as `TextToImageDiffusionPipeline`) and DiTPipeline-layout ones (as
+    `ClassConditionalDiffusionPipeline`)."""
     if (
         not isinstance(path_or_pipe, (str, bytes))
         and hasattr(path_or_pipe, "__call__")
@@ -24,19 +31,20 @@ def load_pipeline(path_or_pipe):
         return path_or_pipe
     path = Path(path_or_pipe)
     index = path / "model_index.json"
-    if str(path_or_pipe).startswith((".", "/", "~")) or path.exists():
-        if not index.exists():
-            raise FileNotFoundError(f"no diffusers pipeline at {path}: {index} is missing")
-        config = json.loads(index.read_text())
-        name = config["_class_name"]
-        name = (
-            name[-1] if isinstance(name, (list, tuple)) else name
-        )  # ["pipeline_sfd", class]: a self-contained folder
-        cls = getattr(pipelines_module, name, None)
-        if cls is not None:
-            return cls.from_pretrained(path)
-        if "text_encoder" in config:  # a Stable Diffusion-layout folder (e.g. StableDiffusionPipeline)
-            return load_text_to_image_teacher(str(path))
+    local = str(path_or_pipe).startswith((".", "/", "~")) or path.exists()
+    if local and not index.exists():
+        raise FileNotFoundError(f"no diffusers pipeline at {path}: {index} is missing")
+    config = json.loads(index.read_text()) if local else DiffusionPipeline.load_config(str(path_or_pipe))
+    name = config["_class_name"]
+    name = name[-1] if isinstance(name, (list, tuple)) else name  # ["pipeline_sfd", class]: a self-contained folder
+    cls = getattr(pipelines_module, name, None)
+    if cls is not None:
+        return cls.from_pretrained(path_or_pipe)
+    if is_dit_layout(config):  # e.g. facebook/DiT-XL-2-256
+        return ClassConditionalDiffusionPipeline.from_pretrained(path_or_pipe)
+    if local and "text_encoder" in config:  # a Stable Diffusion-layout folder (e.g. StableDiffusionPipeline)
+        return load_text_to_image_teacher(str(path))
+    if local:
         raise ValueError(f"{path} holds a {name}, not a pipeline of this project")
     return DiffusionPipeline.from_pretrained(path_or_pipe)
 

@@ -12,17 +12,25 @@ from tqdm.auto import tqdm
 
 @torch.no_grad()
 def sample_conditioned(
-    pipe, conditions: Sequence, key: str, batch_size: int = 100, seed: int = 0, progress: bool = True, **call_kwargs
+    pipe,
+    conditions: Sequence,
+    key: str,
+    batch_size: int = 100,
+    seed: int = 0,
+    progress: bool = True,
+    output_type: str = "pt",
+    **call_kwargs,
 ) -> tuple[torch.Tensor, float]:
     """Images in [0, 1] for `conditions` (passed to the pipeline as `key`), batch k drawn with a
-    torch.Generator seeded `seed + k`; and the seconds taken."""
+    torch.Generator seeded `seed + k`; and the seconds taken. `output_type="latent"`: the network's samples before
+    a latent model's VAE decodes them."""
     conditions = list(conditions)
     out, start = [], time.perf_counter()
     batches = range(0, len(conditions), batch_size)
     for k, i in enumerate(tqdm(batches, desc="sampling", disable=not progress, leave=False)):
         gen = torch.Generator(device="cpu").manual_seed(seed + k)
         batch = {key: conditions[i : i + batch_size]}
-        out.append(pipe(**batch, generator=gen, output_type="pt", **call_kwargs).images.cpu())
+        out.append(pipe(**batch, generator=gen, output_type=output_type, **call_kwargs).images.cpu())
     return torch.cat(out), time.perf_counter() - start
 
 

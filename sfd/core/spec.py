@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
@@ -37,23 +38,51 @@ def _split_spec(text: str, what: str) -> tuple[str, list[str]]:
     return kind.strip().lower(), items
 
 
+LISTED_CLASSES = 50  # an unknown name's error lists every class up to this many, else the closest names
+
+
 def resolve_classes(items: Sequence[str], id2label: Mapping[int, str], what: str) -> list[int]:
-    """Class names (case-insensitive) or integer ids → ids, with the valid names listed on error."""
-    by_name = {name.lower(): idx for idx, name in id2label.items()}
+    """Class names (case-insensitive; a full label or one of its comma-separated synonyms, as diffusers' DiTPipeline
+    reads ImageNet's "tench, Tinca tinca") or integer ids → ids, with the valid names listed on error."""
+    from ..pipelines.labels import names_of  # here: importing the pipelines loads diffusers
+
+    by_label, by_synonym = {}, {}
+    for idx, label in sorted(id2label.items()):
+        by_label.setdefault(label.lower(), []).append(idx)
+        for name in names_of(label):
+            by_synonym.setdefault(name.lower(), []).append(idx)
     ids = []
     for item in items:
+        key = item.lower()
         if item.lstrip("-").isdigit():
             idx = int(item)
             if idx not in id2label:
                 raise SpecError(f"{what}: class id {idx} out of range 0..{len(id2label) - 1}")
-        elif item.lower() in by_name:
-            idx = by_name[item.lower()]
+            matches = [idx]
         else:
-            valid = ", ".join(f"{i}={n!r}" for i, n in sorted(id2label.items()))
-            raise SpecError(f"{what}: unknown class {item!r}. Valid classes: {valid}")
+            matches = by_label.get(key) or by_synonym.get(key)  # a full label first, then a synonym
+        if not matches:
+            raise SpecError(f"{what}: unknown class {item!r}. {valid_classes(item, id2label, by_synonym)}")
+        if len(matches) > 1:  # ImageNet has two classes called "crane"
+            named = ", ".join(f"{i}={id2label[i]!r}" for i in matches)
+            raise SpecError(f"{what}: {item!r} names several classes ({named}); give the class id")
+        idx = matches[0]
         if idx not in ids:
             ids.append(idx)
     return ids
+
+
+def valid_classes(item: str, id2label: Mapping[int, str], by_synonym: Mapping[str, list[int]]) -> str:
+    """Every class for a short list; for a long one (ImageNet's 1000) the closest names and where to find the rest."""
+    if len(id2label) <= LISTED_CLASSES:
+        return "Valid classes: " + ", ".join(f"{i}={n!r}" for i, n in sorted(id2label.items()))
+    close = difflib.get_close_matches(item.lower(), list(by_synonym), n=8, cutoff=0.6)
+    near = ", ".join(f"{by_synonym[n][0]}={id2label[by_synonym[n][0]]!r}" for n in close)
+    return (
+        (f"Closest: {near}. " if near else "")
+        + f"The teacher has {len(id2label)} classes (ids 0..{len(id2label) - 1}); their names are the id2label of "
+        "its model_index.json (each comma-separated synonym works)"
+    )
 
 
 @dataclass(frozen=True)

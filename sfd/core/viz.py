@@ -47,6 +47,21 @@ def class_grid(
     return img
 
 
+def shrink(images: torch.Tensor, size: int = 128) -> torch.Tensor:
+    """Images larger than `size` px on their longer side, scaled down to it (grids of 256 px samples stay small)."""
+    longest = max(images.shape[-2:])
+    if longest <= size:
+        return images
+    return torch.nn.functional.interpolate(images, scale_factor=size / longest, mode="bilinear", antialias=True)
+
+
+def grid_classes(ids: Sequence[int], forget: Sequence[int], max_rows: int = 10) -> list[int]:
+    """The classes a grid of at most `max_rows` rows shows: up to half that many forgotten ones and the first remaining
+    ones, in id order."""
+    shown = list(forget)[: max_rows // 2]
+    return sorted(shown + [i for i in ids if i not in forget][: max_rows - len(shown)])
+
+
 def prompt_label(prompt: str, concepts=()) -> str:
     """A short row name for a prompt: the concept it names, else its end."""
     named = [c for c in concepts if concept_pattern([c]).search(prompt)]

@@ -35,8 +35,8 @@ class ImageClassifierJudge:
         if str(path).startswith((".", "/", "~")) and not Path(path).expanduser().exists():
             raise FileNotFoundError(f"classifier folder not found: {path}")
         model = AutoModelForImageClassification.from_pretrained(path, **kwargs)
-        has_config = (Path(path) / "preprocessor_config.json").exists()
-        mean, std, size = _image_preprocessing(Path(path)) if has_config else ((0.5,), (0.5,), None)
+        config = _preprocessor_config(path)
+        mean, std, size = _image_preprocessing(config) if config is not None else ((0.5,), (0.5,), None)
         return cls(model, mean, std, size)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
@@ -56,14 +56,7 @@ class ImageClassifierJudge:
 
     def match_labels(self, generator_id2label: Mapping[int, str]) -> dict[int, int]:
         """Generator class id → classifier class id, matched by name; a missing name is an error."""
-        by_name = {_normalise(v): k for k, v in self.id2label.items()}
-        mapping, missing = {}, []
-        for gid, name in generator_id2label.items():
-            cid = by_name.get(_normalise(name))
-            if cid is None:
-                missing.append(name)
-            else:
-                mapping[int(gid)] = cid
+        mapping, missing = _label_map(self.id2label, generator_id2label)
         if missing:
             raise ValueError(
                 f"the classifier has no label for generator class(es) {missing}; its labels are "
@@ -72,12 +65,47 @@ class ImageClassifierJudge:
         return mapping
 
 
-def _image_preprocessing(path: Path, default_size=None):
-    """mean, std and size from a saved `preprocessor_config.json` (CLIP's defaults when there is none)."""
+def _label_map(judge_id2label: Mapping[int, str], generator_id2label: Mapping[int, str]):
+    """(generator class id → judge class id for the names both know, the generator's names the judge lacks); names
+    compare by their letters and digits, case-insensitively."""
+    by_name = {_normalise(v): int(k) for k, v in judge_id2label.items()}
+    mapping, missing = {}, []
+    for gid, name in generator_id2label.items():
+        cid = by_name.get(_normalise(name))
+        if cid is None:
+            missing.append(name)
+        else:
+            mapping[int(gid)] = cid
+    return mapping, missing
+
+
+def labels_unknown_to(classifier: str | os.PathLike, generator_id2label: Mapping[int, str]) -> list[str]:
+    """The generator's class names that a classifier (folder or Hub id) has no label for, read from its config alone
+    (no weights)."""
+    from transformers import AutoConfig
+
+    return _label_map(AutoConfig.from_pretrained(classifier).id2label, generator_id2label)[1]
+
+
+def _preprocessor_config(path) -> dict | None:
+    """A model's `preprocessor_config.json`: in its folder, or for a Hub id from the Hub (or its cache); None when it
+    has none."""
+    folder = Path(path).expanduser()
+    if folder.exists():
+        proc = folder / "preprocessor_config.json"
+        return json.loads(proc.read_text()) if proc.exists() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return json.loads(Path(hf_hub_download(str(path), "preprocessor_config.json")).read_text())
+    except (OSError, ValueError):  # no such file, offline without it in the cache, or not a Hub id
+        return None
+
+
+def _image_preprocessing(cfg: dict | None, default_size=None):
+    """mean, std and size from a `preprocessor_config.json` (CLIP's defaults when there is none)."""
     mean, std, size = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), default_size
-    proc = Path(path) / "preprocessor_config.json"
-    if proc.exists():
-        cfg = json.loads(proc.read_text())
+    if cfg is not None:
         mean, std = tuple(cfg.get("image_mean", mean)), tuple(cfg.get("image_std", std))
         crop, s = cfg.get("crop_size") or {}, cfg.get("size") or {}
         if "height" in crop:
@@ -125,7 +153,7 @@ class CLIPJudge:
             raise FileNotFoundError(f"CLIP folder not found: {path}")
         model = CLIPModel.from_pretrained(path)
         size = model.config.vision_config.image_size
-        mean, std, size = _image_preprocessing(Path(path), (size, size))
+        mean, std, size = _image_preprocessing(_preprocessor_config(path), (size, size))
         return cls(model, AutoTokenizer.from_pretrained(path), mean, std, size)
 
     @torch.no_grad()

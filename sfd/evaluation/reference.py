@@ -1,7 +1,8 @@
 """Real images measured by the judge: the reference for FID and for the forget-accuracy floor.
 
 The reference file (default: `assets/fid_reference.safetensors`) holds the classifier's features of real images,
-their labels and the classifier's predictions of them. `sfd-eval --make-reference` writes it.
+their labels and the classifier's predictions of them. `sfd-eval --make-reference` writes it: of the Fashion-MNIST test
+set, of a folder of class sub-folders, or of any image-classification dataset (`--dataset`, `sfd.data.image_datasets`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from ..core.paths import DEFAULT_CLASSIFIER, DEFAULT_REFERENCE_STATS
 from ..core.spec import ForgetSpec
 from ..data.fashion_mnist import load_fashion_mnist
+from ..data.image_datasets import ImageSizeError, load_image_dataset
 from .judges import ImageClassifierJudge, classify
 
 
@@ -60,13 +62,26 @@ def forget_accuracy_floor(
 
 
 def make_reference(
-    classifier=DEFAULT_CLASSIFIER, out=DEFAULT_REFERENCE_STATS, data_root=None, image_dir: str | None = None
+    classifier=DEFAULT_CLASSIFIER,
+    out=DEFAULT_REFERENCE_STATS,
+    data_root=None,
+    image_dir: str | None = None,
+    dataset: str | None = None,
+    split: str = "test",
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> Path:
     """Classifier features of real images, saved for FID, with their labels and the classifier's predictions of
-    them (for the forget-accuracy floor): the 10,000 Fashion-MNIST test images, or the images under `image_dir`
-    (one sub-folder per class, named as the classifier's labels)."""
+    them (for the forget-accuracy floor): the 10,000 Fashion-MNIST test images, the images under `image_dir`
+    (one sub-folder per class, named as the classifier's labels), or the `split` of an image-classification
+    `dataset` (a Hub id, `imagefolder` or `save_to_disk` folder), its class names matched to the classifier's."""
+    if image_dir and dataset:
+        raise ValueError("give an image folder or a dataset for the reference, not both")
     judge = ImageClassifierJudge.from_pretrained(classifier)
-    if image_dir:
+    if dataset:
+        x, y = load_dataset_for_judge(dataset, split, judge, image_column, label_column)
+        source = f"{dataset} {split}"
+    elif image_dir:
         x, y = load_image_folder(image_dir, judge)
         source = str(image_dir)
     else:
@@ -81,6 +96,23 @@ def make_reference(
     )
     os.replace(tmp, out)
     return Path(out)
+
+
+def load_dataset_for_judge(
+    dataset: str, split: str, judge: ImageClassifierJudge, image_column=None, label_column=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images in [0, 1] with the judge's channels (as stored, or at the judge's input size when they differ in size)
+    and classifier label ids of one split of `dataset`; every class of the dataset must be one of the classifier's
+    labels."""
+    channels = judge.model.config.num_channels
+    try:  # the judge resizes each batch itself: keep the stored size (a 224-pixel judge would need 15× the memory)
+        x, y, names = load_image_dataset(dataset, split, image_column, label_column, None, channels)
+    except ImageSizeError:
+        if judge.size is None:
+            raise
+        x, y, names = load_image_dataset(dataset, split, image_column, label_column, judge.size, channels)
+    to_judge = judge.match_labels(dict(enumerate(names)))
+    return (x + 1) / 2, torch.tensor([to_judge[int(c)] for c in y])
 
 
 def load_image_folder(image_dir, judge: ImageClassifierJudge) -> tuple[torch.Tensor, torch.Tensor]:

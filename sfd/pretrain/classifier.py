@@ -2,6 +2,7 @@
 
     python -m sfd.pretrain.classifier --output_dir assets/classifier                              # the judge
     python -m sfd.pretrain.classifier --recipe convnext --output_dir assets/classifier-convnext   # the second judge
+    python -m sfd.pretrain.classifier --dataset uoft-cs/cifar10 --output_dir outputs/classifier-cifar10   # any dataset
 
 The second judge differs from the first in architecture (ConvNeXt, not ResNet), seed and augmentation (random
 shifts of up to 2 pixels, not flips), so that a one-step model's per-class damage seen by one judge and missed by
@@ -9,7 +10,8 @@ the other shows as a disagreement (`sfd-eval`).
 
 The folder loads with `AutoModelForImageClassification.from_pretrained` and carries `id2label`, so any
 Hub classifier with an `id2label` can replace it in `sfd-eval --classifier`. Inputs are 1×28×28 images
-normalised to [-1, 1] (mean 0.5, std 0.5), as written in its `preprocessor_config.json`.
+normalised to [-1, 1] (mean 0.5, std 0.5), as written in its `preprocessor_config.json`; with `--dataset`, images of
+that dataset's channels and size, and its class names in `id2label`.
 """
 
 from __future__ import annotations
@@ -30,32 +32,40 @@ from transformers import (
 )
 
 from ..core.io import atomic_directory
-from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
-from . import asset_parser
+from ..data.fashion_mnist import FASHION_MNIST_CLASSES
+from ..data.image_datasets import dataset_name
+from . import asset_parser, data_flags, load_data
 from .cards import write_card
 
 
-def _labels(num_labels: int) -> dict:
-    names = dict(enumerate(FASHION_MNIST_CLASSES)) if num_labels == len(FASHION_MNIST_CLASSES) else None
+def _labels(num_labels: int, class_names=None) -> dict:
+    if class_names is None and num_labels == len(FASHION_MNIST_CLASSES):
+        class_names = FASHION_MNIST_CLASSES
+    names = dict(enumerate(class_names)) if class_names is not None else None
     return dict(num_labels=num_labels, id2label=names, label2id={v: k for k, v in names.items()} if names else None)
 
 
-def build_classifier(num_labels: int = 10) -> ResNetForImageClassification:
+def build_classifier(num_labels: int = 10, num_channels: int = 1, class_names=None) -> ResNetForImageClassification:
     config = ResNetConfig(
-        num_channels=1,
+        num_channels=num_channels,
         embedding_size=32,
         hidden_sizes=[32, 64, 128],
         depths=[1, 1, 1],
         layer_type="basic",
         downsample_in_first_stage=False,
-        **_labels(num_labels),
+        **_labels(num_labels, class_names),
     )
     return ResNetForImageClassification(config)
 
 
-def build_convnext(num_labels: int = 10) -> ConvNextForImageClassification:
+def build_convnext(num_labels: int = 10, num_channels: int = 1, class_names=None) -> ConvNextForImageClassification:
     config = ConvNextConfig(
-        num_channels=1, patch_size=2, hidden_sizes=[32, 64, 128], depths=[1, 1, 1], num_stages=3, **_labels(num_labels)
+        num_channels=num_channels,
+        patch_size=2,
+        hidden_sizes=[32, 64, 128],
+        depths=[1, 1, 1],
+        num_stages=3,
+        **_labels(num_labels, class_names),
     )
     return ConvNextForImageClassification(config)
 
@@ -108,10 +118,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     torch.manual_seed(args.seed)
-    x, y = load_fashion_mnist("train", args.data_root)
-    x_test, y_test = load_fashion_mnist("test", args.data_root)
+    x, y, class_names = load_data(args, "train")
+    x_test, y_test, test_names = load_data(args, "test")
+    if test_names != class_names or x_test.shape[1:] != x.shape[1:]:
+        raise SystemExit(
+            f"the test split differs from the training split: classes {list(test_names)} vs {list(class_names)}, "
+            f"images {tuple(x_test.shape[1:])} vs {tuple(x.shape[1:])}"
+        )
+    if len(x) < args.batch_size:
+        raise SystemExit(f"--batch_size {args.batch_size} is more than the {len(x)} training images")
+    channels, height, width = x.shape[1:]
     build, augment, _, card = RECIPES[args.recipe]
-    model = build()
+    model = build(len(class_names), channels, class_names)
     opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=5e-4)
     steps = args.epochs * (len(x) // args.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.learning_rate, total_steps=steps)
@@ -137,7 +155,10 @@ def main(argv=None):
     with atomic_directory(args.output_dir) as tmp:
         model.save_pretrained(tmp)
         ViTImageProcessor(
-            do_resize=False, size={"height": 28, "width": 28}, image_mean=[0.5], image_std=[0.5]
+            do_resize=False,
+            size={"height": height, "width": width},
+            image_mean=[0.5] * channels,
+            image_std=[0.5] * channels,
         ).save_pretrained(tmp)
         metrics = {
             "test_accuracy": acc,
@@ -146,9 +167,18 @@ def main(argv=None):
             "seed": args.seed,
             "recipe": args.recipe,
             "train_minutes": round(minutes, 2),
+            "dataset": dataset_name(args.dataset),
         }
         (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        write_card(tmp, card)
+        write_card(
+            tmp,
+            card,
+            args.dataset,
+            args.output_dir,
+            (channels, height, width),
+            len(class_names),
+            data_flags=data_flags(args),
+        )
     return acc
 
 

@@ -1,6 +1,7 @@
 """Train the embedded small CLIP on Fashion-MNIST images and captions built from the class names.
 
     python -m sfd.pretrain.clip --output_dir assets/clip
+    python -m sfd.pretrain.clip --dataset uoft-cs/cifar10 --output_dir outputs/clip-cifar10   # any dataset
 
 It is the offline stand-in for a Hub CLIP: a `transformers.CLIPModel` and a `CLIPTokenizer` whose
 byte-level BPE vocabulary is generated here (the byte alphabet plus every caption word as one token).
@@ -21,9 +22,10 @@ from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
 from ..core.io import atomic_directory
-from ..data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+from ..data.fashion_mnist import FASHION_MNIST_CLASSES
+from ..data.image_datasets import dataset_name
 from ..evaluation.judges import clip_features
-from . import asset_parser
+from . import asset_parser, data_flags, load_data
 from .cards import write_card
 
 CAPTION_TEMPLATES = (
@@ -105,7 +107,14 @@ def build_tokenizer(folder: Path, class_names=FASHION_MNIST_CLASSES, max_length:
     )
 
 
-def build_clip(tokenizer: CLIPTokenizer, hidden: int = 128, projection_dim: int = 64) -> CLIPModel:
+def patch_size(image_size: int) -> int:
+    """The vision transformer's patch: 4 (as for 28×28) where it divides the image size, else 2 or 1."""
+    return next(p for p in (4, 2, 1) if image_size % p == 0)
+
+
+def build_clip(
+    tokenizer: CLIPTokenizer, hidden: int = 128, projection_dim: int = 64, image_size: int = 28, num_channels: int = 1
+) -> CLIPModel:
     ids = dict(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )
@@ -120,9 +129,9 @@ def build_clip(tokenizer: CLIPTokenizer, hidden: int = 128, projection_dim: int 
             **ids,
         ),
         vision_config=dict(
-            image_size=28,
-            patch_size=4,
-            num_channels=1,
+            image_size=image_size,
+            patch_size=patch_size(image_size),
+            num_channels=num_channels,
             hidden_size=hidden,
             intermediate_size=2 * hidden,
             num_hidden_layers=3,
@@ -158,12 +167,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     torch.manual_seed(args.seed)
-    x, y = load_fashion_mnist("train", args.data_root)
-    x_test, y_test = load_fashion_mnist("test", args.data_root)
-    names = FASHION_MNIST_CLASSES
+    x, y, names = load_data(args, "train")
+    x_test, y_test, test_names = load_data(args, "test")
+    channels, size, width = x.shape[1:]
+    if size != width or test_names != names or x_test.shape[1:] != x.shape[1:]:
+        raise SystemExit(
+            f"the CLIP recipe needs square images of one shape in both splits and the same classes (train: "
+            f"{tuple(x.shape[1:])}, {list(names)}; test: {tuple(x_test.shape[1:])}, {list(test_names)}); "
+            "--image_size resizes them"
+        )
     with atomic_directory(args.output_dir) as tmp:
         tokenizer = build_tokenizer(Path(tmp) / "_bpe", names)
-        model = build_clip(tokenizer)
+        model = build_clip(tokenizer, image_size=size, num_channels=channels)
         # every (template, class) caption, tokenised once
         captions = [[t.format(n) for t in CAPTION_TEMPLATES] for n in names]
         tokens = [tokenizer(c, padding="max_length", return_tensors="pt") for c in captions]
@@ -197,10 +212,10 @@ def main(argv=None):
         CLIPImageProcessor(
             do_resize=False,
             do_center_crop=False,
-            crop_size={"height": 28, "width": 28},
-            size={"shortest_edge": 28},
-            image_mean=[0.5],
-            image_std=[0.5],
+            crop_size={"height": size, "width": size},
+            size={"shortest_edge": size},
+            image_mean=[0.5] * channels,
+            image_std=[0.5] * channels,
         ).save_pretrained(tmp)
         import shutil
 
@@ -212,9 +227,11 @@ def main(argv=None):
             "steps": args.steps,
             "seed": args.seed,
             "train_minutes": round(minutes, 2),
+            "dataset": dataset_name(args.dataset),
         }
         (Path(tmp) / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        write_card(tmp, "clip")
+        shape = (channels, size, size)
+        write_card(tmp, "clip", args.dataset, args.output_dir, shape, len(names), patch_size(size), data_flags(args))
     return acc
 
 

@@ -1,15 +1,17 @@
 """The two kinds of teachers SFD erases from, behind one interface the trainer uses.
 
-`ClassConditioning` (a class-conditional `UNet2DModel`: conditions are label ids) and `TextConditioning`
+`ClassConditioning` (a class-conditional `UNet2DModel` or DiT: conditions are label ids) and `TextConditioning`
 (the Stable Diffusion layout: conditions are text-encoder hidden states) each know how to
 - read and check the teacher's configs without loading weights (`inspect`),
 - draw a batch of conditions: the student's c, the teacher's c (the override for forgotten rows) and
   the unconditional branch for guidance (a negative prompt for forgotten rows, if one is given),
-- wrap a UNet as a denoiser D(x, σ, c), and export the generator as a one-step pipeline.
+- wrap the denoising network (a UNet or a DiT) as a denoiser D(x, σ, c), and export the generator as a one-step
+  pipeline.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,17 +19,17 @@ from pathlib import Path
 import torch
 from accelerate.logging import get_logger
 from accelerate.utils import broadcast_object_list
-from diffusers import DDPMScheduler, DiffusionPipeline, UNet2DConditionModel, UNet2DModel
+from diffusers import DDPMScheduler, DiffusionPipeline, DiTTransformer2DModel, UNet2DModel
 
-from ..core.loading import load_text_to_image_teacher
+from ..core.loading import is_dit_layout, load_text_to_image_teacher
 from ..core.paths import DEFAULT_CLASSIFIER, GENERAL_REMAIN_PROMPTS
 from ..core.prompts import PromptSpec, read_lines
 from ..core.sampling import sample_classes, sample_prompts
 from ..core.spec import FAR, ForgetSpec, SpecError, resolve_classes
-from ..core.viz import class_grid, prompt_label
+from ..core.viz import class_grid, grid_classes, prompt_label, shrink
 from ..evaluation.evaluate_classes import class_metrics
 from ..evaluation.evaluate_text import evaluation_prompts, text_metrics
-from ..evaluation.judges import CLIPJudge, ImageClassifierJudge, classify
+from ..evaluation.judges import CLIPJudge, ImageClassifierJudge, classify, labels_unknown_to
 from ..evaluation.reference import forget_accuracy_floor, load_reference_predictions
 from ..pipelines import (
     ClassConditionalDiffusionPipeline,
@@ -36,13 +38,16 @@ from ..pipelines import (
     OneStepTextToImagePipeline,
     TextToImageDiffusionPipeline,
 )
-from ..pipelines.denoiser import noise_parameterisation, scheduler_of_family
+from ..pipelines.denoiser import is_edm, noise_parameterisation, scheduler_of_family
+from ..pipelines.networks import TRANSFORMER_CLASSES, class_embeddings, is_class_transformer, null_class_of
 from .config import TrainingConfig, TrainingSetupError
 from .override_choice import choose_far_pool, choose_override
 
 logger = get_logger(__name__)
+setup_logger = logging.getLogger(__name__)  # before accelerate's state exists (validation of the options)
 FORGET_TARGET = 0.01  # forget accuracy above which training advises a fixed override (the project's target)
 TEACHER_PROMPTS_FILE = "prompts.txt"  # example prompts a teacher folder may ship (the embedded one does)
+GRID_ROWS = 20  # validation grids show every class up to this many (e.g. not ImageNet's 1000 rows)
 
 
 @dataclass
@@ -71,11 +76,29 @@ def _read_index(path: str) -> dict:
         raise TrainingSetupError(f"cannot read the teacher's config at {path}: {err}") from err
 
 
-def _unet_config(path: str, cls) -> dict:
+def _network_config(path: str, folder: str) -> dict:
+    """The denoising network's config.json (in `unet/`, or `transformer/` for a DiT), no weights."""
     try:
-        return cls.load_config(path, subfolder="unet")
+        model_class = DiTTransformer2DModel if folder == "transformer" else UNet2DModel  # either reads any config.json
+        return model_class.load_config(path, subfolder=folder)
     except OSError as err:
-        raise TrainingSetupError(f"cannot read the teacher's unet/config.json at {path}: {err}") from err
+        raise TrainingSetupError(f"cannot read the teacher's {folder}/config.json at {path}: {err}") from err
+
+
+def _loaded_network_config(pipe) -> dict:
+    """A loaded pipeline's network config, with its class name as a saved config.json has it."""
+    return {"_class_name": type(pipe.network).__name__, **dict(pipe.network.config)}
+
+
+def without_label_dropout(network) -> None:
+    """SFD draws every condition itself (ψ's label dropout is `condition_dropout`); a DiT's label embeddings would
+    otherwise replace 10% of the labels by the null class, independently in every block, whenever the generator and
+    ψ are in train mode. The null class's embedding stays."""
+    from diffusers.models.embeddings import LabelEmbedding
+
+    for module in network.modules():
+        if isinstance(module, LabelEmbedding):
+            module.dropout_prob = 0.0
 
 
 def teacher_scheduler_config(teacher) -> dict:
@@ -103,13 +126,31 @@ def inspect(cfg: TrainingConfig):
     """The conditioning kind of cfg.teacher with its spec parsed; configs only, no weights."""
     teacher = cfg.teacher
     if isinstance(teacher, ClassConditionalDiffusionPipeline):
-        return ClassConditioning.inspect(cfg, dict(teacher.config), dict(teacher.unet.config))
+        return ClassConditioning.inspect(cfg, dict(teacher.config), _loaded_network_config(teacher))
     if isinstance(teacher, TextToImageDiffusionPipeline):
         return TextConditioning.inspect(cfg, dict(teacher.config), dict(teacher.unet.config))
     index = _read_index(str(teacher))
     if "text_encoder" in index:
-        return TextConditioning.inspect(cfg, index, _unet_config(str(teacher), UNet2DConditionModel))
-    return ClassConditioning.inspect(cfg, index, _unet_config(str(teacher), UNet2DModel))
+        return TextConditioning.inspect(cfg, index, _network_config(str(teacher), "unet"))
+    folder = "transformer" if is_dit_layout(index) else "unet"
+    return ClassConditioning.inspect(cfg, index, _network_config(str(teacher), folder))
+
+
+def check_class_network(network_cfg: dict, scheduler_cfg: dict) -> None:
+    """Class teachers the `Denoiser` calls: a UNet2DModel, or a DiT with a DDPM-family scheduler (configs only)."""
+    name = network_cfg.get("_class_name")
+    dit = is_class_transformer(network_cfg)
+    if not (name == "UNet2DModel" or (name in TRANSFORMER_CLASSES and dit)):
+        raise TrainingSetupError(
+            f"the teacher's denoising network is a {name}; a class-conditional teacher is a UNet2DModel with class "
+            "embeddings or a DiT (DiTTransformer2DModel, or a Transformer2DModel with patch_size, num_embeds_ada_norm "
+            "and norm_type ada_norm_zero)"
+        )
+    if dit and is_edm(scheduler_cfg):
+        raise TrainingSetupError(
+            f"a DiT teacher is a DDPM-family model: give it a DDPM-family scheduler (DDPM, DDIM, DPM-Solver, Euler, … "
+            f"with a beta schedule, as diffusers' DiTPipeline has), not {scheduler_cfg.get('_class_name', 'an EDM one')}"
+        )
 
 
 class _Conditioning:
@@ -121,7 +162,8 @@ class _Conditioning:
 
     @property
     def unet(self):
-        return self.pipe.unet
+        """The teacher's denoising network (a UNet, or a DiT for DiT teachers)."""
+        return self.pipe.network
 
     def resolve_override(self, accelerator, sigma_min: float, sigma_max: float, seed: int, exclude=()) -> None:
         """Once the teacher is loaded: choose an override the spec leaves to the teacher (class teachers' `auto`),
@@ -130,23 +172,27 @@ class _Conditioning:
     def warn_if_not_forgotten(self, metrics: dict) -> None:
         """After training: advice when the final check still finds what was to be forgotten (class teachers)."""
 
+    def check_judge(self, cfg: TrainingConfig) -> None:
+        """Before any weights load: the judge of validation samples can judge this teacher's conditions."""
+
 
 class ClassConditioning(_Conditioning):
-    """A class-conditional teacher (`ClassConditionalDiffusionPipeline`); c = label ids."""
+    """A class-conditional teacher (`ClassConditionalDiffusionPipeline`, a UNet or a DiT); c = label ids."""
 
     kind = "class"
-    unet_class = UNet2DModel
     negative_forget_class = False
     reference = None  # (labels, classifier predictions) of real images, for the forget-accuracy floor; see load_judge
+    device = "cpu"  # where `load` put the teacher, and where the judge runs
     fake_guidance_default = 1.0  # the fake score learns without label dropout, so it is not guided
     validation_keys = ("forget_accuracy", "remaining_accuracy", "forget_prob_mean")
 
     @classmethod
-    def inspect(cls, cfg: TrainingConfig, index: dict, unet_cfg: TrainingConfig) -> "ClassConditioning":
+    def inspect(cls, cfg: TrainingConfig, index: dict, network_cfg: dict) -> "ClassConditioning":
+        check_class_network(network_cfg, teacher_scheduler_config(cfg.teacher))
         id2label = {int(k): v for k, v in (index.get("id2label") or {}).items()}
-        if unet_cfg.get("num_class_embeds") is None or not id2label:
+        if class_embeddings(network_cfg) is None or not id2label:
             raise TrainingSetupError(
-                f"the teacher {cfg.teacher} is not class-conditional (its UNet has no class embeddings or its "
+                f"the teacher {cfg.teacher} is not class-conditional (its network has no class embeddings or its "
                 "pipeline config has no id2label); class forgetting needs a class-conditional teacher"
             )
         try:
@@ -154,7 +200,7 @@ class ClassConditioning(_Conditioning):
         except SpecError as err:
             raise TrainingSetupError(str(err)) from err
         guidance = index.get("default_guidance_scale", 1.0) if cfg.guidance_scale is None else cfg.guidance_scale
-        if guidance != 1.0 and unet_cfg["num_class_embeds"] != len(id2label) + 1:
+        if guidance != 1.0 and null_class_of(network_cfg, len(id2label)) is None:
             raise TrainingSetupError(f"guidance_scale {guidance} needs a teacher trained with a null class; use 1.0")
         negative = bool(cfg.negative_forget_class)
         if negative and guidance == 1.0:
@@ -172,8 +218,13 @@ class ClassConditioning(_Conditioning):
             if isinstance(teacher, ClassConditionalDiffusionPipeline)
             else ClassConditionalDiffusionPipeline.from_pretrained(teacher)
         )
-        self.pipe = pipe
+        self.pipe, self.device = pipe, device
         self.null_class_id = pipe.null_class_id
+        without_label_dropout(pipe.network)  # before the trainer copies it into G and ψ
+        if pipe.vae is not None:  # frozen; decodes validation samples an image at a time
+            pipe.vae.to(device).requires_grad_(False).enable_slicing()
+            if weight_dtype != torch.float32:
+                pipe.vae.to(weight_dtype)
 
     def resolve_override(self, accelerator, sigma_min: float, sigma_max: float, seed: int, exclude=()) -> None:
         """`--override auto` / `far`: the main process lets the teacher choose (sfd.training.override_choice); every rank takes
@@ -198,7 +249,7 @@ class ClassConditioning(_Conditioning):
         )
 
     def sample_shape(self) -> tuple[int, ...]:
-        c = self.pipe.unet.config
+        c = self.pipe.network.config
         return (c.in_channels, c.sample_size, c.sample_size)
 
     def denoiser(self, unet, guidance_scale: float = 1.0, guidance_interval=None) -> Denoiser:
@@ -222,11 +273,37 @@ class ClassConditioning(_Conditioning):
             uncond = torch.where(forgotten, labels, self.null_class_id)
         return Conditions(labels, self.spec.teacher_labels(labels), uncond, forgotten, fake, uncond)
 
+    def check_judge(self, cfg: TrainingConfig) -> None:
+        """The classifier must name the teacher's classes (its config is read, no weights). The shipped Fashion-MNIST
+        classifier, the default, is dropped with a warning for a teacher of other classes (e.g. ImageNet's): no
+        measurement; a classifier given explicitly is an error."""
+        if not cfg.classifier:
+            return
+        try:
+            missing = labels_unknown_to(cfg.classifier, self.spec.id2label)
+        except OSError as err:
+            raise TrainingSetupError(f"cannot read the classifier's config at {cfg.classifier}: {err}") from err
+        if not missing:
+            return
+        if Path(cfg.classifier).resolve() == Path(DEFAULT_CLASSIFIER).resolve():
+            setup_logger.warning(
+                f"the shipped classifier does not know the teacher's classes ({missing[0]!r}, …): validation samples "
+                "are drawn but not measured; pass --classifier MODEL with the teacher's class names to measure them"
+            )
+            cfg.classifier = None
+            return
+        raise TrainingSetupError(
+            f"the classifier {cfg.classifier} has no label for {len(missing)} of the teacher's classes "
+            f"({', '.join(map(repr, missing[:5]))}{', …' if len(missing) > 5 else ''}): pass a classifier trained on "
+            "the teacher's classes (--classifier), or --classifier null to skip the measurement"
+        )
+
     def load_judge(self, cfg: TrainingConfig):
         """The image classifier that measures validation samples (None: no measurement)."""
         if not cfg.classifier:
             return None
         judge = ImageClassifierJudge.from_pretrained(cfg.classifier)
+        judge.model.to(self.device)  # where the samples are drawn (an ImageNet ViT is slow on the CPU)
         self.label_map = judge.match_labels(self.spec.id2label)
         if Path(cfg.classifier).resolve() == Path(DEFAULT_CLASSIFIER).resolve():  # the reference is that classifier's
             self.reference = load_reference_predictions()
@@ -279,15 +356,17 @@ class ClassConditioning(_Conditioning):
 
     @torch.no_grad()
     def measure(self, pipe, judge, n_per_class: int, seed: int):
-        """Classifier figures on `n_per_class` samples of every class (no FID), and a grid, one row per class."""
+        """Classifier figures on `n_per_class` samples of every class (no FID), and a grid, one row per class (at most
+        `GRID_ROWS`: the forgotten classes and the first remaining ones)."""
         ids = sorted(self.spec.id2label)
         labels = torch.tensor(ids).repeat_interleave(n_per_class)
         images, _ = sample_classes(pipe, labels.tolist(), batch_size=250, seed=seed, progress=False)
         k = min(n_per_class, 8)
-        rows = images.view(len(ids), n_per_class, *images.shape[1:])[:, :k].flatten(0, 1)
-        grid = class_grid(
-            rows, k, [ids.index(i) for i in self.spec.forget], row_names=[self.spec.id2label[i] for i in ids]
-        )
+        shown = ids if len(ids) <= GRID_ROWS else grid_classes(ids, self.spec.forget, GRID_ROWS)
+        per_class = images.view(len(ids), n_per_class, *images.shape[1:])
+        rows = shrink(per_class[[ids.index(i) for i in shown], :k].flatten(0, 1))
+        marked = [row for row, i in enumerate(shown) if i in self.spec.forget]
+        grid = class_grid(rows, k, marked, row_names=[self.spec.id2label[i] for i in shown])
         if judge is None:
             return {}, grid
         probs, feats = classify(judge, images)
@@ -297,13 +376,16 @@ class ClassConditioning(_Conditioning):
         ), grid
 
     def one_step_pipeline(self, unet, sigma_init: float) -> OneStepClassConditionalPipeline:
+        """The generator as a one-step pipeline: saved under the teacher's component name (`unet` or `transformer`)
+        with the teacher's VAE for a latent model."""
         scheduler = scheduler_of_family(self.pipe.scheduler.config)
         return OneStepClassConditionalPipeline(
-            unet=unet.eval(),
             scheduler=scheduler,
             id2label=self.spec.id2label,
             sigma_init=sigma_init,
             forgotten=list(self.spec.forget),
+            vae=self.pipe.vae,
+            **{self.pipe.network_component: unet.eval()},
         )
 
 
@@ -322,7 +404,6 @@ class TextConditioning(_Conditioning):
     """A Stable Diffusion-layout teacher; c = the text encoder's hidden states of a prompt."""
 
     kind = "text"
-    unet_class = UNet2DConditionModel
     fake_guidance_default = None  # None: the teacher's guidance (SiD-LSG / SFD guide the fake score too)
     validation_keys = ("clip_forget_detection", "clip_score_remaining", "clip_accuracy_remaining")
 

@@ -16,7 +16,7 @@ from ..core.paths import display_path
 from ..core.precision import describe_machine
 from ..core.sampling import sample_classes, sample_prompts
 from ..core.spec import override_text
-from ..core.viz import class_grid, prompt_label
+from ..core.viz import class_grid, grid_classes, prompt_label, shrink
 from ..evaluation.evaluate_text import evaluation_prompts
 from .config import TrainingConfig
 from .hub import hub_repo_id
@@ -128,10 +128,9 @@ def save_sample_grid(
     most `max_rows` rows, drawn with a fixed seed; images above 128 px are shrunk to 128 px."""
     spec = task.spec
     if task.kind == "class":
-        forget = list(spec.forget)[: max_rows // 2]
-        ids = sorted(forget + list(spec.remaining)[: max_rows - len(forget)])
+        ids = grid_classes(sorted(spec.id2label), spec.forget, max_rows)
         images, _ = sample_classes(pipe, [i for i in ids for _ in range(per_row)], seed=seed, progress=False)
-        names, marked = [spec.id2label[i] for i in ids], [k for k, i in enumerate(ids) if i in forget]
+        names, marked = [spec.id2label[i] for i in ids], [k for k, i in enumerate(ids) if i in spec.forget]
     else:
         forget_p, remain_p = evaluation_prompts(spec.concepts, pipe.concepts, spec.forget_prompts, spec.remain_prompts)
         forget_p = forget_p[: max_rows // 2]
@@ -139,9 +138,7 @@ def save_sample_grid(
         images, _ = sample_prompts(pipe, [p for p in prompts for _ in range(per_row)], seed=seed, progress=False)
         names, marked = [prompt_label(p, pipe.concepts or spec.concepts) for p in prompts], range(len(forget_p))
     size = max(images.shape[-2:])
-    if size > 128:
-        images = torch.nn.functional.interpolate(images, scale_factor=128 / size, mode="bilinear", antialias=True)
-    class_grid(images, per_row, marked, scale=2 if size <= 64 else 1, row_names=names).save(path)
+    class_grid(shrink(images), per_row, marked, scale=2 if size <= 64 else 1, row_names=names).save(path)
 
 
 def _per_condition_table(task, metrics: dict) -> str:

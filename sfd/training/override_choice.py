@@ -36,12 +36,16 @@ def denoising_distances(
     num_sigmas: int = NUM_SIGMAS,
     seed: int = 0,
 ) -> torch.Tensor:
-    """d(f, c) above for every forgotten f (rows) and candidate c (columns); `denoiser` is the unguided teacher."""
+    """d(f, c) above for every forgotten f (rows) and candidate c (columns); `denoiser` is the unguided teacher.
+    A latent teacher (with a VAE) is measured on its latents."""
+    labels = [f for f in forget for _ in range(n)]
+    latent = getattr(pipe, "vae", None) is not None
     images, _ = sample_classes(
-        pipe, [f for f in forget for _ in range(n)], batch_size=max(n, 100), seed=seed, progress=False
+        pipe, labels, batch_size=max(n, 100), seed=seed, progress=False, output_type="latent" if latent else "pt"
     )
+    x0 = images if latent else images * 2 - 1  # back to the model's space ([-1, 1] for pixels)
     device = next(denoiser.parameters()).device
-    x0 = (images * 2 - 1).to(device).view(len(forget), n, *images.shape[1:])  # back to the model's [-1, 1]
+    x0 = x0.to(device).view(len(forget), n, *images.shape[1:])
     sigmas = torch.logspace(math.log10(sigma_min), math.log10(sigma_max), num_sigmas).tolist()
     gen = torch.Generator().manual_seed(seed)
     noises = [torch.randn(x0.shape[1:], generator=gen).to(device) for _ in sigmas]  # shared by every class pair

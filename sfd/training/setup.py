@@ -45,6 +45,7 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
         except ImportError:
             raise TrainingSetupError("use_8bit_adam needs `pip install bitsandbytes` (a CUDA machine)") from None
     task = inspect(cfg)
+    task.check_judge(cfg)
     spec = task.spec
     lo, hi = teacher_sigma_range(cfg.teacher)
     if cfg.regression_weight > 0 and is_edm(teacher_scheduler_config(cfg.teacher)):
@@ -96,9 +97,10 @@ def check_init_generator(cfg: TrainingConfig) -> None:
     means another function at another σ_init."""
     folder = Path(cfg.init_generator)
     index = folder / "model_index.json"
-    if not (folder / "unet").is_dir() or not index.is_file():
+    if not ((folder / "unet").is_dir() or (folder / "transformer").is_dir()) or not index.is_file():
         raise TrainingSetupError(
-            f"init_generator {folder} is not a one-step pipeline folder (no unet/ or model_index.json)"
+            f"init_generator {folder} is not a one-step pipeline folder (no unet/ or transformer/, or no "
+            "model_index.json)"
         )
     stage1 = json.loads(index.read_text()).get("sigma_init")
     if stage1 is None:

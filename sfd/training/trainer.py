@@ -55,6 +55,7 @@ from .stable_diffusion_view import VIEW_FOLDER, stable_diffusion_support, write_
 logger = get_logger(__name__)
 MODEL_FILES = (
     "unet",
+    "transformer",
     "scheduler",
     "text_encoder",
     "tokenizer",
@@ -67,7 +68,7 @@ MODEL_FILES = (
 )  # written before model_index.json, which marks completeness
 
 
-EMA_FILE = "ema.safetensors"  # in a checkpoint: the generator's EMA, tensor "i" = i-th UNet parameter
+EMA_FILE = "ema.safetensors"  # in a checkpoint: the generator's EMA, tensor "i" = i-th network parameter
 
 
 def copy_checkpoint_ema(checkpoint_dir: str | os.PathLike, parameters) -> None:
@@ -170,9 +171,8 @@ class SFDTrainer:
         self.spec = task.spec
         gen_unet = copy.deepcopy(teacher_unet).float().requires_grad_(True).train()
         if cfg.init_generator:  # two-stage SFD: start G from an already distilled one-step generator
-            gen_unet.load_state_dict(
-                task.unet_class.from_pretrained(cfg.init_generator, subfolder="unet").state_dict()
-            )
+            stage1 = type(teacher_unet).from_pretrained(cfg.init_generator, subfolder=task.pipe.network_component)
+            gen_unet.load_state_dict(stage1.state_dict())
         fake_unet = copy.deepcopy(teacher_unet).float().requires_grad_(True).train()
         if weight_dtype != torch.float32:
             teacher_unet.to(weight_dtype)
@@ -335,7 +335,7 @@ class SFDTrainer:
         return pipe
 
     def ema_pipeline(self):
-        unet = self.task.unet_class.from_config(self.task.unet.config)
+        unet = type(self.task.unet).from_config(self.task.unet.config)
         self.ema.copy_to(unet.parameters())
         pipe = self.task.one_step_pipeline(unet, self.cfg.sigma_init)
         pipe.set_progress_bar_config(disable=True)

@@ -1,0 +1,110 @@
+"""The networks a pipeline holds: the denoising network (a UNet or a DiT) and, for latent models, a VAE.
+
+Three kinds of diffusers networks denoise, each called its own way:
+- `UNet2DModel` with class embeddings: `(x, t, class_labels=c)`; `num_class_embeds` embeddings, the last one the
+  null class when the model was trained with label dropout (`num_class_embeds == classes + 1`);
+- `UNet2DConditionModel`: `(x, t, encoder_hidden_states=text)`;
+- DiT (`DiTTransformer2DModel`, or a `Transformer2DModel` config of the same shape, as on the Hub): latent patches
+  with adaLN-Zero class embeddings, `(x, timestep=t, class_labels=c)` with one timestep per row; its label embedding
+  has a dropout row after the `num_embeds_ada_norm` classes, so the null class id is `num_embeds_ada_norm`.
+A network with twice as many output as input channels learned its variance (DiT, improved DDPM): the first half is
+the prediction (ε), the second is dropped, as diffusers' DiTPipeline does.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+UNET_CLASSES = ("UNet2DModel", "UNet2DConditionModel")
+TRANSFORMER_CLASSES = ("DiTTransformer2DModel", "Transformer2DModel")
+
+
+def is_class_transformer(config) -> bool:
+    """A DiT: a patched transformer whose adaLN-Zero norms embed the class (diffusers' DiTTransformer2DModel, or a
+    Transformer2DModel config of the same shape)."""
+    return (
+        config.get("patch_size") is not None
+        and config.get("num_embeds_ada_norm") is not None
+        and config.get("norm_type") == "ada_norm_zero"
+    )
+
+
+def class_embeddings(config) -> Optional[int]:
+    """Class ids the network embeds (a UNet's null class included, a DiT's dropout row not); None: no classes."""
+    if is_class_transformer(config):
+        return int(config["num_embeds_ada_norm"])
+    return config.get("num_class_embeds")
+
+
+def null_class_of(config, num_classes: int) -> Optional[int]:
+    """The class id of the unconditional branch, or None when the network was trained without label dropout."""
+    if is_class_transformer(config):
+        return int(config["num_embeds_ada_norm"])  # diffusers' LabelEmbedding: the dropout row after the classes
+    return num_classes if config.get("num_class_embeds") == num_classes + 1 else None
+
+
+def downsampling(config) -> int:
+    """Model-space pixels per side of the network's coarsest feature map (a UNet's levels, a DiT's patch)."""
+    if is_class_transformer(config):
+        return int(config["patch_size"])
+    return 2 ** (len(config["block_out_channels"]) - 1)
+
+
+def predict(network, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """The network's prediction (ε, v or x₀) at input x and timestep(s) t for conditions c: class ids or text-encoder
+    hidden states; a learned-variance output keeps its first half."""
+    if cond.is_floating_point():
+        out = network(x, t, encoder_hidden_states=cond.to(network.dtype)).sample
+    elif is_class_transformer(getattr(network, "config", None) or {}):  # anything else is called like a UNet
+        t = torch.as_tensor(t, device=x.device).reshape(-1).expand(len(x))  # DiT embeds one timestep per row
+        out = network(x, timestep=t, class_labels=cond).sample
+    else:
+        out = network(x, t, class_labels=cond).sample
+    channels = x.shape[1]
+    return out[:, :channels] if out.shape[1] == 2 * channels else out  # [ε, learned variance] → ε
+
+
+class NetworkMixin:
+    """What a pipeline needs of its networks: the denoising one (`unet` or `transformer`), the VAE's scale and
+    decoding; a pixel-space model has no `vae`."""
+
+    @property
+    def network(self):
+        """The denoising network: the registered `unet`, else the `transformer` (a DiT)."""
+        unet = getattr(self, "unet", None)
+        return unet if unet is not None else self.transformer
+
+    @property
+    def network_component(self) -> str:
+        """The component name the denoising network is saved under: "unet" or "transformer"."""
+        return "unet" if getattr(self, "unet", None) is not None else "transformer"
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Image pixels per latent pixel (1 for a pixel-space model)."""
+        vae = getattr(self, "vae", None)
+        return 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents → images in [-1, 1]: vae.decode(latents / scaling_factor) (identity for a pixel-space model)."""
+        vae = getattr(self, "vae", None)
+        if vae is None:
+            return latents
+        return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
+
+    def encode_images(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Images in [-1, 1] → latents (identity for a pixel-space model)."""
+        vae = getattr(self, "vae", None)
+        if vae is None:
+            return images
+        return vae.encode(images.to(vae.dtype)).latent_dist.sample(generator) * vae.config.scaling_factor
+
+
+def check_one_network(unet, transformer) -> None:
+    """A class pipeline denoises with exactly one network: a UNet or a DiT."""
+    if (unet is None) == (transformer is None):
+        raise ValueError(
+            "pass exactly one denoising network: `unet` (a UNet2DModel) or `transformer` (a DiTTransformer2DModel)"
+        )
