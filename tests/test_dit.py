@@ -184,3 +184,33 @@ def test_a_classifier_without_the_teachers_class_names_is_caught_before_any_weig
     cfg = options(tmp_path, teacher, classifier=str(make_classifier(tmp_path / "imagenet-like", DIT_NAMES)))
     validate(cfg)
     assert cfg.classifier.endswith("imagenet-like")
+
+
+@pytest.mark.parametrize(
+    "index,reason",
+    [
+        (
+            {"_class_name": "StableDiffusionXLPipeline", "text_encoder": [], "text_encoder_2": []},
+            "second text encoder",
+        ),
+        (
+            {"_class_name": "SD3Pipeline", "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"]},
+            "flow matching",
+        ),
+        (
+            {"_class_name": "PixArtAlphaPipeline", "transformer": [], "text_encoder": []},
+            "text-conditioned transformer",
+        ),
+    ],
+)
+def test_unsupported_families_stop_before_weights_and_name_the_supported_ones(tmp_path, index, reason):
+    import json
+
+    from sfd.training.config import TrainingSetupError, load_config
+    from sfd.training.setup import validate
+
+    (tmp_path / "model_index.json").write_text(json.dumps(index))  # a config alone: no weights to load
+    cfg = load_config(None, dict(teacher=str(tmp_path), forget="class=dog"))
+    with pytest.raises(TrainingSetupError, match=reason) as err:
+        validate(cfg)
+    assert "supported: class-conditional UNet2DModel and DiT" in str(err.value)

@@ -130,10 +130,33 @@ def inspect(cfg: TrainingConfig):
     if isinstance(teacher, TextToImageDiffusionPipeline):
         return TextConditioning.inspect(cfg, dict(teacher.config), dict(teacher.unet.config))
     index = _read_index(str(teacher))
+    check_supported_family(index, str(teacher))
     if "text_encoder" in index:
         return TextConditioning.inspect(cfg, index, _network_config(str(teacher), "unet"))
     folder = "transformer" if is_dit_layout(index) else "unet"
     return ClassConditioning.inspect(cfg, index, _network_config(str(teacher), folder))
+
+
+SUPPORTED_FAMILIES = (
+    "class-conditional UNet2DModel and DiT teachers (DiTPipeline layout), and Stable Diffusion 1.x / 2.x-layout "
+    "text teachers (one CLIPTextModel, UNet2DConditionModel, optional VAE), with DDPM-family or EDM schedulers"
+)
+
+
+def check_supported_family(index: dict, teacher: str) -> None:
+    """Families the `Denoiser` does not wrap yet (SDXL, SD3, Flux, flow matching) stop here, before any weights."""
+    name = index.get("_class_name")
+    name = name[-1] if isinstance(name, list) else name
+    scheduler = str((index.get("scheduler") or [None, None])[-1])
+    if "text_encoder_2" in index:
+        reason = "it has a second text encoder (SDXL / SD3 / Flux: pooled embeddings and extra conditions)"
+    elif scheduler.startswith("FlowMatch"):
+        reason = f"its scheduler is a {scheduler} (flow matching)"
+    elif "transformer" in index and "text_encoder" in index:
+        reason = "it is a text-conditioned transformer (SD3 / Flux / PixArt style)"
+    else:
+        return
+    raise TrainingSetupError(f"unsupported teacher {teacher} ({name}): {reason}; supported: {SUPPORTED_FAMILIES}")
 
 
 def check_class_network(network_cfg: dict, scheduler_cfg: dict) -> None:
