@@ -86,7 +86,7 @@ def test_unsupported_dit_schedulers_and_networks_stop_before_any_weights_load(tm
             weights.unlink()  # nothing to load: the checks read configs only
     with pytest.raises(TrainingSetupError, match="a DiT teacher is a DDPM-family model.*not EDMEulerScheduler"):
         validate(options(tmp_path, edm))
-    with pytest.raises(TrainingSetupError, match="FlowMatchEulerDiscreteScheduler is neither a DDPM-family"):
+    with pytest.raises(TrainingSetupError, match="FlowMatchEulerDiscreteScheduler \\(flow matching\\); supported"):
         validate(options(tmp_path, flow))
     with pytest.raises(TrainingSetupError, match="is a SD3Transformer2DModel; .*UNet2DModel.*or a DiT"):
         validate(options(tmp_path, other))
