@@ -156,3 +156,15 @@ def test_shipped_folders_draw_the_recorded_samples_without_this_package(tmp_path
     for name in SHIPPED:
         got = torch.tensor(result[str(ROOT / "assets" / name)]["pixels"])
         assert torch.allclose(got, torch.tensor(RECORD["pixels"][name]), atol=1e-5), name
+
+
+def test_custom_pipeline_names_the_folder_module_file(tmp_path):
+    """diffusers' other route to a custom pipeline: `custom_pipeline=` the module file (here the folder's own)."""
+    from diffusers import DiffusionPipeline
+
+    folder = make_teacher(tmp_path / "teacher")
+    pipe = DiffusionPipeline.from_pretrained(
+        folder, custom_pipeline=str(folder / f"{MODULE_NAME}.py"), trust_remote_code=True
+    )
+    assert type(pipe).__name__ == "ClassConditionalDiffusionPipeline" and not type(pipe).__module__.startswith("sfd")
+    assert torch.allclose(torch.tensor(pixels(pipe)), torch.tensor(pixels(load_pipeline(str(folder)))), atol=1e-6)
