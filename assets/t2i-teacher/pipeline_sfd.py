@@ -390,11 +390,11 @@ class ClassLabelMixin:
     def get_label_ids(self, label: str | Iterable[str]) -> list[int]:
         """Class ids of class names (full labels or synonyms, see `labels`)."""
         names = [label] if isinstance(label, str) else list(label)
-        if not self.labels:
+        labels = self.labels
+        if not labels:
             raise ValueError(
                 f"this model has no id2label, so it knows no class names: pass class ids 0..{self.num_classes - 1}"
             )
-        labels = self.labels
         unknown = [n for n in names if n not in labels]
         if unknown:
             shown = sorted(labels) if len(labels) <= 50 else sorted(labels)[:50] + ["…"]

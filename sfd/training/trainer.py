@@ -458,15 +458,16 @@ class SFDTrainer:
             write_model_card(
                 tmp / "README.md", self.cfg, self.task, self.step, self.train_seconds, final, acc.num_processes
             )
+            teacher = teacher_name(self.cfg.teacher)
             record = {
-                "teacher": teacher_name(self.cfg.teacher),
+                "teacher": teacher,
                 "steps": self.step,
                 "train_seconds": self.train_seconds,
                 "num_processes": acc.num_processes,
                 "machine": describe_machine(),
                 "mixed_precision": self.cfg.mixed_precision,
                 **self.spec.describe(),
-                "config": self.cfg.to_dict() | {"teacher": teacher_name(self.cfg.teacher)},
+                "config": self.cfg.to_dict() | {"teacher": teacher},
                 "final_metrics": final,
             }
             (tmp / "training.json").write_text(json.dumps(record, indent=1, default=str))
