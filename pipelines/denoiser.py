@@ -7,7 +7,10 @@ teachers are wrapped here, once, so losses and samplers never see the parameteri
   ε, v or x₀ (`DDPMParameterisation`);
 - EDM-style schedulers (diffusers' `EDMEulerScheduler`, `EDMDPMSolverMultistepScheduler`: they carry `sigma_data`):
   the network F sees c_in(σ)·x and c_noise(σ) = ¼·ln σ, and D = c_skip(σ)·x + c_out(σ)·F (Karras et al. 2022,
-  Table 1), computed by the scheduler's own `precondition_*` methods (`EDMParameterisation`).
+  Table 1), computed by the scheduler's own `precondition_*` methods (`EDMParameterisation`);
+- flow-matching schedulers (`FlowMatchEulerDiscreteScheduler`: SD3 / SD3.5 style rectified flow): the model sees
+  x_t = (1 − t)·x₀ + t·ε at timestep 1000·t and predicts the velocity v = ε − x₀. With σ = t / (1 − t), x_t is
+  x_σ / (1 + σ), so x̂₀ = x_t − t·v̂ (`FlowMatchParameterisation`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ EDM_PREDICTION_TYPES = ("epsilon", "v_prediction")
 def is_edm(scheduler_config) -> bool:
     """EDM-style schedulers are parameterised by σ and σ_data instead of a beta schedule."""
     return "sigma_data" in scheduler_config
+
+
+def is_flow_matching(scheduler_config) -> bool:
+    """Flow-matching (rectified-flow) schedulers: diffusers' FlowMatch* schedulers, which carry a time `shift`."""
+    return str(scheduler_config.get("_class_name", "")).startswith("FlowMatch") or (
+        "shift" in scheduler_config and "beta_start" not in scheduler_config
+    )
 
 
 def alphas_cumprod_from_config(scheduler_config) -> torch.Tensor:
@@ -43,6 +53,8 @@ def sigma_range_from_config(scheduler_config) -> tuple[float, float]:
     """The σ range the teacher was trained on: its first and last timestep's σ, or an EDM scheduler's σ_min / σ_max."""
     if is_edm(scheduler_config):
         return float(scheduler_config["sigma_min"]), float(scheduler_config["sigma_max"])
+    if is_flow_matching(scheduler_config):
+        return FlowMatchParameterisation(scheduler_config).sigma_range
     sigmas = sigmas_from_config(scheduler_config)
     return float(sigmas[0]), float(sigmas[-1])
 
@@ -59,11 +71,16 @@ def edm_scheduler(scheduler_config):
 
 
 def scheduler_of_family(scheduler_config):
-    """A DDPMScheduler or an EDMEulerScheduler built from the config, whichever family it belongs to: what a one-step
-    pipeline stores (only its parameterisation is used) and a text teacher samples with."""
-    from diffusers import DDPMScheduler
+    """A DDPMScheduler, an EDMEulerScheduler or a FlowMatchEulerDiscreteScheduler built from the config, whichever
+    family it belongs to: what a one-step pipeline stores (only its parameterisation is used) and a text teacher
+    samples with."""
+    from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
-    return edm_scheduler(scheduler_config) if is_edm(scheduler_config) else DDPMScheduler.from_config(scheduler_config)
+    if is_edm(scheduler_config):
+        return edm_scheduler(scheduler_config)
+    if is_flow_matching(scheduler_config):
+        return FlowMatchEulerDiscreteScheduler.from_config(scheduler_config)
+    return DDPMScheduler.from_config(scheduler_config)
 
 
 def check_ddpm_family(scheduler_config) -> None:
@@ -71,8 +88,9 @@ def check_ddpm_family(scheduler_config) -> None:
     if not {"beta_start", "trained_betas"} & set(scheduler_config):
         name = scheduler_config.get("_class_name", "this scheduler")
         raise ValueError(
-            f"{name} is neither a DDPM-family scheduler (DDPM, DDIM, DPM-Solver, Euler, … with a beta schedule) nor "
-            "an EDM-style one (EDMEulerScheduler, EDMDPMSolverMultistepScheduler, with sigma_data)"
+            f"{name} is neither a DDPM-family scheduler (DDPM, DDIM, DPM-Solver, Euler, … with a beta schedule), an "
+            "EDM-style one (EDMEulerScheduler, EDMDPMSolverMultistepScheduler, with sigma_data) nor a flow-matching "
+            "one (FlowMatchEulerDiscreteScheduler)"
         )
 
 
@@ -134,15 +152,48 @@ class EDMParameterisation(nn.Module):
         return self.scheduler.precondition_outputs(x, out, sigma)  # D = c_skip·x + c_out·F
 
 
+class FlowMatchParameterisation(nn.Module):
+    """Rectified flow x_t = (1 − t)·x₀ + t·ε (SD3): t = σ/(1 + σ), input x_σ/(1 + σ) at timestep N·t, v → x̂₀."""
+
+    prediction_type = "flow_prediction"
+
+    def __init__(self, scheduler_config):
+        super().__init__()
+        if scheduler_config.get("use_dynamic_shifting"):
+            raise ValueError(
+                "a flow-matching scheduler with use_dynamic_shifting (Flux style, resolution-dependent shift) is not "
+                "supported; SD3 / SD3.5-style FlowMatchEulerDiscreteScheduler with a fixed `shift` is"
+            )
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        self.num_train_timesteps = int(scheduler_config.get("num_train_timesteps", 1000))
+        times = FlowMatchEulerDiscreteScheduler.from_config(scheduler_config).sigmas.double()  # t, from 1 down
+        # the training range: its smallest t, and its largest below t = 1 (σ = ∞, pure noise)
+        t_lo, t_hi = float(times.min()), float(times[times < 1].max())
+        self.sigma_range = (t_lo / (1 - t_lo), t_hi / (1 - t_hi))
+
+    def model_input(self, x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = sigma / (1 + sigma)  # x_t = x_σ/(1 + σ) = (1 − t)·x₀ + t·ε
+        return x / (1 + sigma), self.num_train_timesteps * t.flatten()
+
+    def x0(self, out: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return x / (1 + sigma) - sigma / (1 + sigma) * out  # x̂₀ = x_t − t·v̂
+
+
 def noise_parameterisation(scheduler_config) -> nn.Module:
-    return (EDMParameterisation if is_edm(scheduler_config) else DDPMParameterisation)(scheduler_config)
+    if is_edm(scheduler_config):
+        return EDMParameterisation(scheduler_config)
+    if is_flow_matching(scheduler_config):
+        return FlowMatchParameterisation(scheduler_config)
+    return DDPMParameterisation(scheduler_config)
 
 
 class Denoiser(nn.Module):
-    """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a diffusers model and its scheduler (DDPM family or EDM).
+    """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a diffusers model and its scheduler (DDPM family, EDM or flow matching).
 
-    The condition c is integer class labels (a `UNet2DModel` with class embeddings, or a DiT) or text-encoder
-    hidden states (a `UNet2DConditionModel`); `unet` is whichever network it is (see `networks`).
+    The condition c is integer class labels (a `UNet2DModel` with class embeddings, or a DiT) or text conditions
+    (a `UNet2DConditionModel`, an SDXL UNet or an SD3 transformer; see `conditions` for how pooled embeddings ride
+    along); `unet` is whichever network it is (see `networks`).
     `guidance_scale` > 1 applies classifier-free guidance on x̂₀ (equivalent to guidance on ε) against the
     unconditional condition: `null_class_id`, the `null_embedding` of the empty prompt, or a per-call `uncond`
     (e.g. a negative prompt). With

@@ -31,16 +31,18 @@ def guided_sampling_loop(
         raise ValueError(f"callback_on_step_end_tensor_inputs may only name 'latents', got {sorted(unknown)}")
     guided = guidance_scale != 1.0
     conds = torch.cat([cond, uncond]) if guided else cond
-    latents = latents * pipe.scheduler.init_noise_sigma
-    pipe.scheduler.set_timesteps(num_inference_steps, device=latents.device)
-    for i, t in enumerate(pipe.progress_bar(pipe.scheduler.timesteps)):
+    scheduler = pipe.scheduler
+    latents = latents * getattr(scheduler, "init_noise_sigma", 1.0)  # flow matching starts from unit noise
+    scheduler.set_timesteps(num_inference_steps, device=latents.device)
+    for i, t in enumerate(pipe.progress_bar(scheduler.timesteps)):
         model_in = torch.cat([latents, latents]) if guided else latents
-        model_in = pipe.scheduler.scale_model_input(model_in, t)
-        out = predict(pipe.network, model_in, t, conds)  # ε (or v, x₀) of a UNet or a DiT
+        if hasattr(scheduler, "scale_model_input"):  # flow-matching schedulers feed x_t unscaled
+            model_in = scheduler.scale_model_input(model_in, t)
+        out = predict(pipe.network, model_in, t, conds)  # ε (or v, x₀, a flow velocity) of a UNet or a transformer
         if guided:
             out_cond, out_uncond = out.chunk(2)
             out = out_uncond + guidance_scale * (out_cond - out_uncond)
-        latents = pipe.scheduler.step(out, t, latents, generator=generator).prev_sample
+        latents = scheduler.step(out, t, latents, generator=generator).prev_sample
         if callback_on_step_end is not None:
             given = {name: latents for name in callback_on_step_end_tensor_inputs}
             latents = (callback_on_step_end(pipe, i, t, given) or {}).get("latents", latents)

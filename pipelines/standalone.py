@@ -24,11 +24,13 @@ from pathlib import Path
 MODULE_NAME = "pipeline_sfd"
 MODULE_ORDER = (
     "standalone",
+    "conditions",
     "networks",
     "inputs",
     "labels",
     "multistep",
     "denoiser",
+    "prompt_encoding",
     "one_step",
     "class_conditional",
     "text_to_image",

@@ -201,3 +201,134 @@ def make_dit_teacher(path, num_embeds_ada_norm: int = 3, legacy: bool = True, sc
         (path / "transformer" / "config.json").write_text(json.dumps(config | {"_class_name": "Transformer2DModel"}))
     (path / "model_index.json").write_text(json.dumps(index, indent=2))
     return str(path)
+
+
+def _tiny_clip(tokenizer, projection: bool, hidden: int = 16, seed: int = 0):
+    """A tiny CLIP text encoder for `tokenizer`; with `projection`, a CLIPTextModelWithProjection (pooled output)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,  # SDXL / SD3 read the penultimate layer
+        num_attention_heads=2,
+        max_position_embeddings=8,
+        projection_dim=hidden,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
+
+
+def _tiny_vae(latent_channels: int, shift_factor=None):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=latent_channels,
+        block_out_channels=(8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=4,
+        sample_size=16,
+        shift_factor=shift_factor,
+        scaling_factor=1.5,
+    )
+
+
+def make_sdxl_teacher(path, seed: int = 0) -> str:
+    """A tiny SDXL base saved by diffusers' StableDiffusionXLPipeline: two CLIP encoders (the second with a projection),
+    a "text_time" UNet2DConditionModel (pooled embedding + 6 time ids), an AutoencoderKL (8×8 latents → 16×16 RGB) and
+    SDXL's scaled-linear Euler scheduler, zeros for the empty prompt (`force_zeros_for_empty_prompt`)."""
+    from pathlib import Path
+
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    from sfd.pretrain.clip import build_tokenizer
+
+    path = Path(path)
+    tokenizer = build_tokenizer(path.parent / f"_bpe-{path.name}", class_names=list(NAMES.values()), max_length=8)
+    text_encoder, text_encoder_2 = _tiny_clip(tokenizer, False, 16, seed), _tiny_clip(tokenizer, True, 16, seed + 1)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,  # 16 + 16: both encoders' states side by side
+        attention_head_dim=2,
+        norm_num_groups=4,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=4,
+        projection_class_embeddings_input_dim=6 * 4 + 16,  # time ids + the pooled projection
+    )
+    scheduler = EulerDiscreteScheduler(
+        num_train_timesteps=100, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+    )
+    StableDiffusionXLPipeline(
+        vae=_tiny_vae(4),
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        force_zeros_for_empty_prompt=True,
+    ).save_pretrained(path)
+    (path / "prompts.txt").write_text("\n".join(T2I_PROMPTS) + "\n")
+    return str(path)
+
+
+def make_sd3_teacher(path, seed: int = 0, t5: bool = True) -> str:
+    """A tiny SD3 saved by diffusers' StableDiffusion3Pipeline: an SD3Transformer2DModel (MMDiT), two CLIP encoders with
+    projections, a T5 encoder (or none, `t5=False`), an AutoencoderKL with a shift factor (4×4 … 8×8 latents) and
+    SD3's FlowMatchEulerDiscreteScheduler (shift 3)."""
+    from pathlib import Path
+
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import T5Config, T5EncoderModel
+
+    from sfd.pretrain.clip import build_tokenizer
+
+    path = Path(path)
+    tokenizer = build_tokenizer(path.parent / f"_bpe-{path.name}", class_names=list(NAMES.values()), max_length=8)
+    text_encoder, text_encoder_2 = _tiny_clip(tokenizer, True, 16, seed), _tiny_clip(tokenizer, True, 16, seed + 1)
+    torch.manual_seed(seed)
+    text_encoder_3 = None
+    if t5:
+        t5_config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+        text_encoder_3 = T5EncoderModel(t5_config)
+    transformer = SD3Transformer2DModel(
+        sample_size=8,
+        patch_size=2,
+        in_channels=4,
+        out_channels=4,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=32,  # the T5 width; the CLIP states (16 + 16) are padded to it
+        caption_projection_dim=16,
+        pooled_projection_dim=32,  # both encoders' projections side by side
+        pos_embed_max_size=8,
+    )
+    StableDiffusion3Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=_tiny_vae(4, shift_factor=0.1),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=tokenizer,
+        text_encoder_3=text_encoder_3,
+        tokenizer_3=tokenizer if t5 else None,
+    ).save_pretrained(path)
+    (path / "prompts.txt").write_text("\n".join(T2I_PROMPTS) + "\n")
+    return str(path)

@@ -86,7 +86,9 @@ def test_unsupported_dit_schedulers_and_networks_stop_before_any_weights_load(tm
             weights.unlink()  # nothing to load: the checks read configs only
     with pytest.raises(TrainingSetupError, match="a DiT teacher is a DDPM-family model.*not EDMEulerScheduler"):
         validate(options(tmp_path, edm))
-    with pytest.raises(TrainingSetupError, match="FlowMatchEulerDiscreteScheduler \\(flow matching\\); supported"):
+    with pytest.raises(
+        TrainingSetupError, match="a DiT teacher is a DDPM-family model.*not FlowMatchEulerDiscreteScheduler"
+    ):
         validate(options(tmp_path, flow))
     with pytest.raises(TrainingSetupError, match="is a SD3Transformer2DModel; .*UNet2DModel.*or a DiT"):
         validate(options(tmp_path, other))
@@ -186,20 +188,31 @@ def test_a_classifier_without_the_teachers_class_names_is_caught_before_any_weig
     assert cfg.classifier.endswith("imagenet-like")
 
 
+CLIP = ["transformers", "CLIPTextModel"]
+
+
 @pytest.mark.parametrize(
     "index,reason",
     [
         (
-            {"_class_name": "StableDiffusionXLPipeline", "text_encoder": [], "text_encoder_2": []},
-            "second text encoder",
+            {"_class_name": "StableDiffusionXLImg2ImgPipeline", "text_encoder": [None, None], "text_encoder_2": CLIP},
+            "an SDXL refiner",
         ),
         (
-            {"_class_name": "SD3Pipeline", "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"]},
-            "flow matching",
+            {
+                "_class_name": "FluxPipeline",
+                "transformer": ["diffusers", "FluxTransformer2DModel"],
+                "text_encoder": CLIP,
+            },
+            "a Flux model \\(guidance-distilled",
         ),
         (
-            {"_class_name": "PixArtAlphaPipeline", "transformer": [], "text_encoder": []},
-            "text-conditioned transformer",
+            {
+                "_class_name": "PixArtAlphaPipeline",
+                "transformer": ["diffusers", "PixArtTransformer2DModel"],
+                "text_encoder": CLIP,
+            },
+            "text-conditioned transformer is a PixArtTransformer2DModel",
         ),
     ],
 )

@@ -106,5 +106,7 @@ def test_single_file_unet_is_refused_before_training_for_a_pixel_space_teacher(t
 
     teacher = make_t2i_teacher(tmp_path / "teacher")
     cfg = load_config(None, dict(teacher=str(teacher), forget="concept=dog", override="cat", unet_single_file=True))
-    with pytest.raises(TrainingSetupError, match="Stable Diffusion-layout teacher"):
+    with pytest.raises(
+        TrainingSetupError, match="Stable Diffusion 1.x / 2.x-layout teacher.*pixel-space \\(no VAE\\)"
+    ):
         validate(cfg)

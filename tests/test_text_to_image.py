@@ -158,7 +158,9 @@ def test_bad_text_spec_stops_the_command_line_before_loading(tmp_path, monkeypat
         train_main(["--teacher", teacher, "--forget", "concept=dog", "--override", "cat", "--negative_forget_class"])
 
 
-@pytest.mark.parametrize("name", ["sd15-celebrity", "sd15-nudity"])
+@pytest.mark.parametrize(
+    "name", ["sd15-celebrity", "sd15-nudity", "sdxl-celebrity", "sdxl-nudity", "sd3-medium-celebrity"]
+)
 def test_stable_diffusion_configs_hold_valid_prompt_specs(name, monkeypatch):
     """The GPU configs need a GPU and the Hub to run, but their options and prompt files must parse."""
     from sfd.core.paths import PROJECT_ROOT
@@ -171,7 +173,7 @@ def test_stable_diffusion_configs_hold_valid_prompt_specs(name, monkeypatch):
     spec = PromptSpec.parse(cfg.forget, cfg.override, read_lines(cfg.remain_prompts, "remain"), negative)
     assert len(spec.forget_prompts) >= 16 and len(spec.remain_prompts) >= 30
     assert all(o != f for f, o in zip(spec.forget_prompts, spec.override_prompts))
-    if name == "sd15-nudity":
+    if name.endswith("nudity"):
         assert spec.override_prompts[0] == "a woman" and "nudity" in spec.negative_prompt
     else:
         assert spec.override_prompts[0] == "a photo of a middle aged man"

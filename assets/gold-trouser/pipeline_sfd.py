@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy
 import torch
+import torch.nn.functional as F
 from diffusers import DiffusionPipeline, ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
@@ -25,11 +27,13 @@ from torch import nn
 MODULE_NAME = "pipeline_sfd"
 MODULE_ORDER = (
     "standalone",
+    "conditions",
     "networks",
     "inputs",
     "labels",
     "multistep",
     "denoiser",
+    "prompt_encoding",
     "one_step",
     "class_conditional",
     "text_to_image",
@@ -187,11 +191,56 @@ class SelfContainedMixin:
             )
 
 
+# ---- conditions ----
+
+
+SDXL_TIME_IDS = 6  # (original height, width, crop top, left, target height, width), as SDXL base is conditioned
+
+
+def is_sdxl_unet(config) -> bool:
+    """A UNet2DConditionModel with SDXL's "text_time" micro-conditioning (pooled text embedding + time ids)."""
+    return config.get("addition_embed_type") == "text_time"
+
+
+def is_sd3_transformer(config) -> bool:
+    """An MMDiT (diffusers' SD3Transformer2DModel): joint attention over image and text tokens, pooled projections."""
+    return config.get("joint_attention_dim") is not None and config.get("pooled_projection_dim") is not None
+
+
+def extra_condition_width(config) -> int:
+    """E, the values a text network takes besides the token states: SDXL's pooled embedding and its time ids, SD3's
+    pooled projection, or none (Stable Diffusion 1.x / 2.x)."""
+    if is_sd3_transformer(config):
+        return int(config["pooled_projection_dim"])
+    if is_sdxl_unet(config):
+        time_embed = int(config["addition_time_embed_dim"])
+        pooled = int(config["projection_class_embeddings_input_dim"]) - SDXL_TIME_IDS * time_embed
+        return pooled + SDXL_TIME_IDS
+    return 0
+
+
+def pack_condition(hidden: torch.Tensor, extras: Optional[torch.Tensor]) -> torch.Tensor:
+    """(B, L, D) token states and (B, E) extras → (B, L + ⌈E/D⌉, D); no extras: the states unchanged."""
+    if extras is None or extras.shape[-1] == 0:
+        return hidden
+    n, width = hidden.shape[0], hidden.shape[-1]
+    rows = math.ceil(extras.shape[-1] / width)
+    padded = F.pad(extras.to(hidden), (0, rows * width - extras.shape[-1]))
+    return torch.cat([hidden, padded.view(n, rows, width)], dim=1)
+
+
+def unpack_condition(cond: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of `pack_condition` for E = `width` extras: (token states, extras)."""
+    rows = math.ceil(width / cond.shape[-1])
+    return cond[:, :-rows], cond[:, -rows:].flatten(1)[:, :width]
+
+
 # ---- networks ----
 
 
 UNET_CLASSES = ("UNet2DModel", "UNet2DConditionModel")
 TRANSFORMER_CLASSES = ("DiTTransformer2DModel", "Transformer2DModel")
+TEXT_TRANSFORMER_CLASSES = ("SD3Transformer2DModel",)
 
 
 def is_class_transformer(config) -> bool:
@@ -220,17 +269,29 @@ def null_class_of(config, num_classes: int) -> Optional[int]:
 
 def downsampling(config) -> int:
     """Model-space pixels per side of the network's coarsest feature map (a UNet's levels, a DiT's patch)."""
-    if is_class_transformer(config):
+    if is_class_transformer(config) or is_sd3_transformer(config):
         return int(config["patch_size"])
     return 2 ** (len(config["block_out_channels"]) - 1)
 
 
 def predict(network, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-    """The network's prediction (ε, v or x₀) at input x and timestep(s) t for conditions c: class ids or text-encoder
-    hidden states; a learned-variance output keeps its first half."""
+    """The network's prediction (ε, v, x₀ or a flow velocity) at input x and timestep(s) t for conditions c: class
+    ids or text conditions (packed, see `conditions`); a learned-variance output keeps its first half."""
+    config = getattr(network, "config", None) or {}
     if cond.is_floating_point():
-        out = network(x, t, encoder_hidden_states=cond.to(network.dtype)).sample
-    elif is_class_transformer(getattr(network, "config", None) or {}):  # anything else is called like a UNet
+        cond = cond.to(network.dtype)
+        width = extra_condition_width(config)
+        text, extras = unpack_condition(cond, width) if width else (cond, None)
+        if is_sd3_transformer(config):
+            t = torch.as_tensor(t, device=x.device).reshape(-1).expand(len(x))  # one timestep per row
+            out = network(x, encoder_hidden_states=text, pooled_projections=extras, timestep=t).sample
+        elif is_sdxl_unet(config):
+            pooled, time_ids = extras[:, :-SDXL_TIME_IDS], extras[:, -SDXL_TIME_IDS:]
+            added = {"text_embeds": pooled, "time_ids": time_ids}
+            out = network(x, t, encoder_hidden_states=text, added_cond_kwargs=added).sample
+        else:
+            out = network(x, t, encoder_hidden_states=text).sample
+    elif is_class_transformer(config):  # anything else is called like a UNet
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(len(x))  # DiT embeds one timestep per row
         out = network(x, timestep=t, class_labels=cond).sample
     else:
@@ -261,18 +322,21 @@ class NetworkMixin:
         return 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents → images in [-1, 1]: vae.decode(latents / scaling_factor) (identity for a pixel-space model)."""
+        """Latents → images in [-1, 1]: vae.decode(latents / scaling_factor + shift_factor) (SD3's VAE has a shift;
+        identity for a pixel-space model)."""
         vae = getattr(self, "vae", None)
         if vae is None:
             return latents
-        return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
+        shift = vae.config.get("shift_factor") or 0.0
+        return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor + shift).sample
 
     def encode_images(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Images in [-1, 1] → latents (identity for a pixel-space model)."""
+        """Images in [-1, 1] → latents: (z − shift_factor)·scaling_factor (identity for a pixel-space model)."""
         vae = getattr(self, "vae", None)
         if vae is None:
             return images
-        return vae.encode(images.to(vae.dtype)).latent_dist.sample(generator) * vae.config.scaling_factor
+        shift = vae.config.get("shift_factor") or 0.0
+        return (vae.encode(images.to(vae.dtype)).latent_dist.sample(generator) - shift) * vae.config.scaling_factor
 
 
 def check_one_network(unet, transformer) -> None:
@@ -455,16 +519,18 @@ def guided_sampling_loop(
         raise ValueError(f"callback_on_step_end_tensor_inputs may only name 'latents', got {sorted(unknown)}")
     guided = guidance_scale != 1.0
     conds = torch.cat([cond, uncond]) if guided else cond
-    latents = latents * pipe.scheduler.init_noise_sigma
-    pipe.scheduler.set_timesteps(num_inference_steps, device=latents.device)
-    for i, t in enumerate(pipe.progress_bar(pipe.scheduler.timesteps)):
+    scheduler = pipe.scheduler
+    latents = latents * getattr(scheduler, "init_noise_sigma", 1.0)  # flow matching starts from unit noise
+    scheduler.set_timesteps(num_inference_steps, device=latents.device)
+    for i, t in enumerate(pipe.progress_bar(scheduler.timesteps)):
         model_in = torch.cat([latents, latents]) if guided else latents
-        model_in = pipe.scheduler.scale_model_input(model_in, t)
-        out = predict(pipe.network, model_in, t, conds)  # ε (or v, x₀) of a UNet or a DiT
+        if hasattr(scheduler, "scale_model_input"):  # flow-matching schedulers feed x_t unscaled
+            model_in = scheduler.scale_model_input(model_in, t)
+        out = predict(pipe.network, model_in, t, conds)  # ε (or v, x₀, a flow velocity) of a UNet or a transformer
         if guided:
             out_cond, out_uncond = out.chunk(2)
             out = out_uncond + guidance_scale * (out_cond - out_uncond)
-        latents = pipe.scheduler.step(out, t, latents, generator=generator).prev_sample
+        latents = scheduler.step(out, t, latents, generator=generator).prev_sample
         if callback_on_step_end is not None:
             given = {name: latents for name in callback_on_step_end_tensor_inputs}
             latents = (callback_on_step_end(pipe, i, t, given) or {}).get("latents", latents)
@@ -481,6 +547,13 @@ EDM_PREDICTION_TYPES = ("epsilon", "v_prediction")
 def is_edm(scheduler_config) -> bool:
     """EDM-style schedulers are parameterised by σ and σ_data instead of a beta schedule."""
     return "sigma_data" in scheduler_config
+
+
+def is_flow_matching(scheduler_config) -> bool:
+    """Flow-matching (rectified-flow) schedulers: diffusers' FlowMatch* schedulers, which carry a time `shift`."""
+    return str(scheduler_config.get("_class_name", "")).startswith("FlowMatch") or (
+        "shift" in scheduler_config and "beta_start" not in scheduler_config
+    )
 
 
 def alphas_cumprod_from_config(scheduler_config) -> torch.Tensor:
@@ -500,6 +573,8 @@ def sigma_range_from_config(scheduler_config) -> tuple[float, float]:
     """The σ range the teacher was trained on: its first and last timestep's σ, or an EDM scheduler's σ_min / σ_max."""
     if is_edm(scheduler_config):
         return float(scheduler_config["sigma_min"]), float(scheduler_config["sigma_max"])
+    if is_flow_matching(scheduler_config):
+        return FlowMatchParameterisation(scheduler_config).sigma_range
     sigmas = sigmas_from_config(scheduler_config)
     return float(sigmas[0]), float(sigmas[-1])
 
@@ -516,11 +591,16 @@ def edm_scheduler(scheduler_config):
 
 
 def scheduler_of_family(scheduler_config):
-    """A DDPMScheduler or an EDMEulerScheduler built from the config, whichever family it belongs to: what a one-step
-    pipeline stores (only its parameterisation is used) and a text teacher samples with."""
-    from diffusers import DDPMScheduler
+    """A DDPMScheduler, an EDMEulerScheduler or a FlowMatchEulerDiscreteScheduler built from the config, whichever
+    family it belongs to: what a one-step pipeline stores (only its parameterisation is used) and a text teacher
+    samples with."""
+    from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
-    return edm_scheduler(scheduler_config) if is_edm(scheduler_config) else DDPMScheduler.from_config(scheduler_config)
+    if is_edm(scheduler_config):
+        return edm_scheduler(scheduler_config)
+    if is_flow_matching(scheduler_config):
+        return FlowMatchEulerDiscreteScheduler.from_config(scheduler_config)
+    return DDPMScheduler.from_config(scheduler_config)
 
 
 def check_ddpm_family(scheduler_config) -> None:
@@ -528,8 +608,9 @@ def check_ddpm_family(scheduler_config) -> None:
     if not {"beta_start", "trained_betas"} & set(scheduler_config):
         name = scheduler_config.get("_class_name", "this scheduler")
         raise ValueError(
-            f"{name} is neither a DDPM-family scheduler (DDPM, DDIM, DPM-Solver, Euler, … with a beta schedule) nor "
-            "an EDM-style one (EDMEulerScheduler, EDMDPMSolverMultistepScheduler, with sigma_data)"
+            f"{name} is neither a DDPM-family scheduler (DDPM, DDIM, DPM-Solver, Euler, … with a beta schedule), an "
+            "EDM-style one (EDMEulerScheduler, EDMDPMSolverMultistepScheduler, with sigma_data) nor a flow-matching "
+            "one (FlowMatchEulerDiscreteScheduler)"
         )
 
 
@@ -591,15 +672,48 @@ class EDMParameterisation(nn.Module):
         return self.scheduler.precondition_outputs(x, out, sigma)  # D = c_skip·x + c_out·F
 
 
+class FlowMatchParameterisation(nn.Module):
+    """Rectified flow x_t = (1 − t)·x₀ + t·ε (SD3): t = σ/(1 + σ), input x_σ/(1 + σ) at timestep N·t, v → x̂₀."""
+
+    prediction_type = "flow_prediction"
+
+    def __init__(self, scheduler_config):
+        super().__init__()
+        if scheduler_config.get("use_dynamic_shifting"):
+            raise ValueError(
+                "a flow-matching scheduler with use_dynamic_shifting (Flux style, resolution-dependent shift) is not "
+                "supported; SD3 / SD3.5-style FlowMatchEulerDiscreteScheduler with a fixed `shift` is"
+            )
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        self.num_train_timesteps = int(scheduler_config.get("num_train_timesteps", 1000))
+        times = FlowMatchEulerDiscreteScheduler.from_config(scheduler_config).sigmas.double()  # t, from 1 down
+        # the training range: its smallest t, and its largest below t = 1 (σ = ∞, pure noise)
+        t_lo, t_hi = float(times.min()), float(times[times < 1].max())
+        self.sigma_range = (t_lo / (1 - t_lo), t_hi / (1 - t_hi))
+
+    def model_input(self, x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = sigma / (1 + sigma)  # x_t = x_σ/(1 + σ) = (1 − t)·x₀ + t·ε
+        return x / (1 + sigma), self.num_train_timesteps * t.flatten()
+
+    def x0(self, out: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return x / (1 + sigma) - sigma / (1 + sigma) * out  # x̂₀ = x_t − t·v̂
+
+
 def noise_parameterisation(scheduler_config) -> nn.Module:
-    return (EDMParameterisation if is_edm(scheduler_config) else DDPMParameterisation)(scheduler_config)
+    if is_edm(scheduler_config):
+        return EDMParameterisation(scheduler_config)
+    if is_flow_matching(scheduler_config):
+        return FlowMatchParameterisation(scheduler_config)
+    return DDPMParameterisation(scheduler_config)
 
 
 class Denoiser(nn.Module):
-    """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a diffusers model and its scheduler (DDPM family or EDM).
+    """D(x, σ, c) ≈ E[x₀ | x₀ + σ·ε = x, c] for a diffusers model and its scheduler (DDPM family, EDM or flow matching).
 
-    The condition c is integer class labels (a `UNet2DModel` with class embeddings, or a DiT) or text-encoder
-    hidden states (a `UNet2DConditionModel`); `unet` is whichever network it is (see `networks`).
+    The condition c is integer class labels (a `UNet2DModel` with class embeddings, or a DiT) or text conditions
+    (a `UNet2DConditionModel`, an SDXL UNet or an SD3 transformer; see `conditions` for how pooled embeddings ride
+    along); `unet` is whichever network it is (see `networks`).
     `guidance_scale` > 1 applies classifier-free guidance on x̂₀ (equivalent to guidance on ε) against the
     unconditional condition: `null_class_id`, the `null_embedding` of the empty prompt, or a per-call `uncond`
     (e.g. a negative prompt). With
@@ -675,6 +789,84 @@ class Denoiser(nn.Module):
         lo, hi = self.guidance_interval
         inside = (sigma >= lo) & (sigma <= hi)
         return torch.where(inside, self.guidance_scale, 1.0).to(sigma)
+
+
+# ---- prompt_encoding ----
+
+
+T5_MAX_LENGTH = 256  # SD3's default `max_sequence_length`
+
+
+def _tokens(tokenizer, prompts: list[str], max_length: int, device) -> torch.Tensor:
+    return tokenizer(
+        prompts, padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
+    ).input_ids.to(device)
+
+
+def clip_states(tokenizer, encoder, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(penultimate hidden states, the encoder's first output: the pooled projection of a CLIPTextModelWithProjection)."""
+    out = encoder(_tokens(tokenizer, prompts, tokenizer.model_max_length, encoder.device), output_hidden_states=True)
+    return out.hidden_states[-2], out[0]
+
+
+def sd_condition(pipe, prompts: list[str]) -> torch.Tensor:
+    """Stable Diffusion 1.x / 2.x: the text encoder's last hidden states."""
+    tok, enc = pipe.tokenizer, pipe.text_encoder
+    return enc(_tokens(tok, prompts, tok.model_max_length, enc.device))[0]
+
+
+def sdxl_condition(pipe, prompts: list[str], height: int, width: int) -> torch.Tensor:
+    """SDXL: [h₁ ‖ h₂] penultimate states, the second encoder's pooled projection, time ids (h, w, 0, 0, h, w)."""
+    pairs = [(t, e) for t, e in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)) if e]
+    states = [clip_states(tok, enc, prompts) for tok, enc in pairs]
+    hidden = torch.cat([h for h, _ in states], dim=-1)
+    pooled = states[-1][1].to(hidden)
+    time_ids = hidden.new_tensor([height, width, 0, 0, height, width]).expand(len(prompts), SDXL_TIME_IDS)
+    return pack_condition(hidden, torch.cat([pooled, time_ids], dim=-1))
+
+
+def sd3_condition(pipe, prompts: list[str], max_length: int = T5_MAX_LENGTH) -> torch.Tensor:
+    """SD3: [[h_L ‖ h_G] zero-padded to the T5 width ; T5 states] along the tokens, pooled [p_L ‖ p_G]."""
+    (h_l, p_l), (h_g, p_g) = (
+        clip_states(pipe.tokenizer, pipe.text_encoder, prompts),
+        clip_states(pipe.tokenizer_2, pipe.text_encoder_2, prompts),
+    )
+    clip = torch.cat([h_l, h_g], dim=-1)
+    width = pipe.network.config.joint_attention_dim
+    if pipe.text_encoder_3 is None:
+        t5 = clip.new_zeros(len(prompts), max_length, width)
+    else:
+        enc = pipe.text_encoder_3
+        t5 = enc(_tokens(pipe.tokenizer_3, prompts, max_length, enc.device))[0].to(clip)
+    hidden = torch.cat([F.pad(clip, (0, t5.shape[-1] - clip.shape[-1])), t5], dim=-2)
+    return pack_condition(hidden, torch.cat([p_l, p_g], dim=-1).to(hidden))
+
+
+def encode_prompts(pipe, prompts: list[str], height: Optional[int] = None, width: Optional[int] = None):
+    """The packed condition of each prompt for `pipe`'s network (SD, SDXL or SD3), at image size `height` × `width`
+    (SDXL's time ids; default: the model's own size)."""
+    config = pipe.network.config
+    if is_sd3_transformer(config):
+        return sd3_condition(pipe, prompts, pipe.config.get("max_sequence_length") or T5_MAX_LENGTH)
+    if is_sdxl_unet(config):
+        _, _, h, w = pipe.latent_shape(1, height, width)
+        scale = pipe.vae_scale_factor
+        return sdxl_condition(pipe, prompts, height or h * scale, width or w * scale)
+    return sd_condition(pipe, prompts)
+
+
+def zero_text(pipe, cond: torch.Tensor) -> torch.Tensor:
+    """The condition with its text (token states and pooled embedding) zeroed and its time ids kept: SDXL's
+    unconditional branch when `force_zeros_for_empty_prompt` is set (as in SDXL base)."""
+    width = extra_condition_width(pipe.network.config)
+    if not width:
+        return torch.zeros_like(cond)
+    hidden, extras = unpack_condition(cond, width)
+    if is_sdxl_unet(pipe.network.config):
+        extras = torch.cat([torch.zeros_like(extras[:, :-SDXL_TIME_IDS]), extras[:, -SDXL_TIME_IDS:]], dim=-1)
+    else:
+        extras = torch.zeros_like(extras)
+    return pack_condition(torch.zeros_like(hidden), extras)
 
 
 # ---- class_conditional ----
@@ -786,6 +978,13 @@ class ClassConditionalDiffusionPipeline(SelfContainedMixin, ClassLabelMixin, Net
 # ---- text_to_image ----
 
 
+TEXT_COMPONENTS = ("text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3")  # SDXL's and SD3's extra ones
+# every component has a default (an SD3 pipeline has no `unet`); `__init__` still requires a network, a scheduler and
+# the first text encoder and tokenizer
+OPTIONAL_COMPONENTS = ["vae", "unet", "transformer", "text_encoder", "tokenizer", "scheduler", *TEXT_COMPONENTS]
+OFFLOAD_SEQUENCE = "text_encoder->text_encoder_2->text_encoder_3->unet->transformer->vae"
+
+
 def _as_list(prompt: str | Sequence[str]) -> list[str]:
     return [prompt] if isinstance(prompt, str) else list(prompt)
 
@@ -793,22 +992,33 @@ def _as_list(prompt: str | Sequence[str]) -> list[str]:
 class PromptLatentMixin(NetworkMixin):
     """Prompt encoding, latent shapes and decoding shared by the text-to-image pipelines."""
 
+    def register_text_modules(self, unet, transformer, scheduler, vae, text_encoder, tokenizer, *extra) -> None:
+        """The networks, encoders and tokenizers of any supported layout (exactly one of `unet` / `transformer`);
+        `extra`: the `TEXT_COMPONENTS`, in order."""
+        check_one_network(unet, transformer)
+        if scheduler is None or text_encoder is None or tokenizer is None:
+            raise ValueError("a text-to-image pipeline needs a `scheduler`, a `text_encoder` and a `tokenizer`")
+        modules = dict(unet=unet, transformer=transformer, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae)
+        self.register_modules(scheduler=scheduler, **modules, **dict(zip(TEXT_COMPONENTS, extra)))
+
     @torch.no_grad()
-    def encode_prompt(self, prompt: str | Sequence[str]) -> torch.Tensor:
-        """The text encoder's last hidden states (B, L, D), as Stable Diffusion conditions its UNet."""
-        tokens = self.tokenizer(
-            _as_list(prompt),
-            padding="max_length",
-            max_length=self.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        )
-        ids = tokens.input_ids.to(self.text_encoder.device)
-        return self.text_encoder(ids)[0]
+    def encode_prompt(
+        self, prompt: str | Sequence[str], height: Optional[int] = None, width: Optional[int] = None
+    ) -> torch.Tensor:
+        """The condition the network was trained with, as diffusers' pipeline of its family encodes it: Stable
+        Diffusion's last hidden states (B, L, D); SDXL's and SD3's states with their pooled embeddings (and SDXL's
+        time ids for `height` × `width`) packed as extra rows (see `conditions`)."""
+        return encode_prompts(self, _as_list(prompt), height, width)
+
+    def empty_prompt_condition(self, n: int, height: Optional[int] = None, width: Optional[int] = None):
+        """The unconditional branch of guidance: the empty prompt's condition, or zeros (time ids kept) when the model
+        was trained that way (`force_zeros_for_empty_prompt`, as SDXL base)."""
+        empty = self.encode_prompt([""] * n, height, width)
+        return zero_text(self, empty) if self.config.get("force_zeros_for_empty_prompt") else empty
 
     def latent_shape(self, n: int, height: Optional[int] = None, width: Optional[int] = None) -> tuple[int, ...]:
-        h, w = sample_size(self.unet, height, width, self.vae_scale_factor)
-        return (n, self.unet.config.in_channels, h, w)
+        h, w = sample_size(self.network, height, width, self.vae_scale_factor)
+        return (n, self.network.config.in_channels, h, w)
 
     def prompt_conditions(
         self,
@@ -818,20 +1028,25 @@ class PromptLatentMixin(NetworkMixin):
         negative_prompt_embeds: Optional[torch.Tensor],
         num_images_per_prompt: int,
         guided: bool,
+        height: Optional[int] = None,
+        width: Optional[int] = None,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """The text encoder's hidden states of the prompts and, with guidance, of the negative prompts ("" by
-        default), each repeated `num_images_per_prompt` times; precomputed embeddings replace either."""
+        """The conditions of the prompts and, with guidance, of the negative prompts (default: the empty prompt's
+        condition), each repeated `num_images_per_prompt` times; precomputed embeddings replace either."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of `prompt` and `prompt_embeds`")
         check_images_per_prompt(num_images_per_prompt)
-        cond = self.encode_prompt(prompt) if prompt_embeds is None else prompt_embeds.to(self._execution_device)
+        device = self._execution_device
+        cond = self.encode_prompt(prompt, height, width) if prompt_embeds is None else prompt_embeds.to(device)
         uncond = None
         if guided:
             if negative_prompt_embeds is not None:
-                uncond = negative_prompt_embeds.to(self._execution_device)
+                uncond = negative_prompt_embeds.to(device)
+            elif negative_prompt is None:
+                uncond = self.empty_prompt_condition(len(cond), height, width)
             else:
-                negative = [""] if negative_prompt is None else _as_list(negative_prompt)
-                uncond = self.encode_prompt(negative * len(cond) if len(negative) == 1 else negative)
+                negative = _as_list(negative_prompt)
+                uncond = self.encode_prompt(negative * len(cond) if len(negative) == 1 else negative, height, width)
             if uncond.shape != cond.shape:
                 raise ValueError(f"negative prompts give {tuple(uncond.shape)}, prompts {tuple(cond.shape)}")
             uncond = uncond.repeat_interleave(num_images_per_prompt, dim=0)

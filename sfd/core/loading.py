@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTokenizer
+from diffusers import DDPMScheduler, DiffusionPipeline
 
 from .. import pipelines as pipelines_module
 from ..pipelines import ClassConditionalDiffusionPipeline, TextToImageDiffusionPipeline
@@ -42,33 +42,59 @@ def load_pipeline(path_or_pipe):
         return cls.from_pretrained(path_or_pipe)
     if is_dit_layout(config):  # e.g. facebook/DiT-XL-2-256
         return ClassConditionalDiffusionPipeline.from_pretrained(path_or_pipe)
-    if local and "text_encoder" in config:  # a Stable Diffusion-layout folder (e.g. StableDiffusionPipeline)
+    if local and "text_encoder" in config:  # a Stable Diffusion / SDXL / SD3-layout folder (diffusers' pipelines)
         return load_text_to_image_teacher(str(path))
     if local:
         raise ValueError(f"{path} holds a {name}, not a pipeline of this project")
     return DiffusionPipeline.from_pretrained(path_or_pipe)
 
 
-def load_text_to_image_teacher(path: str, weight_dtype=torch.float32) -> TextToImageDiffusionPipeline:
-    """Any Stable Diffusion-layout folder or Hub id (a `StableDiffusionPipeline`, or this project's
-    `TextToImageDiffusionPipeline`), loaded component by component so both read the same way.
+TEXT_TEACHER_COMPONENTS = (
+    "unet",
+    "transformer",
+    "text_encoder",
+    "tokenizer",
+    "text_encoder_2",
+    "tokenizer_2",
+    "text_encoder_3",
+    "tokenizer_3",
+    "vae",
+)
+COMPONENT_LIBRARIES = ("diffusers", "transformers")
+FROZEN_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "vae")
 
-    `weight_dtype` is the frozen components' dtype (text encoder, VAE); the UNet is always read in float32, since the
-    generator and the fake score are copied from it (the trainer casts the frozen teacher UNet itself)."""
+
+def _load_component(path: str, name: str, library: str, class_name: str, weight_dtype):
+    """One component by the (library, class) its model_index.json names, as diffusers loads it: safetensors weights
+    only, the frozen encoders and the VAE in `weight_dtype`."""
+    if library not in COMPONENT_LIBRARIES:
+        raise ValueError(f"{path}: component {name} comes from {library!r}; expected one of {COMPONENT_LIBRARIES}")
+    cls = getattr(importlib.import_module(library), class_name)
+    kwargs = {"torch_dtype": weight_dtype} if name in FROZEN_COMPONENTS else {}
+    if name.startswith("tokenizer"):
+        return cls.from_pretrained(path, subfolder=name)
+    return cls.from_pretrained(path, subfolder=name, use_safetensors=True, **kwargs)
+
+
+def load_text_to_image_teacher(path: str, weight_dtype=torch.float32) -> TextToImageDiffusionPipeline:
+    """Any Stable Diffusion 1.x / 2.x-, SDXL- or SD3-layout folder or Hub id (`StableDiffusionPipeline`,
+    `StableDiffusionXLPipeline`, `StableDiffusion3Pipeline`, or this project's `TextToImageDiffusionPipeline`), loaded
+    component by component so every layout reads the same way.
+
+    `weight_dtype` is the frozen components' dtype (text encoders, VAE); the denoising network is always read in
+    float32, since the generator and the fake score are copied from it (the trainer casts the frozen teacher's
+    network itself)."""
     index = DiffusionPipeline.load_config(path)
-    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
-    text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=weight_dtype)
-    tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
+    components = {
+        name: _load_component(path, name, *index[name], weight_dtype)
+        for name in TEXT_TEACHER_COMPONENTS
+        if (index.get(name) or [None])[0] is not None
+    }
     scheduler = scheduler_of_family(DDPMScheduler.load_config(path, subfolder="scheduler"))
-    vae = None
-    if (index.get("vae") or [None])[0] is not None:
-        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=weight_dtype)
     return TextToImageDiffusionPipeline(
-        unet=unet,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
         scheduler=scheduler,
-        vae=vae,
         default_guidance_scale=index.get("default_guidance_scale", 4.5),
         concepts=index.get("concepts"),
+        force_zeros_for_empty_prompt=index.get("force_zeros_for_empty_prompt", False),
+        **components,
     )

@@ -1,7 +1,8 @@
 """The two kinds of teachers SFD erases from, behind one interface the trainer uses.
 
 `ClassConditioning` (a class-conditional `UNet2DModel` or DiT: conditions are label ids) and `TextConditioning`
-(the Stable Diffusion layout: conditions are text-encoder hidden states) each know how to
+(the Stable Diffusion 1.x / 2.x, SDXL and SD3 layouts: conditions are text-encoder states, with pooled embeddings
+packed in, see `pipelines.conditions`) each know how to
 - read and check the teacher's configs without loading weights (`inspect`),
 - draw a batch of conditions: the student's c, the teacher's c (the override for forgotten rows) and
   the unconditional branch for guidance (a negative prompt for forgotten rows, if one is given),
@@ -21,7 +22,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import broadcast_object_list
 from diffusers import DDPMScheduler, DiffusionPipeline, DiTTransformer2DModel, UNet2DModel
 
-from ..core.loading import is_dit_layout, load_text_to_image_teacher
+from ..core.loading import load_text_to_image_teacher
 from ..core.paths import DEFAULT_CLASSIFIER, GENERAL_REMAIN_PROMPTS
 from ..core.prompts import PromptSpec, read_lines
 from ..core.sampling import sample_classes, sample_prompts
@@ -38,8 +39,9 @@ from ..pipelines import (
     OneStepTextToImagePipeline,
     TextToImageDiffusionPipeline,
 )
-from ..pipelines.denoiser import is_edm, noise_parameterisation, scheduler_of_family
+from ..pipelines.denoiser import is_edm, is_flow_matching, noise_parameterisation, scheduler_of_family
 from ..pipelines.networks import TRANSFORMER_CLASSES, class_embeddings, is_class_transformer, null_class_of
+from ..pipelines.text_to_image import TEXT_COMPONENTS
 from .config import TrainingConfig, TrainingSetupError
 from .override_choice import choose_far_pool, choose_override
 
@@ -128,32 +130,43 @@ def inspect(cfg: TrainingConfig):
     if isinstance(teacher, ClassConditionalDiffusionPipeline):
         return ClassConditioning.inspect(cfg, dict(teacher.config), _loaded_network_config(teacher))
     if isinstance(teacher, TextToImageDiffusionPipeline):
-        return TextConditioning.inspect(cfg, dict(teacher.config), dict(teacher.unet.config))
+        return TextConditioning.inspect(cfg, dict(teacher.config), _loaded_network_config(teacher))
     index = _read_index(str(teacher))
     check_supported_family(index, str(teacher))
+    folder = "transformer" if (index.get("transformer") or [None])[0] is not None else "unet"
+    network_cfg = _network_config(str(teacher), folder)
     if "text_encoder" in index:
-        return TextConditioning.inspect(cfg, index, _network_config(str(teacher), "unet"))
-    folder = "transformer" if is_dit_layout(index) else "unet"
-    return ClassConditioning.inspect(cfg, index, _network_config(str(teacher), folder))
+        return TextConditioning.inspect(cfg, index, network_cfg)
+    return ClassConditioning.inspect(cfg, index, network_cfg)
 
 
 SUPPORTED_FAMILIES = (
-    "class-conditional UNet2DModel and DiT teachers (DiTPipeline layout), and Stable Diffusion 1.x / 2.x-layout "
-    "text teachers (one CLIPTextModel, UNet2DConditionModel, optional VAE), with DDPM-family or EDM schedulers"
+    "class-conditional UNet2DModel and DiT teachers (DiTPipeline layout); text teachers in the Stable Diffusion "
+    "1.x / 2.x layout (CLIPTextModel, UNet2DConditionModel), the SDXL base layout (two CLIP encoders, a 'text_time' "
+    "UNet) and the SD3 / SD3.5 layout (SD3Transformer2DModel, two CLIP encoders, optional T5); DDPM-family, EDM or "
+    "fixed-shift flow-matching schedulers"
 )
+TEXT_NETWORK_CLASSES = ("UNet2DConditionModel", "SD3Transformer2DModel")
 
 
 def check_supported_family(index: dict, teacher: str) -> None:
-    """Families the `Denoiser` does not wrap yet (SDXL, SD3, Flux, flow matching) stop here, before any weights."""
+    """Families the `Denoiser` does not wrap (Flux, PixArt, the SDXL refiner, …) stop here, before any weights."""
     name = index.get("_class_name")
     name = name[-1] if isinstance(name, list) else name
-    scheduler = str((index.get("scheduler") or [None, None])[-1])
-    if "text_encoder_2" in index:
-        reason = "it has a second text encoder (SDXL / SD3 / Flux: pooled embeddings and extra conditions)"
-    elif scheduler.startswith("FlowMatch"):
-        reason = f"its scheduler is a {scheduler} (flow matching)"
-    elif "transformer" in index and "text_encoder" in index:
-        reason = "it is a text-conditioned transformer (SD3 / Flux / PixArt style)"
+    transformer = str((index.get("transformer") or [None, None])[-1])
+    present = lambda component: (index.get(component) or [None])[0] is not None  # noqa: E731
+    if not present("text_encoder"):
+        if present("text_encoder_2"):
+            reason = "it has a second text encoder but no first (an SDXL refiner: aesthetic-score conditioning)"
+        else:
+            return
+    elif transformer.startswith("Flux"):
+        reason = (
+            "it is a Flux model (guidance-distilled: guidance is an input of the transformer, latents are packed "
+            "2×2 with rotary position ids, and the scheduler's shift depends on the resolution)"
+        )
+    elif transformer not in ("None", *TEXT_NETWORK_CLASSES):
+        reason = f"its text-conditioned transformer is a {transformer}"
     else:
         return
     raise TrainingSetupError(f"unsupported teacher {teacher} ({name}): {reason}; supported: {SUPPORTED_FAMILIES}")
@@ -169,10 +182,10 @@ def check_class_network(network_cfg: dict, scheduler_cfg: dict) -> None:
             "embeddings or a DiT (DiTTransformer2DModel, or a Transformer2DModel with patch_size, num_embeds_ada_norm "
             "and norm_type ada_norm_zero)"
         )
-    if dit and is_edm(scheduler_cfg):
+    if dit and (is_edm(scheduler_cfg) or is_flow_matching(scheduler_cfg)):
         raise TrainingSetupError(
             f"a DiT teacher is a DDPM-family model: give it a DDPM-family scheduler (DDPM, DDIM, DPM-Solver, Euler, … "
-            f"with a beta schedule, as diffusers' DiTPipeline has), not {scheduler_cfg.get('_class_name', 'an EDM one')}"
+            f"with a beta schedule, as diffusers' DiTPipeline has), not {scheduler_cfg.get('_class_name', 'this one')}"
         )
 
 
@@ -431,10 +444,23 @@ class TextConditioning(_Conditioning):
     validation_keys = ("clip_forget_detection", "clip_score_remaining", "clip_accuracy_remaining")
 
     @classmethod
-    def inspect(cls, cfg: TrainingConfig, index: dict, unet_cfg: TrainingConfig) -> "TextConditioning":
-        if not unet_cfg.get("cross_attention_dim"):
+    def inspect(cls, cfg: TrainingConfig, index: dict, network_cfg: dict) -> "TextConditioning":
+        name = network_cfg.get("_class_name")
+        if name not in TEXT_NETWORK_CLASSES:
             raise TrainingSetupError(
-                f"the teacher {cfg.teacher} has a text encoder but its UNet has no cross-attention"
+                f"the teacher {cfg.teacher}'s denoising network is a {name}; supported: {SUPPORTED_FAMILIES}"
+            )
+        if not (network_cfg.get("cross_attention_dim") or network_cfg.get("joint_attention_dim")):
+            raise TrainingSetupError(
+                f"the teacher {cfg.teacher} has a text encoder but its {name} has no cross-attention"
+            )
+        if network_cfg.get("addition_embed_type") not in (None, "text_time") or (
+            network_cfg.get("addition_embed_type") == "text_time"
+            and (index.get("text_encoder_2") or [None])[0] is None
+        ):
+            raise TrainingSetupError(
+                f"the teacher {cfg.teacher}'s UNet takes '{network_cfg.get('addition_embed_type')}' extra conditions; "
+                f"supported: {SUPPORTED_FAMILIES}"
             )
         if cfg.negative_forget_class:
             raise TrainingSetupError(
@@ -448,7 +474,9 @@ class TextConditioning(_Conditioning):
         except SpecError as err:
             raise TrainingSetupError(str(err)) from err
         guidance = index.get("default_guidance_scale", 4.5) if cfg.guidance_scale is None else cfg.guidance_scale
-        return cls(spec, guidance)
+        task = cls(spec, guidance)
+        task.teacher_configs = (index, network_cfg)
+        return task
 
     def load(self, teacher, device, weight_dtype=torch.float32) -> None:
         pipe = (
@@ -457,13 +485,15 @@ class TextConditioning(_Conditioning):
             else load_text_to_image_teacher(str(teacher), weight_dtype)
         )
         self.pipe = pipe
-        pipe.text_encoder.to(device).requires_grad_(False)
+        for encoder in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
+            if encoder is not None:
+                encoder.to(device).requires_grad_(False)
         if pipe.vae is not None:
             pipe.vae.requires_grad_(False)
         s = self.spec
         enc = lambda prompts: pipe.encode_prompt(list(prompts)).float()  # noqa: E731  (frozen: encoded once)
         self.forget_emb, self.override_emb = enc(s.forget_prompts), enc(s.override_prompts)
-        self.remain_emb, self.null_emb = enc(s.remain_prompts), enc([""])
+        self.remain_emb, self.null_emb = enc(s.remain_prompts), pipe.empty_prompt_condition(1).float()
         self.negative_emb = enc([s.negative_prompt]) if s.negative_prompt else None
 
     def sample_shape(self) -> tuple[int, ...]:
@@ -526,9 +556,11 @@ class TextConditioning(_Conditioning):
         return text_metrics(judge, images, prompts, forgotten, self.candidates(pipe), list(self.spec.concepts)), grid
 
     def one_step_pipeline(self, unet, sigma_init: float) -> OneStepTextToImagePipeline:
+        """The generator as a one-step pipeline with the teacher's encoders, tokenizers and VAE, saved under the
+        teacher's component name (`unet`, or `transformer` for SD3)."""
         p = self.pipe
         return OneStepTextToImagePipeline(
-            unet=unet.eval(),
+            **{name: getattr(p, name) for name in TEXT_COMPONENTS},
             text_encoder=p.text_encoder,
             tokenizer=p.tokenizer,
             vae=p.vae,
@@ -536,4 +568,6 @@ class TextConditioning(_Conditioning):
             sigma_init=sigma_init,
             forgotten=list(self.spec.concepts) or list(self.spec.forget_prompts),
             concepts=p.concepts,
+            force_zeros_for_empty_prompt=p.config.get("force_zeros_for_empty_prompt", False),
+            **{p.network_component: unet.eval()},
         )

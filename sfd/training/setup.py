@@ -65,7 +65,7 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
             )
         split_folds(spec.describe()["forget"], cfg.layers)  # raises unless 1 <= layers <= number of classes
     if cfg.unet_single_file:
-        check_stable_diffusion_view(cfg, task.kind)
+        check_stable_diffusion_view(cfg, task)
     cfg.guidance_scale = task.guidance_scale
     cfg.output_dir = cfg.output_dir or (
         default_output_dir(spec.describe()["forget"]) if cfg.forget else os.path.join("outputs", "distilled")
@@ -76,19 +76,20 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
     return task
 
 
-def check_stable_diffusion_view(cfg: TrainingConfig, kind: str) -> None:
+def check_stable_diffusion_view(cfg: TrainingConfig, task) -> None:
     """`unet_single_file` is written beside the stock Stable Diffusion view: the teacher must have one."""
-    from diffusers import DiffusionPipeline
+    from .stable_diffusion_view import view_support
 
     if not cfg.stable_diffusion_view:
         raise TrainingSetupError(
             "unet_single_file is written with the stable-diffusion/ view: set stable_diffusion_view"
         )
-    latent = kind == "text" and (DiffusionPipeline.load_config(cfg.teacher).get("vae") or [None])[0] is not None
-    if not latent or is_edm(teacher_scheduler_config(cfg.teacher)):
+    index, network = getattr(task, "teacher_configs", ({}, {}))
+    reason = view_support(index, network, teacher_scheduler_config(cfg.teacher))
+    if reason is not None:
         raise TrainingSetupError(
-            "unet_single_file needs a Stable Diffusion-layout teacher (text encoder, UNet2DConditionModel, VAE, "
-            f"DDPM-family scheduler); {cfg.teacher} is not one"
+            "unet_single_file needs a Stable Diffusion 1.x / 2.x-layout teacher (text encoder, UNet2DConditionModel, "
+            f"VAE, DDPM-family scheduler); {cfg.teacher} is not one: {reason}"
         )
 
 

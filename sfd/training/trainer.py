@@ -45,6 +45,7 @@ from ..core.losses import (
 from ..core.precision import describe_machine
 from ..core.spec import override_text
 from ..pipelines.standalone import MODULE_NAME
+from ..pipelines.text_to_image import TEXT_COMPONENTS
 from .conditioning import Conditions, teacher_sigma_range
 from .config import TrainingConfig
 from .hub import push_to_hub
@@ -59,6 +60,7 @@ MODEL_FILES = (
     "scheduler",
     "text_encoder",
     "tokenizer",
+    *TEXT_COMPONENTS,
     "vae",
     "README.md",
     "training.json",
