@@ -33,7 +33,8 @@ PROMPTS = ["a photo of a cat", "a bird"]
 @pytest.fixture(scope="module")
 def teachers(tmp_path_factory):
     root = tmp_path_factory.mktemp("families")
-    return {name: make(root / name) for name, (make, _) in FAMILIES.items()}
+    folders = {name: make(root / name) for name, (make, _) in FAMILIES.items()}
+    return folders | {"sd3-no-t5": make_sd3_teacher(root / "sd3-no-t5", t5=False)}
 
 
 def test_pooled_embeddings_and_time_ids_pack_into_extra_rows_and_back():
@@ -68,13 +69,14 @@ def test_the_flow_matching_denoiser_is_x_t_minus_t_times_the_velocity():
         Denoiser(net, flux_like)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [*FAMILIES, "sd3-no-t5"])
 def test_prompts_encode_and_sample_as_the_stock_diffusers_pipeline(teachers, family):
-    ours, stock = load_pipeline(teachers[family]), FAMILIES[family][1].from_pretrained(teachers[family])
-    assert (
-        isinstance(ours, TextToImageDiffusionPipeline)
-        and ours.network_component == ("unet", "transformer")[family == "sd3"]
-    )
+    stock_class = FAMILIES[family.split("-")[0]][1]
+    without_t5 = {"text_encoder_3": None, "tokenizer_3": None} if family == "sd3-no-t5" else {}
+    ours, stock = load_pipeline(teachers[family]), stock_class.from_pretrained(teachers[family], **without_t5)
+    assert isinstance(ours, TextToImageDiffusionPipeline)
+    assert ours.network_component == ("unet" if family == "sdxl" else "transformer")
+    assert (ours.text_encoder_3 is None) == (family != "sd3")
     text, extras = unpack_condition(ours.encode_prompt(PROMPTS), extra_condition_width(ours.network.config))
     if family == "sdxl":
         embeds, negative, pooled, negative_pooled = stock.encode_prompt(PROMPTS, device="cpu")

@@ -116,8 +116,8 @@ class TrainingConfig:
     # one option per statement, kept as written (the formatter would spread each over lines)
     # fmt: off
     # ---- what to erase ----
-    teacher: Any = option(str(DEFAULT_TEACHER), "class-conditional or Stable Diffusion-layout pipeline: a folder, "
-                          "a Hub id or a loaded pipeline", kind=str, group="what to erase")
+    teacher: Any = option(str(DEFAULT_TEACHER), "class-conditional, or SD 1.x / 2.x-, SDXL- or SD3-layout "
+                          "pipeline: a folder, a Hub id or a loaded pipeline", kind=str, group="what to erase")
     forget: str | None = option(None, 'required: "class=NAME[,NAME…]" (names or ids from id2label), or '
                                 '"concept=PHRASE[,…]" and/or "prompts=FILE" joined by ";" (text-to-image)',
                                 kind=str, group="what to erase")
