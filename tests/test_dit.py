@@ -227,3 +227,53 @@ def test_unsupported_families_stop_before_weights_and_name_the_supported_ones(tm
     with pytest.raises(TrainingSetupError, match=reason) as err:
         validate(cfg)
     assert "supported: class-conditional UNet2DModel and DiT" in str(err.value)
+
+
+def test_the_relearning_attack_fine_tunes_a_dit_on_latents_of_a_local_dataset_and_refuses_text_models(tmp_path):
+    import numpy as np
+    from datasets import ClassLabel, Dataset, Image
+
+    from sfd.cli.attack import main as attack_main
+    from sfd.evaluation.relearn import relearn_curve
+    from tests.helpers import make_t2i_teacher
+
+    teacher = make_dit_teacher(tmp_path / "dit")
+    rng = np.random.default_rng(0)
+    rows = {"image": [rng.integers(0, 255, (8, 8, 3), dtype=np.uint8) for _ in range(12)], "label": [0, 1, 2] * 4}
+    names = ["Cat", "dog, puppy", "bird"]  # the model's class names, matched case-insensitively
+    ds = Dataset.from_dict(rows).cast_column("image", Image()).cast_column("label", ClassLabel(names=names))
+    ds.save_to_disk(str(tmp_path / "data"))
+    classifier = str(make_classifier(tmp_path / "classifier", DIT_NAMES))
+    pipe = load_pipeline(teacher)
+    before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
+    kw = dict(
+        classifier=classifier, eval_samples=2, num_inference_steps=2, progress=False, dataset=str(tmp_path / "data")
+    )
+    curve = relearn_curve(pipe, "class=puppy", n_images=3, checkpoints=[0, 2], learning_rate=1e-2, **kw)
+    assert curve["attacked"] == ["dog, puppy"] and curve["batch_size"] == 3 and len(curve["forget_accuracy"]) == 2
+    assert curve["dataset"] == str(tmp_path / "data")
+    assert all(torch.equal(before[k], v) for k, v in pipe.transformer.state_dict().items())  # fine-tuned a copy
+    with pytest.raises(ValueError, match="only 4 images of class 1 to attack with; asked for 5"):
+        relearn_curve(pipe, "class=puppy", n_images=5, checkpoints=[0], **kw)
+
+    other = tmp_path / "other"
+    Dataset.from_dict(rows).cast_column("image", Image()).cast_column(
+        "label", ClassLabel(names=["cat", "dog", "bird"])
+    ).save_to_disk(str(other))
+    with pytest.raises(SystemExit, match="no class named 'dog, puppy'; its classes: cat, dog, bird"):
+        attack_main(
+            [
+                "relearn",
+                "--model",
+                teacher,
+                "--forget",
+                "class=puppy",
+                "--dataset",
+                str(other),
+                "--classifier",
+                classifier,
+            ]
+        )
+    text = make_t2i_teacher(tmp_path / "t2i")
+    with pytest.raises(SystemExit, match="TextToImageDiffusionPipeline is not one .*not supported by sfd-attack"):
+        attack_main(["relearn", "--model", text, "--forget", "class=dog"])

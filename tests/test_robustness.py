@@ -151,7 +151,7 @@ def test_sfd_attack_command_writes_curves_and_refuses_unknown_classes(
     import sfd.evaluation.relearn
     from sfd.cli.attack import main
 
-    monkeypatch.setattr(sfd.evaluation.relearn, "load_fashion_mnist", lambda split: tiny_pool())
+    monkeypatch.setattr(sfd.evaluation.relearn, "load_images", lambda *args: (*tiny_pool(), ()))
     main(
         [
             "relearn",

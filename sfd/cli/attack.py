@@ -49,6 +49,14 @@ def parse_args(argv=None):
         help="multi-step models: sampler steps (default: the pipeline's own)",
     )
     r.add_argument("--classifier", default=None, help="judge (default: assets/classifier)")
+    r.add_argument(
+        "--dataset",
+        default=None,
+        help="the attacker's images: a datasets image-classification dataset (Hub id, imagefolder or save_to_disk "
+        "folder) with the model's class names (default: Fashion-MNIST)",
+    )
+    r.add_argument("--image_column", default=None, help="--dataset's image column (default: the only Image one)")
+    r.add_argument("--label_column", default=None, help="--dataset's label column (default: the only ClassLabel one)")
     r.add_argument("--seed", type=int, default=0, help="attacker's image choice and noise")
     r.add_argument("--eval_seed", type=int, default=1234)
     r.add_argument("--report", default=None, help="folder for relearn.json, relearn.md and relearn.png")
@@ -96,6 +104,9 @@ def main(argv=None) -> None:
                     eval_seed=args.eval_seed,
                     classifier=args.classifier,
                     num_inference_steps=args.num_inference_steps,
+                    dataset=args.dataset,
+                    image_column=args.image_column,
+                    label_column=args.label_column,
                 )
             )
         except (SpecError, FileNotFoundError, ValueError) as err:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..pipelines.denoiser import Denoiser, is_edm
+from ..pipelines.networks import predict
 
 
 def sample_sigmas(
@@ -97,8 +98,7 @@ def denoising_loss(unet, scheduler, x0: torch.Tensor, cond: torch.Tensor, gen: t
     target = {"epsilon": noise, "v_prediction": scheduler.get_velocity(x0, noise, t), "sample": x0}[
         scheduler.config.prediction_type
     ]
-    kwarg = "encoder_hidden_states" if cond.is_floating_point() else "class_labels"
-    return F.mse_loss(unet(x_t, t, **{kwarg: cond.to(dev)}).sample.float(), target)
+    return F.mse_loss(predict(unet, x_t, t, cond.to(dev)).float(), target)  # a UNet or a DiT, called its own way
 
 
 def edm_denoising_loss(

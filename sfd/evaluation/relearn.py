@@ -1,10 +1,11 @@
 """Relearning attack: fine-tune released weights on a few real images and see whether a forgotten class comes back.
 
-The attacker holds the released pipeline and `n` real Fashion-MNIST training images per attacked class.
-They fine-tune its UNet with the standard denoising loss of its own noise schedule (DDPM, Ho et al.
-eq. 14, in the UNet's ε / v / x₀ parameterisation), for a multi-step model and a one-step generator
-alike (the generator's UNet is a denoiser over the same timesteps), and sample it as released. After
-each budget in `checkpoints` the forgotten classes are sampled and judged by the classifier.
+The attacker holds the released class-conditional pipeline and `n` real training images per attacked class
+(Fashion-MNIST, or any `datasets` image-classification dataset with the model's class names). They fine-tune its
+network (a UNet or a DiT; a latent model on the VAE's latents of the images) with the standard denoising loss of its
+own noise schedule (DDPM, Ho et al. eq. 14, in the network's ε / v / x₀ parameterisation), for a multi-step model and
+a one-step generator alike (the generator's network is a denoiser over the same timesteps), and sample it as
+released. After each budget in `checkpoints` the forgotten classes are sampled and judged by the classifier.
 
 The curve is the result: its area (mean forget accuracy over the budget) and the steps needed to cross
 a forget accuracy (linear between checkpoints). Attacking the forgotten classes is the relearning
@@ -26,7 +27,8 @@ from ..core.loading import load_pipeline
 from ..core.losses import denoising_loss, sampling_level_loss
 from ..core.sampling import sample_classes
 from ..core.spec import ForgetSpec, resolve_classes
-from ..data.fashion_mnist import load_fashion_mnist
+from ..data.image_datasets import dataset_name, load_images
+from ..pipelines import ClassConditionalDiffusionPipeline, OneStepClassConditionalPipeline
 from ..pipelines.denoiser import scheduler_of_family
 from .judges import ImageClassifierJudge, classify
 
@@ -53,6 +55,26 @@ def attacker_images(
         xs.append(x[pick])
         ys.append(torch.full((n_per_class,), c))
     return torch.cat(xs), torch.cat(ys)
+
+
+def dataset_label_map(id2label: dict[int, str], class_names: Sequence[str], dataset: str) -> dict[int, int]:
+    """The dataset's label of each of the model's classes, matched by name (case-insensitive)."""
+    index = {name.lower(): i for i, name in enumerate(class_names)}
+    missing = [name for name in id2label.values() if name.lower() not in index]
+    if missing:
+        raise ValueError(
+            f"dataset {dataset!r} has no class named {missing[0]!r}; its classes: {', '.join(class_names)}. The "
+            "attacker's images must come from a dataset with the model's class names"
+        )
+    return {c: index[name.lower()] for c, name in id2label.items()}
+
+
+def attack_pool(pipe, dataset: str | None, image_column=None, label_column=None):
+    """The attacker's training split, at the model's image size and channels: (images in [-1, 1], labels, names)."""
+    net, vae = pipe.network, pipe.vae
+    size = net.config.sample_size * pipe.vae_scale_factor
+    channels = (vae or net).config.in_channels
+    return load_images(dataset, "train", None, image_column, label_column, size, channels)
 
 
 def forget_rates(
@@ -107,6 +129,9 @@ def relearn_curve(
     pool=None,
     at_sampling_level: bool = False,
     progress: bool = True,
+    dataset: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> dict:
     """Relearning attack: fine-tune a copy of `model`'s UNet on a few real images and measure the forget accuracy of
     every class in `forget` after each budget of steps.
@@ -123,10 +148,13 @@ def relearn_curve(
         seed: the attacker's image choice and noise.
         classifier: the judge (default: the shipped classifier).
         num_inference_steps: multi-step models: sampler steps (default: the pipeline's own).
-        pool: the attacker's (images, labels) to draw from; default: the Fashion-MNIST training set.
+        pool: the attacker's (images, labels) to draw from, labelled as the judge labels; default: the training split
+            of `dataset`.
         at_sampling_level: one-step generators only, the adaptive attacker: the denoising loss at σ_init alone, the
             one noise level the released generator is ever evaluated at, instead of over all timesteps.
         progress: show a progress bar.
+        dataset, image_column, label_column: the attacker's images (see `sfd.data.image_datasets`): a `datasets`
+            image-classification dataset whose class names are the model's; default: Fashion-MNIST.
 
     Returns:
         A dict with the curve: `steps`, `forget_accuracy` per step, its `area` and `steps_to_50pct` (None when never
@@ -138,6 +166,11 @@ def relearn_curve(
     if n_images < 1:
         raise ValueError(f"the attacker needs at least one image per attacked class, got n_images={n_images}")
     pipe = load_pipeline(model)
+    if not isinstance(pipe, (ClassConditionalDiffusionPipeline, OneStepClassConditionalPipeline)):
+        raise ValueError(
+            f"the relearning attack fine-tunes class-conditional models; {type(pipe).__name__} is not one (text-to-image "
+            "models are not supported by sfd-attack relearn yet)"
+        )
     pipe.set_progress_bar_config(disable=True)
     spec = ForgetSpec.parse(forget, None, pipe.id2label)
     if attack is not None and benign:
@@ -152,16 +185,23 @@ def relearn_curve(
         else ImageClassifierJudge.from_pretrained(*([classifier] if classifier else []))
     )
     label_map = judge.match_labels(spec.id2label)
-    x, y = attacker_images(
-        pool if pool is not None else load_fashion_mnist("train"), attacked, n_images, seed, label_map
-    )
+    if pool is not None:
+        x, y = attacker_images(pool, attacked, n_images, seed, label_map)
+    else:
+        images, labels, names = attack_pool(pipe, dataset, image_column, label_column)
+        pool_map = dataset_label_map(spec.id2label, names, dataset) if dataset else label_map
+        x, y = attacker_images((images, labels), attacked, n_images, seed, pool_map)
+    with torch.no_grad():  # a latent model is attacked on the VAE's latents of the images
+        x = pipe.encode_images(x.to(pipe.device), torch.Generator(pipe.device).manual_seed(seed)).float().cpu()
 
     if at_sampling_level and "sigma_init" not in pipe.config:
         raise ValueError(
             "at_sampling_level attacks a one-step generator (sampled at σ_init); this model samples in many steps"
         )
-    released = pipe.unet
-    pipe.unet = unet = copy.deepcopy(released).float()
+    component = pipe.network_component  # "unet", or "transformer" for a DiT
+    released = pipe.network
+    unet = copy.deepcopy(released).float()
+    setattr(pipe, component, unet)
     scheduler = scheduler_of_family(pipe.scheduler.config)  # its training parameterisation (DDPM family or EDM)
     if at_sampling_level:
         denoiser, sigma = pipe.generator_network(), pipe.config.sigma_init
@@ -189,11 +229,12 @@ def relearn_curve(
             rates.append(forget_rates(pipe, judge, spec.forget, label_map, eval_samples, eval_seed, **call))
         bar.close()
     finally:
-        pipe.unet = released
+        setattr(pipe, component, released)
     per_class = {spec.id2label[c]: [r[i] for r in rates] for i, c in enumerate(spec.forget)}
     mean = [float(np.mean(r)) for r in rates]
     return {
         "model": str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
+        "dataset": dataset_name(dataset) if pool is None else "given pool",
         "forget": spec.describe()["forget"],
         "attacked": [spec.id2label[c] for c in attacked],
         "benign": benign,
