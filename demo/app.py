@@ -81,6 +81,10 @@ def compare(teacher_path: str, model_path: str, class_name: str, seed: float, n:
         if class_name not in model.labels:
             raise DemoError(f"unknown class {class_name!r}; valid: {sorted(model.labels)}")
         cid = model.labels[class_name]
+        try:
+            _judge().match_labels({cid: class_name})
+        except ValueError as err:  # e.g. an ImageNet DiT: the demo's judge is the shipped Fashion-MNIST classifier
+            raise DemoError(f"the demo's judge cannot judge this class: {err}") from None
         out = []
         for side, pipe in (("Teacher", teacher), ("Unlearned", model)):
             images, probs, seconds = _sample(pipe, [cid] * int(n), int(seed))

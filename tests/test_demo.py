@@ -30,6 +30,8 @@ def test_wrong_paths_and_bounds_give_messages_not_stack_traces(tiny_teacher, tmp
     assert "between 1 and 16" in outs[-1]
     outs = demo_app.compare(tiny_teacher, tiny_teacher, "cat", -5, 2)
     assert "seed must be" in outs[-1]
+    outs = demo_app.compare(tiny_teacher, tiny_teacher, "cat", 0, 2)  # classes the shipped judge does not know
+    assert outs[-1].startswith("⚠️") and "the demo's judge cannot judge this class" in outs[-1]
     assert isinstance(demo_app.build_app(tiny_teacher, tiny_teacher), gr.Blocks)
 
 
