@@ -124,6 +124,13 @@ def teacher_sigma_range(teacher) -> tuple[float, float]:
         raise TrainingSetupError(f"the teacher's scheduler: {err}") from None
 
 
+def teacher_kind(teacher) -> str:
+    """ "class" or "text", from a loaded pipeline or the teacher's model_index.json (no weights)."""
+    if isinstance(teacher, DiffusionPipeline):
+        return "text" if isinstance(teacher, TextToImageDiffusionPipeline) else "class"
+    return "text" if "text_encoder" in _read_index(str(teacher)) else "class"
+
+
 def inspect(cfg: TrainingConfig):
     """The conditioning kind of cfg.teacher with its spec parsed; configs only, no weights."""
     teacher = cfg.teacher
@@ -195,6 +202,7 @@ class _Conditioning:
     def __init__(self, spec, guidance_scale: float):
         self.spec, self.guidance_scale = spec, guidance_scale
         self.pipe = None
+        self.forget_image = None  # `--forget image=`: the class ranking that chose the forgotten class
 
     @property
     def unet(self):

@@ -197,6 +197,12 @@ def write_model_card(
             + "\n"
         )
     )
+    if task.forget_image:
+        e = task.forget_image
+        extra += (
+            f"- Forgotten class chosen from {len(e['images'])} image(s) by the teacher's own denoising loss: "
+            f"{e['chosen']!r} (runner-up {e['runner_up']!r}, relative margin {e['margin']:.1%})\n"
+        )
     if cfg.layer_folds:
         start = display_path(cfg.init_generator) if cfg.init_generator else "the teacher"
         extra += (

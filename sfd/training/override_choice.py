@@ -49,14 +49,22 @@ def denoising_distances(
     sigmas = torch.logspace(math.log10(sigma_min), math.log10(sigma_max), num_sigmas).tolist()
     gen = torch.Generator().manual_seed(seed)
     noises = [torch.randn(x0.shape[1:], generator=gen).to(device) for _ in sigmas]  # shared by every class pair
-    d = torch.zeros(len(forget), len(candidates))
-    for i in range(len(forget)):
-        for sigma, eps in zip(sigmas, noises):
-            x_t = x0[i] + sigma * eps
-            for j, c in enumerate(candidates):
-                labels = torch.full((n,), c, device=device)
-                err = (denoiser(x_t, sigma, labels).float() - x0[i]).pow(2).flatten(1).mean(1)
-                d[i, j] += edm_weight(torch.tensor(sigma)) * err.mean().cpu() / num_sigmas
+    return torch.stack([class_errors(denoiser, x0[i], candidates, sigmas, noises) for i in range(len(forget))])
+
+
+@torch.no_grad()
+def class_errors(
+    denoiser, x0: torch.Tensor, classes: list[int], sigmas: list[float], noises: list[torch.Tensor]
+) -> torch.Tensor:
+    """d(c) for each class c: the mean over the rows of x0 and the σ grid of λ(σ)·‖D(x0 + σε, σ, c) − x0‖², with the
+    same noise ε (one tensor like x0 per σ) for every class."""
+    d = torch.zeros(len(classes))
+    for sigma, eps in zip(sigmas, noises):
+        x_t = x0 + sigma * eps
+        for j, c in enumerate(classes):
+            labels = torch.full((len(x0),), c, device=x0.device)
+            err = (denoiser(x_t, sigma, labels).float() - x0).pow(2).flatten(1).mean(1)
+            d[j] += edm_weight(torch.tensor(sigma)) * err.mean().cpu() / len(sigmas)
     return d
 
 

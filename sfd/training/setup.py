@@ -10,9 +10,10 @@ from pathlib import Path
 
 from ..core.precision import resolve_mixed_precision
 from ..pipelines.denoiser import is_edm
-from .conditioning import inspect, teacher_scheduler_config, teacher_sigma_range
+from .conditioning import inspect, teacher_kind, teacher_scheduler_config, teacher_sigma_range
 from .config import TrainingConfig, TrainingSetupError
 from .hub import check_can_push
+from .image_forget import check_images, identify_forget_class, image_paths
 from .layered import split_folds
 
 
@@ -44,7 +45,18 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
             import bitsandbytes  # noqa: F401
         except ImportError:
             raise TrainingSetupError("use_8bit_adam needs `pip install bitsandbytes` (a CUDA machine)") from None
+    paths = image_paths(cfg.forget)
+    if paths is not None:  # `image=`: the teacher names the class it sees (loads the teacher; files checked first)
+        check_images(paths)
+        if teacher_kind(cfg.teacher) != "class":
+            raise TrainingSetupError(
+                "--forget image= needs a class-conditional teacher (it picks the class the teacher sees in the "
+                'image); for a text teacher name the concept: --forget "concept=PHRASE"'
+            )
+        lo, hi = teacher_sigma_range(cfg.teacher)
+        evidence = identify_forget_class(cfg, paths, (max(cfg.sigma_min, lo), min(cfg.sigma_max, hi)))
     task = inspect(cfg)
+    task.forget_image = evidence if paths is not None else None
     task.check_judge(cfg)
     spec = task.spec
     lo, hi = teacher_sigma_range(cfg.teacher)

@@ -469,6 +469,7 @@ class SFDTrainer:
                 "machine": describe_machine(),
                 "mixed_precision": self.cfg.mixed_precision,
                 **self.spec.describe(),
+                **({"forget_image": self.task.forget_image} if self.task.forget_image else {}),
                 "config": self.cfg.to_dict() | {"teacher": teacher},
                 "final_metrics": final,
             }
