@@ -118,7 +118,8 @@ class TrainingConfig:
     # ---- what to erase ----
     teacher: Any = option(str(DEFAULT_TEACHER), "class-conditional, or SD 1.x / 2.x-, SDXL- or SD3-layout "
                           "pipeline: a folder, a Hub id or a loaded pipeline", kind=str, group="what to erase")
-    forget: str | None = option(None, 'required: "class=NAME[,NAME…]" (names or ids from id2label), or '
+    forget: str | None = option(None, 'required: "class=NAME[,NAME…]" (names or ids from id2label), '
+                                '"image=PATH[,PATH…]" (the class the teacher sees in the image), or '
                                 '"concept=PHRASE[,…]" and/or "prompts=FILE" joined by ";" (text-to-image)',
                                 kind=str, group="what to erase")
     override: str | None = option("auto", 'what the teacher draws instead. Class teachers: "auto" (the remaining '
