@@ -77,6 +77,49 @@ def attack_pool(pipe, dataset: str | None, image_column=None, label_column=None)
     return load_images(dataset, "train", None, image_column, label_column, size, channels)
 
 
+def check_budgets(checkpoints: Sequence[int], n_images: int) -> list[int]:
+    """The attack budgets, sorted; at least one step count ≥ 0 and one image per attacked class."""
+    checkpoints = sorted(set(int(c) for c in checkpoints))
+    if not checkpoints or checkpoints[0] < 0:
+        raise ValueError(f"checkpoints must be step counts ≥ 0, e.g. 0,10,25,50,100,200; got {checkpoints}")
+    if n_images < 1:
+        raise ValueError(f"the attacker needs at least one image per attacked class, got n_images={n_images}")
+    return checkpoints
+
+
+def attack_target(model, forget: str, classifier=None):
+    """(the released class-conditional pipeline, the parsed `forget` spec, the judge, generator id → judge id)."""
+    pipe = load_pipeline(model)
+    if not isinstance(pipe, (ClassConditionalDiffusionPipeline, OneStepClassConditionalPipeline)):
+        raise ValueError(
+            f"the attacks fine-tune class-conditional models; {type(pipe).__name__} is not one (text-to-image "
+            "models are not supported by sfd-attack yet)"
+        )
+    pipe.set_progress_bar_config(disable=True)
+    spec = ForgetSpec.parse(forget, None, pipe.id2label)
+    judge = (
+        classifier
+        if isinstance(classifier, ImageClassifierJudge)
+        else ImageClassifierJudge.from_pretrained(*([classifier] if classifier else []))
+    )
+    return pipe, spec, judge, judge.match_labels(spec.id2label)
+
+
+def attacker_latents(pipe, attacked, n_images, seed, label_map, pool=None, dataset=None, image_column=None,
+                     label_column=None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """`n_images` real images of each attacked class in the network's space (the VAE's latents for a latent model),
+    from `pool` (labelled as the judge labels) or the training split of `dataset` (matched by class name)."""
+    if pool is not None:
+        x, y = attacker_images(pool, attacked, n_images, seed, label_map)
+    else:
+        images, labels, names = attack_pool(pipe, dataset, image_column, label_column)
+        pool_map = dataset_label_map(pipe.id2label, names, dataset) if dataset else label_map
+        x, y = attacker_images((images, labels), attacked, n_images, seed, pool_map)
+    with torch.no_grad():  # a latent model is attacked on the VAE's latents of the images
+        x = pipe.encode_images(x.to(pipe.device), torch.Generator(pipe.device).manual_seed(seed)).float().cpu()
+    return x, y
+
+
 def forget_rates(
     pipe,
     judge: ImageClassifierJudge,
@@ -160,39 +203,15 @@ def relearn_curve(
         A dict with the curve: `steps`, `forget_accuracy` per step, its `area` and `steps_to_50pct` (None when never
         reached), and what was attacked.
     """
-    checkpoints = sorted(set(int(c) for c in checkpoints))
-    if not checkpoints or checkpoints[0] < 0:
-        raise ValueError(f"checkpoints must be step counts ≥ 0, e.g. 0,10,25,50,100,200; got {checkpoints}")
-    if n_images < 1:
-        raise ValueError(f"the attacker needs at least one image per attacked class, got n_images={n_images}")
-    pipe = load_pipeline(model)
-    if not isinstance(pipe, (ClassConditionalDiffusionPipeline, OneStepClassConditionalPipeline)):
-        raise ValueError(
-            f"the relearning attack fine-tunes class-conditional models; {type(pipe).__name__} is not one (text-to-image "
-            "models are not supported by sfd-attack relearn yet)"
-        )
-    pipe.set_progress_bar_config(disable=True)
-    spec = ForgetSpec.parse(forget, None, pipe.id2label)
+    checkpoints = check_budgets(checkpoints, n_images)
     if attack is not None and benign:
         raise ValueError("pass either attack classes or benign=True, not both")
+    pipe, spec, judge, label_map = attack_target(model, forget, classifier)
     if attack is not None:
         attacked = resolve_classes(attack.partition("=")[2].split(","), spec.id2label, "--attack")
     else:
         attacked = list(spec.remaining if benign else spec.forget)
-    judge = (
-        classifier
-        if isinstance(classifier, ImageClassifierJudge)
-        else ImageClassifierJudge.from_pretrained(*([classifier] if classifier else []))
-    )
-    label_map = judge.match_labels(spec.id2label)
-    if pool is not None:
-        x, y = attacker_images(pool, attacked, n_images, seed, label_map)
-    else:
-        images, labels, names = attack_pool(pipe, dataset, image_column, label_column)
-        pool_map = dataset_label_map(spec.id2label, names, dataset) if dataset else label_map
-        x, y = attacker_images((images, labels), attacked, n_images, seed, pool_map)
-    with torch.no_grad():  # a latent model is attacked on the VAE's latents of the images
-        x = pipe.encode_images(x.to(pipe.device), torch.Generator(pipe.device).manual_seed(seed)).float().cpu()
+    x, y = attacker_latents(pipe, attacked, n_images, seed, label_map, pool, dataset, image_column, label_column)
 
     if at_sampling_level and "sigma_init" not in pipe.config:
         raise ValueError(

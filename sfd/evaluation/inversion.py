@@ -1,0 +1,176 @@
+"""Concept inversion: recover a forgotten class by learning a new class embedding while every weight stays frozen.
+
+After Pham et al. (ICLR 2024, "Circumventing Concept Erasure Methods for Text-to-Image Generative Models"): an eraser
+that only reroutes the forgotten class's input can be bypassed by finding another input that draws it. The attacker
+holds the released class-conditional pipeline and `n` real images of the forgotten class, and optimises one new
+embedding vector e per class-embedding table (a `UNet2DModel`'s `class_embedding`; each DiT block's label table),
+used wherever the forgotten class's id is given (its own row is the starting point, so step 0 is the released model):
+
+    min_e  E_{x ∈ images, t, ε} ‖target − network(x_t, t, c = e)‖²   (the schedule's own denoising loss),
+
+for a multi-step model; a one-step generator G(z) = D(σ_init·z, σ_init, c) is attacked at the one σ it is evaluated
+at, through the full one-step map: min_e E ‖D(x + σ_init·ε, σ_init, e) − x‖². After each budget the class is sampled
+with the learned embedding and judged, as in the relearning attack (`relearn`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..core.losses import denoising_loss, sampling_level_loss
+from ..pipelines.denoiser import scheduler_of_family
+from .relearn import area_under_curve, attack_target, attacker_latents, check_budgets, forget_rates, steps_to_reach
+
+DEFAULT_INVERSION_STEPS = (0, 25, 50, 100, 200)
+
+
+def class_embedding_tables(network) -> list[nn.Embedding]:
+    """The embedding tables a class id is looked up in: a UNet2DModel's `class_embedding`, each DiT block's label
+    table."""
+    from diffusers.models.embeddings import LabelEmbedding
+
+    tables = [m.embedding_table for m in network.modules() if isinstance(m, LabelEmbedding)]
+    table = getattr(network, "class_embedding", None)
+    if isinstance(table, nn.Embedding):
+        tables.append(table)
+    if not tables:
+        raise ValueError(f"{type(network).__name__} has no class-embedding table to invert")
+    return tables
+
+
+INITS = ("class", "mean")
+
+
+@contextmanager
+def inverted_class(network, class_id: int, init: str = "class", classes: Sequence[int] = ()):
+    """Within the block, class id `class_id` is looked up as learnable vectors, one per table, yielded; they start
+    from the class's own rows (`init="class"`) or from the mean row of `classes` (`"mean"`: an attacker who does not
+    use the erased row). Every weight of `network` stays as it is."""
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
+    tables = class_embedding_tables(network)
+    rows = [class_id] if init == "class" else list(classes)
+    vectors = [nn.Parameter(t.weight[rows].detach().float().mean(0).clone()) for t in tables]
+
+    def hook_for(vector):
+        def replace(module, inputs, output):
+            hit = (inputs[0] == class_id).unsqueeze(-1)
+            return torch.where(hit, vector.to(output.dtype), output)
+
+        return replace
+
+    handles = [t.register_forward_hook(hook_for(v)) for t, v in zip(tables, vectors)]
+    try:
+        yield vectors
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def inversion_curve(
+    model,
+    forget: str,
+    n_images: int = 10,
+    checkpoints: Sequence[int] = DEFAULT_INVERSION_STEPS,
+    learning_rate: float = 5e-2,
+    batch_size: int = 16,
+    eval_samples: int = 100,
+    seed: int = 0,
+    eval_seed: int = 1234,
+    classifier=None,
+    num_inference_steps: int | None = None,
+    pool=None,
+    dataset: str | None = None,
+    init: str = "class",
+    progress: bool = True,
+) -> dict:
+    """Concept inversion of one forgotten class: the forget accuracy after each budget of embedding steps.
+
+    Args:
+        model: the attacked pipeline (folder or loaded; multi-step or one-step). Its weights are not modified.
+        forget: `"class=NAME"`, the one erased class to recover.
+        n_images: the attacker's real images of it.
+        checkpoints: the budgets (steps, increasing) at which to measure.
+        learning_rate, batch_size: the attacker's Adam on the embedding vectors, and batch.
+        eval_samples, eval_seed: samples of the class at each budget, and their seed.
+        seed: the attacker's image choice and noise.
+        classifier: the judge (default: the shipped classifier).
+        num_inference_steps: multi-step models: sampler steps (default: the pipeline's own).
+        pool, dataset: the attacker's images, as for `relearn.relearn_curve`.
+        init: where the embedding starts: the class's own row ("class", step 0 is the released model) or the mean
+            row of every class ("mean").
+        progress: show a progress bar.
+
+    Returns:
+        A dict with the curve: `steps`, `forget_accuracy` per step, its `area` and `steps_to_50pct`, the norm of the
+        learned embedding's change, and the settings.
+    """
+    checkpoints = check_budgets(checkpoints, n_images)
+    pipe, spec, judge, label_map = attack_target(model, forget, classifier)
+    if len(spec.forget) != 1:
+        raise ValueError(f"concept inversion recovers one class at a time; {forget!r} names {len(spec.forget)}")
+    target = spec.forget[0]
+    x, y = attacker_latents(pipe, [target], n_images, seed, label_map, pool, dataset)
+    network = pipe.network
+    trainable = [p.requires_grad for p in network.parameters()]
+    network.requires_grad_(False)  # only the embedding vectors learn
+    one_step = "sigma_init" in pipe.config
+    if one_step:
+        denoiser, sigma = pipe.generator_network(), pipe.config.sigma_init
+        loss_fn = lambda x0, c, g: sampling_level_loss(denoiser, sigma, x0, c, g)  # noqa: E731
+    else:
+        scheduler = scheduler_of_family(pipe.scheduler.config)
+        loss_fn = lambda x0, c, g: denoising_loss(network, scheduler, x0, c, g)  # noqa: E731
+    call = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
+    gen = torch.Generator().manual_seed(seed)
+    rates, step, start = [], 0, time.time()
+    with inverted_class(network, target, init, sorted(spec.id2label)) as vectors:
+        initial = [v.detach().clone() for v in vectors]
+        opt = torch.optim.Adam(vectors, lr=learning_rate)
+        bar = tqdm(total=checkpoints[-1], desc="invert", disable=not progress)
+        for budget in checkpoints:
+            while step < budget:
+                idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen)
+                loss = loss_fn(x[idx], y[idx], gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            with torch.no_grad():
+                rates.append(forget_rates(pipe, judge, [target], label_map, eval_samples, eval_seed, **call)[0])
+        bar.close()
+        moved = float(sum((v.detach() - v0).norm() ** 2 for v, v0 in zip(vectors, initial)) ** 0.5)
+    for p, flag in zip(network.parameters(), trainable):
+        p.requires_grad_(flag)
+    return {
+        "model": str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
+        "attack": "concept inversion (one-step: at σ_init)" if one_step else "concept inversion",
+        "forget": spec.describe()["forget"],
+        "attacked": spec.describe()["forget"],
+        "images_per_class": n_images,
+        "learning_rate": learning_rate,
+        "init": init,
+        "batch_size": min(batch_size, len(x)),
+        "seed": seed,
+        "eval_seed": eval_seed,
+        "eval_samples": eval_samples,
+        "num_inference_steps": num_inference_steps,
+        "embedding_tables": len(class_embedding_tables(network)),
+        "embedding_change_norm": moved,
+        "steps": checkpoints,
+        "forget_accuracy": rates,
+        "area": area_under_curve(checkpoints, rates),
+        "steps_to_50pct": steps_to_reach(checkpoints, rates, 0.5),
+        "mean_forget_accuracy": float(np.mean(rates)),
+        "seconds": time.time() - start,
+    }
