@@ -25,6 +25,7 @@ from ..evaluation.evaluate_text import evaluate_text_model
 from ..evaluation.judges import CLIPJudge, ImageClassifierJudge
 from ..evaluation.reference import make_reference
 from ..evaluation.report import write_report
+from ..evaluation.representation import representation_metrics
 from ..pipelines import OneStepTextToImagePipeline, TextToImageDiffusionPipeline
 
 
@@ -69,6 +70,12 @@ def parse_args(argv=None):
         default=None,
         help="class models: a model retrained without the forgotten classes; "
         "adds the FID between the two models' remaining-class samples and the per-class accuracy gap",
+    )
+    p.add_argument(
+        "--representation",
+        action="store_true",
+        help="class models, one forgotten class: also measure what the weights still represent of it (a linear probe "
+        "on the middle block's features of real images, and the judge-space separation of its samples)",
     )
     p.add_argument("--batch_size", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
@@ -145,6 +152,12 @@ def main(argv=None):
         )
     metrics = evaluate_model(args.model, **kw)
     reference = evaluate_model(args.reference, **kw) if args.reference else None
+    if args.representation:
+        if not args.forget:
+            raise SystemExit("--representation measures a forgotten class: pass --forget")
+        for model, record in ((args.model, metrics), (args.reference, reference)):
+            if record is not None:
+                record["representation"] = representation_metrics(model, args.forget, kw["classifier"], args.seed)
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
     if args.report:
         write_report(metrics, Path(args.report), reference, report_pictures(args, metrics, reference))

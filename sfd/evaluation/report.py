@@ -76,6 +76,7 @@ def write_report(metrics: dict, report_dir: Path, reference: dict | None = None,
             f"({diversity['diversity_ratio_worst_condition']})\n"
         )
     ratio += damage_lines(damage, metrics.get("judges_disagree"))
+    ratio += representation_lines(rows)
     unit = "class" if kind == "class" else "prompt"
     n = metrics.get("num_samples_per_class", metrics.get("samples_per_prompt"))
     (report_dir / "report.md").write_text(
@@ -108,6 +109,26 @@ def per_class_damage(metrics: dict, reference: dict | None) -> dict:
             largest = max(drops, key=drops.get)
             out[f"largest_drop_class{suffix}"], out[f"largest_drop_pts{suffix}"] = largest, drops[largest]
     return out
+
+
+def representation_lines(rows) -> str:
+    """`--representation`: the probe accuracies and the judge separation of each measured model."""
+    measured = [(name, m["representation"]) for name, m in rows if m.get("representation")]
+    if not measured:
+        return ""
+    keys = [k for k in measured[0][1] if k.startswith("probe_accuracy")]
+    head = " | ".join(k.replace("probe_accuracy_sigma_", "probe acc. σ=") for k in keys)
+    lines = [f"| | {head} | separation | nearest remaining class |", "|---" * (len(keys) + 3) + "|"]
+    for name, r in measured:
+        probes = " | ".join(f"{r[k]:.3f}" for k in keys)
+        lines.append(f"| {name} | {probes} | {r['separation']:.2f} | {r['nearest_remaining_class']} |")
+    return (
+        "\n## What the weights represent\n\nLinear probe (balanced, chance 0.5) on the middle block's features of "
+        f"{measured[0][1]['probe_images_per_side']} + {measured[0][1]['probe_images_per_side']} real images "
+        "(forgotten class / others), half to train; separation: the forgotten label's samples' judge-space distance "
+        "to the forgotten class's real centroid over that to the nearest remaining class's (> 1: nearer another "
+        "class).\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def damage_lines(damage: dict, disagree: dict | None) -> str:
