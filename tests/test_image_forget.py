@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 
 import sfd
-from sfd.pipelines import ClassConditionalDiffusionPipeline
+from sfd.pipelines import ClassConditionalDiffusionPipeline, TextToImageDiffusionPipeline
 from sfd.training.config import TrainingConfig, TrainingSetupError
 from sfd.training.image_forget import image_paths, rank_classes_for_images, read_image
 from sfd.training.setup import validate
@@ -58,11 +58,27 @@ def test_images_are_read_converted_and_bad_paths_named(tmp_path, caplog):
         image_paths("image= ,")
 
 
-def test_a_text_teacher_is_refused_for_image_forgetting(tmp_path):
-    image = save_png(tmp_path / "x.png", np.zeros((8, 8), dtype=np.uint8))
+def test_a_text_teacher_learns_a_token_from_the_image_and_forgets_it_with_its_nearest_word(tmp_path, tiny_t2i_options):
+    image = save_png(tmp_path / "x.png", np.random.default_rng(0).integers(0, 255, (8, 8), dtype=np.uint8))
     teacher = make_t2i_teacher(tmp_path / "t2i")
-    with pytest.raises(TrainingSetupError, match="image= needs a class-conditional teacher"):
-        validate(TrainingConfig(teacher=teacher, forget=f"image={image}", override="cat"))
+    out = tmp_path / "out"
+    cfg = TrainingConfig(
+        teacher=teacher, forget=f"image={image}", override="a cat", output_dir=str(out), **tiny_t2i_options
+    )
+    task = validate(cfg)
+    evidence = task.forget_image
+    losses = evidence["word_losses"]
+    word = min(losses, key=losses.get)  # of the nearest words, the one whose prompt explains the image best
+    assert set(losses) == set(evidence["nearest_words"])
+    assert evidence["token"] == "sfdconcept" and evidence["concepts"] == ["sfdconcept", word]
+    assert cfg.forget == f"concept=sfdconcept,{word}" and isinstance(cfg.teacher, TextToImageDiffusionPipeline)
+    first, last = evidence["image_loss_before_after"]
+    assert last < first  # the token learned to explain the image
+    assert "a photo of a sfdconcept" in task.spec.forget_prompts
+    tokenizer = cfg.teacher.tokenizer
+    assert len(tokenizer("sfdconcept").input_ids) == 3  # bos, the new token, eos
+    words = dict(evidence["nearest_words"])
+    assert len(words) == 5 and all(-1 <= c <= 1 for c in words.values()) and all(len(w) > 1 for w in words)
 
 
 def test_an_image_run_forgets_the_chosen_class_and_records_the_ranking(tiny_teacher, tiny_options, tmp_path):

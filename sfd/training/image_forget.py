@@ -135,3 +135,166 @@ def identify_forget_class(cfg: TrainingConfig, paths: list[Path], sigma_range: t
         logger.info(message)
     cfg.forget = f"class={best}"
     return evidence
+
+
+# ---- text teachers: textual inversion (Gal et al. 2023) of the image into a new token ----------------------------
+
+PLACEHOLDER = "sfdconcept"  # the learned token; a plain word so prompts and rewrite rules treat it as one
+TEMPLATES = ("a photo of a {}", "a picture of a {}", "an image of a {}", "a {}")
+INVERSION_STEPS = 300
+INVERSION_LR = 5e-3
+INVERSION_BATCH = 4
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Light augmentations of one image, per row: a horizontal flip half of the time and a shift of up to 1/8 of its
+    size (reflect-padded)."""
+    n, _, h, w = x.shape
+    pad = max(1, h // 8)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+    out = []
+    for i in range(n):
+        dy, dx = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
+        crop = padded[i, :, dy : dy + h, dx : dx + w]
+        out.append(crop.flip(-1) if torch.rand((), generator=gen) < 0.5 else crop)
+    return torch.stack(out)
+
+
+def text_pairs(pipe) -> list[tuple]:
+    """The (tokenizer, text encoder) pairs of a text pipeline: one for SD, two for SDXL, two or three for SD3."""
+    names = (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"), ("tokenizer_3", "text_encoder_3"))
+    return [(getattr(pipe, t), getattr(pipe, e)) for t, e in names if getattr(pipe, e, None) is not None]
+
+
+def add_placeholder_token(pipe) -> list[torch.nn.Parameter]:
+    """Add `PLACEHOLDER` to every tokenizer and a row for it to every text encoder (the mean of its token embeddings);
+    returns the encoders' input-embedding weights, of which only the new rows will learn."""
+    weights = []
+    for tokenizer, encoder in text_pairs(pipe):
+        tokenizer.add_tokens([PLACEHOLDER])
+        token = tokenizer.convert_tokens_to_ids(PLACEHOLDER)
+        table = encoder.get_input_embeddings()
+        if table.num_embeddings <= token:
+            mean = table.weight.detach().mean(0)
+            encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            table = encoder.get_input_embeddings()
+            with torch.no_grad():
+                table.weight[token] = mean
+        mask = torch.zeros_like(table.weight[:, :1])
+        mask[token] = 1
+        table.weight.requires_grad_(True)
+        table.weight.register_hook(lambda grad, mask=mask: grad * mask.to(grad))  # only the new row learns
+        weights.append(table.weight)
+    return weights
+
+
+def nearest_words(pipe, k: int = 5) -> list[tuple[str, float]]:
+    """The vocabulary words (whole-word tokens of the first tokenizer) whose input embeddings are closest in cosine to
+    the learned token's."""
+    tokenizer, encoder = text_pairs(pipe)[0]
+    table = encoder.get_input_embeddings().weight.detach()
+    token = tokenizer.convert_tokens_to_ids(PLACEHOLDER)
+    cos = torch.nn.functional.cosine_similarity(table, table[token : token + 1], dim=-1)
+    ranked = []
+    for i in cos.argsort(descending=True).tolist():
+        word = tokenizer.convert_ids_to_tokens(i)
+        if i == token or not word.endswith("</w>") or not word[:-4].isalpha() or len(word) < 6:  # 2+ letters
+            continue
+        ranked.append((word[:-4], round(float(cos[i]), 4)))
+        if len(ranked) == k:
+            break
+    return ranked
+
+
+def learn_token(pipe, images: torch.Tensor, sigma_range, seed: int, steps: int = INVERSION_STEPS) -> list[float]:
+    """Textual inversion: the placeholder's embedding rows minimise the teacher's denoising loss
+    E λ(σ)·‖D(x + σε, σ, text(template(PLACEHOLDER))) − x‖² over light augmentations x of the images; returns
+    `token_loss` before and after."""
+    from ..core.losses import edm_weight
+    from ..pipelines import Denoiser
+    from ..pipelines.prompt_encoding import encode_prompts
+
+    weights = add_placeholder_token(pipe)
+    opt = torch.optim.Adam(weights, lr=INVERSION_LR)
+    network = pipe.network.requires_grad_(False)
+    denoiser = Denoiser(network, pipe.scheduler.config)
+    device = next(network.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = (math.log(s) for s in sigma_range)
+    losses = [token_loss(pipe, denoiser, images, sigma_range, seed)]  # the fixed check, before
+    for _ in range(steps):
+        pick = torch.randint(len(images), (INVERSION_BATCH,), generator=gen)
+        x = pipe.encode_images(augment(images[pick], gen).to(device), gen).float().detach()
+        prompts = [TEMPLATES[i].format(PLACEHOLDER) for i in torch.randint(len(TEMPLATES), (len(x),), generator=gen)]
+        sigma = torch.exp(lo + (hi - lo) * torch.rand(len(x), generator=gen)).to(device).view(-1, 1, 1, 1)
+        noise = torch.randn(x.shape, generator=gen).to(device)
+        cond = encode_prompts(pipe, prompts).float()
+        err = (denoiser(x + sigma * noise, sigma, cond).float() - x).pow(2).flatten(1).mean(1)
+        loss = (edm_weight(sigma.flatten()) * err).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    for weight in weights:
+        weight.requires_grad_(False)
+    return losses + [token_loss(pipe, denoiser, images, sigma_range, seed)]
+
+
+@torch.no_grad()
+def token_loss(
+    pipe, denoiser, images: torch.Tensor, sigma_range, seed: int, draws: int = 8, word: str = PLACEHOLDER
+) -> float:
+    """The denoising loss of the images under "a photo of a WORD" on a fixed σ grid and fixed noise (the same for every
+    word, and before and after learning): d(c) of `class_errors` with the word's prompt as the condition."""
+    from ..pipelines.prompt_encoding import encode_prompts
+
+    device = next(denoiser.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    x = pipe.encode_images(images.to(device), torch.Generator(device).manual_seed(seed)).float()
+    x0 = x.repeat_interleave(draws, dim=0)
+    sigmas = torch.logspace(math.log10(sigma_range[0]), math.log10(sigma_range[1]), NUM_SIGMAS).tolist()
+    noises = [torch.randn(x0.shape, generator=gen).to(device) for _ in sigmas]
+    cond = encode_prompts(pipe, [TEMPLATES[0].format(word)]).float().expand(len(x0), -1, -1)
+    wrapped = lambda x_t, sigma, _labels: denoiser(x_t, sigma, cond)  # noqa: E731  (class_errors passes labels)
+    return float(class_errors(wrapped, x0, [0], sigmas, noises)[0])
+
+
+def invert_text_concept(cfg: TrainingConfig, paths: list[Path], sigma_range: tuple[float, float]) -> dict:
+    """Load the text teacher, learn `PLACEHOLDER` from the images, and forget it with the word that explains the images
+    best (by the teacher's denoising loss) among its five nearest vocabulary words: `cfg.forget` becomes
+    "concept=PLACEHOLDER,WORD" and `cfg.teacher` the teacher with the learned token."""
+    from ..core.loading import load_text_to_image_teacher
+    from ..pipelines import Denoiser, TextToImageDiffusionPipeline
+
+    teacher = cfg.teacher
+    if isinstance(teacher, TextToImageDiffusionPipeline):
+        pipe = teacher
+    else:
+        pipe = load_text_to_image_teacher(str(teacher))
+        pipe.register_to_config(_name_or_path=str(teacher))
+    if pipe.tokenizer is None:
+        raise TrainingSetupError("--forget image= on a text teacher needs its tokenizer to add the learned token")
+    net = pipe.network.eval()
+    size = net.config.sample_size * pipe.vae_scale_factor
+    channels = (pipe.vae or net).config.in_channels
+    images = torch.stack([read_image(p, size, channels) for p in paths])
+    before, after = learn_token(pipe, images, sigma_range, cfg.seed)
+    words = nearest_words(pipe)
+    denoiser = Denoiser(pipe.network, pipe.scheduler.config)
+    word_loss = {w: round(token_loss(pipe, denoiser, images, sigma_range, cfg.seed, word=w), 5) for w, _ in words}
+    best = min(word_loss, key=word_loss.get)  # of the nearest words, the one that explains the image best
+    concepts = [PLACEHOLDER, best]
+    logger.warning(
+        f"--forget image: learned the token {PLACEHOLDER!r} from {len(paths)} image(s) in {INVERSION_STEPS} steps "
+        f"(denoising loss of the image {before:.4g} → {after:.4g}); nearest words {words}, their denoising loss "
+        f"{word_loss}; forgetting the concepts {concepts}"
+    )
+    cfg.teacher, cfg.forget = pipe, "concept=" + ",".join(concepts)
+    return {
+        "images": [str(p) for p in paths],
+        "token": PLACEHOLDER,
+        "nearest_words": dict(words),
+        "word_losses": word_loss,
+        "concepts": concepts,
+        "inversion_steps": INVERSION_STEPS,
+        "image_loss_before_after": [round(before, 5), round(after, 5)],
+    }

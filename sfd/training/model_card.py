@@ -197,11 +197,16 @@ def write_model_card(
             + "\n"
         )
     )
-    if task.forget_image:
-        e = task.forget_image
+    e = task.forget_image
+    if e and "chosen" in e:
         extra += (
             f"- Forgotten class chosen from {len(e['images'])} image(s) by the teacher's own denoising loss: "
             f"{e['chosen']!r} (runner-up {e['runner_up']!r}, relative margin {e['margin']:.1%})\n"
+        )
+    elif e:
+        extra += (
+            f"- Forgotten concept learned from {len(e['images'])} image(s) as the token {e['token']!r} (textual "
+            f"inversion, {e['inversion_steps']} steps); nearest words {e['nearest_words']}; forgotten: {e['concepts']}\n"
         )
     if cfg.layer_folds:
         start = display_path(cfg.init_generator) if cfg.init_generator else "the teacher"

@@ -13,7 +13,7 @@ from ..pipelines.denoiser import is_edm
 from .conditioning import inspect, teacher_kind, teacher_scheduler_config, teacher_sigma_range
 from .config import TrainingConfig, TrainingSetupError
 from .hub import check_can_push
-from .image_forget import check_images, identify_forget_class, image_paths
+from .image_forget import check_images, identify_forget_class, image_paths, invert_text_concept
 from .layered import split_folds
 
 
@@ -48,13 +48,12 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
     paths = image_paths(cfg.forget)
     if paths is not None:  # `image=`: the teacher names the class it sees (loads the teacher; files checked first)
         check_images(paths)
-        if teacher_kind(cfg.teacher) != "class":
-            raise TrainingSetupError(
-                "--forget image= needs a class-conditional teacher (it picks the class the teacher sees in the "
-                'image); for a text teacher name the concept: --forget "concept=PHRASE"'
-            )
         lo, hi = teacher_sigma_range(cfg.teacher)
-        evidence = identify_forget_class(cfg, paths, (max(cfg.sigma_min, lo), min(cfg.sigma_max, hi)))
+        sigma_range = (max(cfg.sigma_min, lo), min(cfg.sigma_max, hi))
+        if teacher_kind(cfg.teacher) == "class":  # the class the teacher sees in the image
+            evidence = identify_forget_class(cfg, paths, sigma_range)
+        else:  # a token learned from the image, and its nearest word
+            evidence = invert_text_concept(cfg, paths, sigma_range)
     task = inspect(cfg)
     task.forget_image = evidence if paths is not None else None
     task.check_judge(cfg)
