@@ -7,7 +7,7 @@ import torch
 
 from sfd.cli.eval import main as eval_main
 from sfd.evaluation.judges import ImageClassifierJudge
-from sfd.evaluation.representation import judge_separation, middle_features, probe_accuracy
+from sfd.evaluation.representation import judge_separation, probe_accuracy, probe_features
 from sfd.pipelines import ClassConditionalDiffusionPipeline
 
 
@@ -23,12 +23,12 @@ def test_the_probe_finds_a_linear_rule_and_not_a_random_one():
 def test_middle_features_are_one_vector_per_image_and_depend_on_the_image(tiny_teacher):
     pipe = ClassConditionalDiffusionPipeline.from_pretrained(tiny_teacher)
     x = torch.rand(5, 1, 8, 8) * 2 - 1
-    feats = middle_features(pipe, x, 0.5, seed=0, batch_size=2)
+    feats = probe_features(pipe, x, 0.5, seed=0, batch_size=2)
     assert feats.shape == (5, pipe.unet.config.block_out_channels[-1])
     torch.testing.assert_close(
-        feats, middle_features(pipe, x, 0.5, seed=0), rtol=1e-4, atol=1e-5
+        feats, probe_features(pipe, x, 0.5, seed=0), rtol=1e-4, atol=1e-5
     )  # batch size: no matter
-    assert not torch.allclose(feats, middle_features(pipe, -x, 0.5, seed=0))
+    assert not torch.allclose(feats, probe_features(pipe, -x, 0.5, seed=0))
 
 
 def test_samples_that_look_like_another_class_are_separated_from_the_forgotten_one(tiny_classifier):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..core.features import middle_features
 from ..core.loading import load_pipeline
 from ..core.sampling import sample_classes
 from ..core.spec import ForgetSpec
@@ -30,38 +31,23 @@ PROBE_SIGMAS = (0.5, 2.5)
 PROBE_IMAGES = 200  # per side: forgotten class / the others
 
 
-def middle_block(network):
-    """The module whose output is the network's bottleneck: a UNet's `mid_block`, a DiT's middle transformer block."""
-    if getattr(network, "mid_block", None) is not None:
-        return network.mid_block
-    blocks = getattr(network, "transformer_blocks", None)
-    if blocks:
-        return blocks[len(blocks) // 2]
-    raise ValueError(f"{type(network).__name__} has no middle block to probe")
-
-
 @torch.no_grad()
-def middle_features(pipe, x0: torch.Tensor, sigma: float, seed: int, batch_size: int = 100) -> torch.Tensor:
+def probe_features(pipe, x0: torch.Tensor, sigma: float, seed: int, batch_size: int = 100) -> torch.Tensor:
     """Spatially averaged middle-block activations of the network on x0 + σε under the unconditional label."""
     network = pipe.network
     device = next(network.parameters()).device
     null = null_class_of(network.config, len(pipe.id2label))
     label = 0 if null is None else null
     denoiser = Denoiser(network, pipe.scheduler.config)
-    captured = []
-    handle = middle_block(network).register_forward_hook(lambda m, i, out: captured.append(out))
     gen = torch.Generator().manual_seed(seed)
     feats = []
-    try:
+    with middle_features(network) as captured:
         for chunk in x0.split(batch_size):
             noise = torch.randn(chunk.shape, generator=gen)
             x = pipe.encode_images(chunk.to(device)) + sigma * noise.to(device)
             captured.clear()
             denoiser(x, sigma, torch.full((len(chunk),), label, device=device))
-            out = captured[-1][0] if isinstance(captured[-1], tuple) else captured[-1]
-            feats.append(out.float().flatten(2).mean(-1) if out.dim() == 4 else out.float().mean(1))
-    finally:
-        handle.remove()
+            feats.append(captured[0])
     return torch.cat(feats).cpu()
 
 
@@ -134,7 +120,7 @@ def representation_metrics(
     half = len(x) // 2
     probe = {}
     for sigma in PROBE_SIGMAS:
-        feats = middle_features(pipe, x, sigma, seed)
+        feats = probe_features(pipe, x, sigma, seed)
         probe[f"probe_accuracy_sigma_{sigma:g}"] = probe_accuracy(feats[:half], y[:half], feats[half:], y[half:])
     images, _ = sample_classes(pipe, [f] * samples, seed=seed, progress=False)
     separation = judge_separation(judge, images, *pool, f, label_map)

@@ -173,6 +173,11 @@ class TrainingConfig:
     remain_weight: float = option(1.0, "λ_r, weight of the remaining conditions' SiD term", non_negative,
                                   group="objective")
     forget_weight: float = option(1.0, "λ_f, weight of the forgetting term", non_negative, group="objective")
+    contrastive_weight: float = option(0.0, "λ_con, weight of the optional contrastive term on the generator's "
+                                       "middle-block features of forgotten rows (towards the teacher's for the "
+                                       "override, away from its own for the forgotten condition; 0: off)",
+                                       non_negative, group="objective")
+    contrastive_temperature: float = option(0.1, "τ of the contrastive term", positive, group="objective")
     guidance_scale: float | None = option(None, "classifier-free guidance inside the teacher (null: the teacher "
                                           "pipeline's default)", kind=float, group="objective")
     fake_score_guidance_scale: float | None = option(None, "classifier-free guidance inside the fake score (null: 1 "

@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -33,6 +34,7 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from ..core.features import middle_features
 from ..core.io import write_text_atomic
 from ..core.losses import (
     edm_weight,
@@ -48,6 +50,7 @@ from ..pipelines.standalone import MODULE_NAME
 from ..pipelines.text_to_image import TEXT_COMPONENTS
 from .conditioning import Conditions, teacher_sigma_range
 from .config import TrainingConfig
+from .contrastive import contrastive_loss, teacher_features
 from .hub import push_to_hub
 from .model_card import SAMPLES_FILE, save_sample_grid, teacher_name, write_model_card
 from .regression import PairBank
@@ -203,6 +206,7 @@ class SFDTrainer:
         self.fake_guidance = cfg.fake_score_guidance_scale = fake_guidance  # recorded resolved in the model card
         dn = lambda unet, g=1.0: task.denoiser(unet, g, cfg.guidance_interval).to(acc.device)  # noqa: E731
         self.teacher = dn(teacher_unet, cfg.guidance_scale)
+        self.teacher_plain = dn(teacher_unet)  # unguided: the contrastive term's features
         # "_ddp" denoisers go through the accelerate-wrapped module (gradient sync); "_local" ones do not.
         self.gen_ddp, self.gen_local = dn(self.gen_unet), dn(acc.unwrap_model(self.gen_unet))
         self.fake_ddp = dn(self.fake_unet, fake_guidance)
@@ -268,8 +272,10 @@ class SFDTrainer:
             z_ref, c_ref, w_ref, x_ref = self.pairs.sample(self.cfg.regression_batch_size)
             z_all, c_all = torch.cat([z, z_ref]), torch.cat([conds.student, c_ref])
         self.fake_local.unet.requires_grad_(False)
+        contrast = self.cfg.contrastive_weight > 0 and bool(conds.forgotten.any())
         try:
-            with acc.autocast():
+            features = middle_features(acc.unwrap_model(self.gen_unet)) if contrast else nullcontext([])
+            with acc.autocast(), features as gen_features:
                 x_all = self.generate(self.gen_ddp, z_all, c_all)
                 x_g = x_all[:n]
                 x_t = x_g + sigma * eps
@@ -280,6 +286,8 @@ class SFDTrainer:
             loss = sid_generator_loss(y_real.float(), y_fake.float(), x_g.float(), self.cfg.alpha, weights)
             if self.pairs is not None:  # L_SiD + λ_reg·L_reg
                 loss = loss + self.cfg.regression_weight * regression_loss(x_all[n:].float(), x_ref, w_ref)
+            if contrast:  # + λ_con·L_con on the forgotten rows
+                loss = loss + self.cfg.contrastive_weight * self.contrastive_term(gen_features[0][:n], z, conds)
             acc.backward(loss)
         finally:
             self.fake_local.unet.requires_grad_(True)
@@ -289,6 +297,15 @@ class SFDTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         self.ema.step(acc.unwrap_model(self.gen_unet).parameters())
         return loss.detach().item()
+
+    def contrastive_term(self, gen_features: torch.Tensor, z: torch.Tensor, conds: Conditions) -> torch.Tensor:
+        """L_con (sfd.training.contrastive) of the forgotten rows: the generator's features against the unguided
+        teacher's under the override (pulled towards) and under the forgotten condition (pushed from)."""
+        f, s, network = conds.forgotten, self.cfg.sigma_init, self.task.unet
+        with self.accelerator.autocast():
+            p = teacher_features(self.teacher_plain, network, s * z[f], s, conds.teacher[f])
+            n = teacher_features(self.teacher_plain, network, s * z[f], s, conds.student[f])
+        return contrastive_loss(gen_features[f], p, n, self.cfg.contrastive_temperature)
 
     # ---- the loop ----------------------------------------------------------------------------
     def train(self):
