@@ -57,7 +57,10 @@ def main(argv=None) -> None:
     correct = [r for r in rows if r["chosen"] == r["label"]]
     wrong = [r for r in rows if r["chosen"] != r["label"]]
     warned = [r for r in rows if r["margin"] < SMALL_MARGIN]
-    median = lambda group: round(float(torch.tensor([r["margin"] for r in group]).median()), 3) if group else None  # noqa: E731
+
+    def median(group):
+        return round(float(torch.tensor([r["margin"] for r in group]).median()), 3) if group else None
+
     summary = {
         "top1_accuracy": len(correct) / len(rows),
         "median_margin_correct": median(correct),

@@ -30,7 +30,7 @@ TARGET_POINTS = 0.10
 
 
 def attacks(model: str, images) -> dict:
-    """Curve name → inversion settings; the teacher's own row draws trouser already, so it gets one class-row curve."""
+    """Curve name → inversion settings; the teacher's own row draws trouser already: one class-row curve for it."""
     own = {f"n={n}": dict(n_images=n, init="class") for n in (images if model != "teacher" else images[1:2])}
     return own | {"n=10 from the mean row": dict(n_images=10, init="mean")}
 

@@ -258,9 +258,9 @@ def test_the_relearning_attack_fine_tunes_a_dit_on_latents_of_a_local_dataset_an
 
     other = tmp_path / "other"
     Dataset.from_dict(rows).cast_column("image", Image()).cast_column(
-        "label", ClassLabel(names=["cat", "dog", "bird"])
+        "label", ClassLabel(names=["cat", "wolf", "bird"])
     ).save_to_disk(str(other))
-    with pytest.raises(SystemExit, match="no class named 'dog, puppy'; its classes: cat, dog, bird"):
+    with pytest.raises(SystemExit, match="no class named 'dog, puppy'; its classes: cat, wolf, bird"):
         attack_main(
             [
                 "relearn",

@@ -57,6 +57,6 @@ def test_sfd_eval_reports_the_representation_of_model_and_reference(tiny_teacher
     assert 0 <= rep["probe_accuracy_sigma_0.5"] <= 1 and rep["separation"] > 0
     assert rep["nearest_remaining_class"] in ("cat", "bird")
     assert "## What the weights represent" in (report / "report.md").read_text()
-    with pytest.raises(SystemExit, match="--representation measures a forgotten class"):
+    with pytest.raises(SystemExit, match="--representation measures a forgotten class: pass --forget"):
         eval_main(["--model", tiny_teacher, "--representation", "--classifier", tiny_classifier, "--clip", "none"]
                   + ["--reference_stats", "none", "--second_classifier", "none", "--num_samples_per_class", "2"])  # fmt: skip

@@ -321,6 +321,13 @@ class NetworkMixin:
         vae = getattr(self, "vae", None)
         return 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
 
+    def image_format(self) -> tuple[int, int]:
+        """(pixels per side, channels) of the images the model draws (through its VAE for a latent model)."""
+        net, vae = self.network, getattr(self, "vae", None)
+        size = net.config.sample_size
+        size = size if isinstance(size, int) else size[0]
+        return size * self.vae_scale_factor, (vae.config.in_channels if vae is not None else net.config.in_channels)
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents → images in [-1, 1]: vae.decode(latents / scaling_factor + shift_factor) (SD3's VAE has a shift;
         identity for a pixel-space model)."""
@@ -343,7 +350,8 @@ def check_one_network(unet, transformer) -> None:
     """A class pipeline denoises with exactly one network: a UNet or a DiT."""
     if (unet is None) == (transformer is None):
         raise ValueError(
-            "pass exactly one denoising network: `unet` (a UNet2DModel) or `transformer` (a DiTTransformer2DModel)"
+            "pass exactly one denoising network: `unet` (a UNet2DModel or UNet2DConditionModel) or `transformer` (a "
+            "DiT or an SD3Transformer2DModel)"
         )
 
 

@@ -47,6 +47,8 @@ def _common_arguments(r, default_steps, default_lr: float) -> None:
         help="the attacker's images: a datasets image-classification dataset (Hub id, imagefolder or save_to_disk "
         "folder) with the model's class names (default: Fashion-MNIST)",
     )
+    r.add_argument("--image_column", default=None, help="--dataset's image column (default: the only Image one)")
+    r.add_argument("--label_column", default=None, help="--dataset's label column (default: the only ClassLabel one)")
     r.add_argument("--seed", type=int, default=0, help="attacker's image choice and noise")
     r.add_argument("--eval_seed", type=int, default=1234)
     r.add_argument("--report", default=None, help="folder for <attack>.json, <attack>.md and <attack>.png")
@@ -67,8 +69,6 @@ def parse_args(argv=None):
         help="one-step generators: the adaptive attacker, "
         "whose denoising loss is taken at σ_init only (the level the generator is sampled at)",
     )
-    r.add_argument("--image_column", default=None, help="--dataset's image column (default: the only Image one)")
-    r.add_argument("--label_column", default=None, help="--dataset's label column (default: the only ClassLabel one)")
     i = sub.add_parser("invert", help="learn a new class embedding (weights frozen) that draws the forgotten class")
     _common_arguments(i, DEFAULT_INVERSION_STEPS, 5e-2)
     i.add_argument(
@@ -107,6 +107,8 @@ def attack_call(args, n_images: int) -> dict:
         classifier=args.classifier,
         num_inference_steps=args.num_inference_steps,
         dataset=args.dataset,
+        image_column=args.image_column,
+        label_column=args.label_column,
     )
     if args.command == "invert":
         return inversion_curve(args.model, args.forget, init=args.init, **kw)
@@ -116,8 +118,6 @@ def attack_call(args, n_images: int) -> dict:
         attack=args.attack,
         benign=args.benign,
         at_sampling_level=args.at_sampling_level,
-        image_column=args.image_column,
-        label_column=args.label_column,
         **kw,
     )
 

@@ -25,7 +25,7 @@ from ..evaluation.evaluate_text import evaluate_text_model
 from ..evaluation.judges import CLIPJudge, ImageClassifierJudge
 from ..evaluation.reference import make_reference
 from ..evaluation.report import write_report
-from ..evaluation.representation import representation_metrics
+from ..evaluation.representation import check_representation_request, representation_metrics
 from ..pipelines import OneStepTextToImagePipeline, TextToImageDiffusionPipeline
 
 
@@ -118,12 +118,19 @@ def main(argv=None):
         )
         print(f"wrote {path}")
         return
-    if args.dataset:
-        raise SystemExit("--dataset names the reference images of --make-reference")
     if not args.model:
         raise SystemExit("sfd-eval needs --model (or --make-reference)")
     if args.reference_stats.lower() == "none":
         args.reference_stats = None
+    if args.representation:
+        if is_text_to_image(args.model):
+            raise SystemExit("sfd-eval: error: --representation measures class-conditional models")
+        try:
+            check_representation_request(args.forget)
+        except ValueError as err:
+            raise SystemExit(f"sfd-eval: error: {err}") from None
+    elif args.dataset:
+        raise SystemExit("--dataset names the reference images of --make-reference (or of --representation)")
     if is_text_to_image(args.model):
         return main_text(args)
     kw = dict(
@@ -153,11 +160,11 @@ def main(argv=None):
     metrics = evaluate_model(args.model, **kw)
     reference = evaluate_model(args.reference, **kw) if args.reference else None
     if args.representation:
-        if not args.forget:
-            raise SystemExit("--representation measures a forgotten class: pass --forget")
         for model, record in ((args.model, metrics), (args.reference, reference)):
             if record is not None:
-                record["representation"] = representation_metrics(model, args.forget, kw["classifier"], args.seed)
+                record["representation"] = representation_metrics(
+                    model, args.forget, kw["classifier"], args.seed, dataset=args.dataset
+                )
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=1))
     if args.report:
         write_report(metrics, Path(args.report), reference, report_pictures(args, metrics, reference))

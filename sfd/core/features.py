@@ -22,8 +22,9 @@ def middle_block(network):
 
 
 def pooled(output) -> torch.Tensor:
-    """(N, C, H, W) feature maps or (N, tokens, C) token states → (N, C)."""
-    out = output[0] if isinstance(output, tuple) else output
+    """(N, C, H, W) feature maps or (N, tokens, C) token states → (N, C); a joint (MMDiT) block returns (text states,
+    image states): the image ones."""
+    out = output[-1] if isinstance(output, tuple) else output
     return out.float().flatten(2).mean(-1) if out.dim() == 4 else out.float().mean(1)
 
 

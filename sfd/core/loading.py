@@ -14,9 +14,14 @@ from ..pipelines import ClassConditionalDiffusionPipeline, TextToImageDiffusionP
 from ..pipelines.denoiser import scheduler_of_family
 
 
+def has_component(index: dict, name: str) -> bool:
+    """Whether a model_index.json (or a pipeline's config) holds the component `name` (not absent, not null)."""
+    return (index.get(name) or [None])[0] is not None
+
+
 def is_dit_layout(index: dict) -> bool:
     """A diffusers DiTPipeline folder (or any with its layout): a `transformer`, class names in `id2label`."""
-    return (index.get("transformer") or [None])[0] is not None and bool(index.get("id2label"))
+    return has_component(index, "transformer") and bool(index.get("id2label"))
 
 
 def load_pipeline(path_or_pipe):
@@ -65,8 +70,9 @@ FROZEN_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "vae")
 
 
 def _load_component(path: str, name: str, library: str, class_name: str, weight_dtype):
-    """One component by the (library, class) its model_index.json names, as diffusers loads it: safetensors weights
-    only, the frozen encoders and the VAE in `weight_dtype`."""
+    """One component by the (library, class) its model_index.json names, from its subfolder; weights from safetensors
+    only (a folder with pickled `.bin` weights alone is refused by the loader), the frozen encoders and the VAE in
+    `weight_dtype`."""
     if library not in COMPONENT_LIBRARIES:
         raise ValueError(f"{path}: component {name} comes from {library!r}; expected one of {COMPONENT_LIBRARIES}")
     cls = getattr(importlib.import_module(library), class_name)
@@ -88,7 +94,7 @@ def load_text_to_image_teacher(path: str, weight_dtype=torch.float32) -> TextToI
     components = {
         name: _load_component(path, name, *index[name], weight_dtype)
         for name in TEXT_TEACHER_COMPONENTS
-        if (index.get(name) or [None])[0] is not None
+        if has_component(index, name)
     }
     scheduler = scheduler_of_family(DDPMScheduler.load_config(path, subfolder="scheduler"))
     return TextToImageDiffusionPipeline(

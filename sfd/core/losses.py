@@ -35,14 +35,18 @@ def edm_weight(sigma: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
 
 def native_weight(sigma: torch.Tensor, denoiser: Denoiser) -> torch.Tensor:
     """The weight on ‖x̂₀ − x₀‖² that makes it the plain loss of the network's own parameterisation:
-    ε-MSE = ‖x̂₀ − x₀‖²/σ², v-MSE = (1 + σ²)/σ²·‖x̂₀ − x₀‖², x₀-MSE = ‖x̂₀ − x₀‖²; EDM-preconditioned
-    networks train with λ(σ) (Karras et al. eq. 2)."""
+    ε-MSE = ‖x̂₀ − x₀‖²/σ², v-MSE = (1 + σ²)/σ²·‖x̂₀ − x₀‖², x₀-MSE = ‖x̂₀ − x₀‖², flow-velocity MSE
+    = ((1 + σ)/σ)²·‖x̂₀ − x₀‖² (v̂ − v = (x₀ − x̂₀)/t); EDM-preconditioned networks train with λ(σ) (Karras et al.
+    eq. 2)."""
     param = denoiser.parameterisation
     if hasattr(param, "scheduler"):  # EDM preconditioning
         return edm_weight(sigma, param.scheduler.config.sigma_data)
-    return {"epsilon": sigma**-2, "v_prediction": (1 + sigma**2) / sigma**2, "sample": torch.ones_like(sigma)}[
-        param.prediction_type
-    ]
+    return {
+        "epsilon": sigma**-2,
+        "v_prediction": (1 + sigma**2) / sigma**2,
+        "sample": torch.ones_like(sigma),
+        "flow_prediction": ((1 + sigma) / sigma) ** 2,
+    }[param.prediction_type]
 
 
 def fake_score_loss(

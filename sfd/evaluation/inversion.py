@@ -53,7 +53,7 @@ INITS = ("class", "mean")
 def inverted_class(network, class_id: int, init: str = "class", classes: Sequence[int] = ()):
     """Within the block, class id `class_id` is looked up as learnable vectors, one per table, yielded; they start
     from the class's own rows (`init="class"`) or from the mean row of `classes` (`"mean"`: an attacker who does not
-    use the erased row). Every weight of `network` stays as it is."""
+    use the erased row passes the other classes). Every weight of `network` stays as it is."""
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
     tables = class_embedding_tables(network)
@@ -89,6 +89,8 @@ def inversion_curve(
     num_inference_steps: int | None = None,
     pool=None,
     dataset: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
     init: str = "class",
     progress: bool = True,
 ) -> dict:
@@ -104,9 +106,9 @@ def inversion_curve(
         seed: the attacker's image choice and noise.
         classifier: the judge (default: the shipped classifier).
         num_inference_steps: multi-step models: sampler steps (default: the pipeline's own).
-        pool, dataset: the attacker's images, as for `relearn.relearn_curve`.
+        pool, dataset, image_column, label_column: the attacker's images, as for `relearn.relearn_curve`.
         init: where the embedding starts: the class's own row ("class", step 0 is the released model) or the mean
-            row of every class ("mean").
+            row of the other classes ("mean").
         progress: show a progress bar.
 
     Returns:
@@ -118,7 +120,7 @@ def inversion_curve(
     if len(spec.forget) != 1:
         raise ValueError(f"concept inversion recovers one class at a time; {forget!r} names {len(spec.forget)}")
     target = spec.forget[0]
-    x, y = attacker_latents(pipe, [target], n_images, seed, label_map, pool, dataset)
+    x, y = attacker_latents(pipe, [target], n_images, seed, label_map, pool, dataset, image_column, label_column)
     network = pipe.network
     trainable = [p.requires_grad for p in network.parameters()]
     network.requires_grad_(False)  # only the embedding vectors learn
@@ -132,26 +134,29 @@ def inversion_curve(
     call = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
     gen = torch.Generator().manual_seed(seed)
     rates, step, start = [], 0, time.time()
-    with inverted_class(network, target, init, sorted(spec.id2label)) as vectors:
-        initial = [v.detach().clone() for v in vectors]
-        opt = torch.optim.Adam(vectors, lr=learning_rate)
-        bar = tqdm(total=checkpoints[-1], desc="invert", disable=not progress)
-        for budget in checkpoints:
-            while step < budget:
-                idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen)
-                loss = loss_fn(x[idx], y[idx], gen)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            with torch.no_grad():
-                rates.append(forget_rates(pipe, judge, [target], label_map, eval_samples, eval_seed, **call)[0])
-        bar.close()
-        moved = float(sum((v.detach() - v0).norm() ** 2 for v, v0 in zip(vectors, initial)) ** 0.5)
-    for p, flag in zip(network.parameters(), trainable):
-        p.requires_grad_(flag)
+    others = [c for c in sorted(spec.id2label) if c != target]  # "mean": the erased row left out
+    try:
+        with inverted_class(network, target, init, others) as vectors:
+            initial = [v.detach().clone() for v in vectors]
+            opt = torch.optim.Adam(vectors, lr=learning_rate)
+            bar = tqdm(total=checkpoints[-1], desc="invert", disable=not progress)
+            for budget in checkpoints:
+                while step < budget:
+                    idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen)
+                    loss = loss_fn(x[idx], y[idx], gen)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    step += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
+                with torch.no_grad():
+                    rates.append(forget_rates(pipe, judge, [target], label_map, eval_samples, eval_seed, **call)[0])
+            bar.close()
+            moved = float(sum((v.detach() - v0).norm() ** 2 for v, v0 in zip(vectors, initial)) ** 0.5)
+    finally:
+        for p, flag in zip(network.parameters(), trainable):
+            p.requires_grad_(flag)
     return {
         "model": str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
         "attack": "concept inversion (one-step: at σ_init)" if one_step else "concept inversion",

@@ -57,23 +57,28 @@ def attacker_images(
     return torch.cat(xs), torch.cat(ys)
 
 
-def dataset_label_map(id2label: dict[int, str], class_names: Sequence[str], dataset: str) -> dict[int, int]:
-    """The dataset's label of each of the model's classes, matched by name (case-insensitive)."""
-    index = {name.lower(): i for i, name in enumerate(class_names)}
-    missing = [name for name in id2label.values() if name.lower() not in index]
-    if missing:
-        raise ValueError(
-            f"dataset {dataset!r} has no class named {missing[0]!r}; its classes: {', '.join(class_names)}. The "
-            "attacker's images must come from a dataset with the model's class names"
-        )
-    return {c: index[name.lower()] for c, name in id2label.items()}
+def dataset_label_map(
+    id2label: dict[int, str], classes: Sequence[int], class_names: Sequence[str], dataset: str
+) -> dict[int, int]:
+    """The dataset's label of each of the model's `classes`, matched by name, case-insensitively: the full label or
+    one of its comma-separated synonyms ("tench" for "tench, Tinca tinca")."""
+    index = {name.strip().lower(): i for i, name in enumerate(class_names)}
+    mapping = {}
+    for c in classes:
+        names = [id2label[c], *id2label[c].split(",")]
+        found = [index[n.strip().lower()] for n in names if n.strip().lower() in index]
+        if not found:
+            raise ValueError(
+                f"dataset {dataset!r} has no class named {id2label[c]!r}; its classes: {', '.join(class_names)}. The "
+                "attacker's images must come from a dataset with the model's class names"
+            )
+        mapping[c] = found[0]
+    return mapping
 
 
 def attack_pool(pipe, dataset: str | None, image_column=None, label_column=None):
     """The attacker's training split, at the model's image size and channels: (images in [-1, 1], labels, names)."""
-    net, vae = pipe.network, pipe.vae
-    size = net.config.sample_size * pipe.vae_scale_factor
-    channels = (vae or net).config.in_channels
+    size, channels = pipe.image_format()
     return load_images(dataset, "train", None, image_column, label_column, size, channels)
 
 
@@ -113,7 +118,7 @@ def attacker_latents(pipe, attacked, n_images, seed, label_map, pool=None, datas
         x, y = attacker_images(pool, attacked, n_images, seed, label_map)
     else:
         images, labels, names = attack_pool(pipe, dataset, image_column, label_column)
-        pool_map = dataset_label_map(pipe.id2label, names, dataset) if dataset else label_map
+        pool_map = dataset_label_map(pipe.id2label, attacked, names, dataset) if dataset else label_map
         x, y = attacker_images((images, labels), attacked, n_images, seed, pool_map)
     with torch.no_grad():  # a latent model is attacked on the VAE's latents of the images
         x = pipe.encode_images(x.to(pipe.device), torch.Generator(pipe.device).manual_seed(seed)).float().cpu()

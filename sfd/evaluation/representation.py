@@ -3,8 +3,8 @@
 Erasure that only reroutes the output can leave the concept intact inside the network, which is what makes
 relearning cheap. Two measurements, for any class-conditional model (multi-step or one-step):
 
-- **Linear probe.** Real test images x of the forgotten class and of the others are noised, x + σε, and passed through
-  the network under the unconditional label (the null class; the first class without one); its middle block's
+- **Linear probe.** Real test images x of the forgotten class and of the others are noised, x + σε, and passed
+  through the network under the unconditional label (the null class; the first class without one); its middle block's
   activations, averaged over space, are the features. A logistic-regression probe trained on half of them tells the
   forgotten class from the others; its accuracy on the other half (balanced, chance 0.5) says how linearly the
   weights still separate the concept at that σ.
@@ -26,6 +26,7 @@ from ..data.image_datasets import load_images
 from ..pipelines import Denoiser
 from ..pipelines.networks import null_class_of
 from .judges import classify
+from .relearn import dataset_label_map
 
 PROBE_SIGMAS = (0.5, 2.5)
 PROBE_IMAGES = 200  # per side: forgotten class / the others
@@ -44,7 +45,8 @@ def probe_features(pipe, x0: torch.Tensor, sigma: float, seed: int, batch_size: 
     with middle_features(network) as captured:
         for chunk in x0.split(batch_size):
             noise = torch.randn(chunk.shape, generator=gen)
-            x = pipe.encode_images(chunk.to(device)) + sigma * noise.to(device)
+            x = pipe.encode_images(chunk.to(device), torch.Generator(device).manual_seed(seed))
+            x = x + sigma * noise.to(device)
             captured.clear()
             denoiser(x, sigma, torch.full((len(chunk),), label, device=device))
             feats.append(captured[0])
@@ -98,11 +100,23 @@ def judge_separation(judge, samples, real_x, real_y, forget: int, label_map: dic
     }
 
 
+def check_representation_request(forget: str | None) -> None:
+    """`--representation` measures one forgotten class (before anything is sampled)."""
+    if not forget:
+        raise ValueError("--representation measures a forgotten class: pass --forget class=NAME")
+    if not forget.strip().lower().startswith("class=") or "," in forget:
+        raise ValueError(
+            f"--representation measures one forgotten class of a class model, e.g. class=trouser; got {forget!r}"
+        )
+
+
 def representation_metrics(
-    model, forget: str, judge, seed: int = 0, n: int = PROBE_IMAGES, samples: int = 100, pool=None
+    model, forget: str, judge, seed: int = 0, n: int = PROBE_IMAGES, samples: int = 100, pool=None, dataset=None
 ) -> dict:
-    """The linear-probe accuracy per σ and the judge separation of `model` for the one class in `forget`; `pool`:
-    real images (in [-1, 1], at the model's size) with the judge's labels, default Fashion-MNIST's test split."""
+    """The linear-probe accuracy per σ and the judge separation of `model` for the one class in `forget`. Real
+    images: `pool` (in [-1, 1], at the model's size, with the judge's labels), else the test split of `dataset` (a
+    `datasets` image-classification dataset with the model's class names), else Fashion-MNIST's."""
+    check_representation_request(forget)
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
     spec = ForgetSpec.parse(forget, None, pipe.id2label, allow_auto=False)
@@ -111,11 +125,15 @@ def representation_metrics(
     f = spec.forget[0]
     label_map = judge.match_labels(spec.id2label)
     if pool is None:
-        size, channels = (
-            pipe.network.config.sample_size * pipe.vae_scale_factor,
-            (pipe.vae or pipe.network).config.in_channels,
-        )
-        pool = load_images(None, "test", image_size=size, channels=channels)[:2]
+        size, channels = pipe.image_format()
+        images, labels, names = load_images(dataset, "test", image_size=size, channels=channels)
+        if dataset:  # the dataset's labels, matched by name, relabelled as the judge labels them
+            to_dataset = dataset_label_map(spec.id2label, sorted(spec.id2label), names, dataset)
+            relabel = torch.full((len(names),), -1, dtype=torch.long)
+            for c, d in to_dataset.items():
+                relabel[d] = label_map[c]
+            labels = relabel[labels]
+        pool = (images, labels)
     x, y = balanced_real_images(label_map[f], n, seed, pool)
     half = len(x) // 2
     probe = {}

@@ -22,7 +22,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import broadcast_object_list
 from diffusers import DDPMScheduler, DiffusionPipeline, DiTTransformer2DModel, UNet2DModel
 
-from ..core.loading import load_text_to_image_teacher
+from ..core.loading import has_component, load_text_to_image_teacher
 from ..core.paths import DEFAULT_CLASSIFIER, GENERAL_REMAIN_PROMPTS
 from ..core.prompts import PromptSpec, read_lines
 from ..core.sampling import sample_classes, sample_prompts
@@ -124,6 +124,12 @@ def teacher_sigma_range(teacher) -> tuple[float, float]:
         raise TrainingSetupError(f"the teacher's scheduler: {err}") from None
 
 
+def check_teacher_family(teacher) -> None:
+    """A teacher folder or Hub id of a family the `Denoiser` does not wrap stops here (configs only)."""
+    if not isinstance(teacher, DiffusionPipeline):
+        check_supported_family(_read_index(str(teacher)), str(teacher))
+
+
 def teacher_kind(teacher) -> str:
     """ "class" or "text", from a loaded pipeline or the teacher's model_index.json (no weights)."""
     if isinstance(teacher, DiffusionPipeline):
@@ -139,8 +145,8 @@ def inspect(cfg: TrainingConfig):
     if isinstance(teacher, TextToImageDiffusionPipeline):
         return TextConditioning.inspect(cfg, dict(teacher.config), _loaded_network_config(teacher))
     index = _read_index(str(teacher))
-    check_supported_family(index, str(teacher))
-    folder = "transformer" if (index.get("transformer") or [None])[0] is not None else "unet"
+    check_teacher_family(teacher)
+    folder = "transformer" if has_component(index, "transformer") else "unet"
     network_cfg = _network_config(str(teacher), folder)
     if "text_encoder" in index:
         return TextConditioning.inspect(cfg, index, network_cfg)
@@ -161,9 +167,8 @@ def check_supported_family(index: dict, teacher: str) -> None:
     name = index.get("_class_name")
     name = name[-1] if isinstance(name, list) else name
     transformer = str((index.get("transformer") or [None, None])[-1])
-    present = lambda component: (index.get(component) or [None])[0] is not None  # noqa: E731
-    if not present("text_encoder"):
-        if present("text_encoder_2"):
+    if not has_component(index, "text_encoder"):
+        if has_component(index, "text_encoder_2"):
             reason = "it has a second text encoder but no first (an SDXL refiner: aesthetic-score conditioning)"
         else:
             return
@@ -463,8 +468,7 @@ class TextConditioning(_Conditioning):
                 f"the teacher {cfg.teacher} has a text encoder but its {name} has no cross-attention"
             )
         if network_cfg.get("addition_embed_type") not in (None, "text_time") or (
-            network_cfg.get("addition_embed_type") == "text_time"
-            and (index.get("text_encoder_2") or [None])[0] is None
+            network_cfg.get("addition_embed_type") == "text_time" and not has_component(index, "text_encoder_2")
         ):
             raise TrainingSetupError(
                 f"the teacher {cfg.teacher}'s UNet takes '{network_cfg.get('addition_embed_type')}' extra conditions; "

@@ -12,6 +12,7 @@ and the choice go to the log, `training.json` and the model card, and a small ma
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from pathlib import Path
@@ -36,6 +37,14 @@ def image_paths(forget: str | None) -> list[Path] | None:
     if not paths:
         raise TrainingSetupError(f"--forget {forget!r} names no image after 'image='")
     return paths
+
+
+def process_device():
+    """This process's accelerator device (accelerate's), where the teacher reads the image: every process does the
+    same seeded computation and reaches the same answer."""
+    from accelerate import PartialState
+
+    return PartialState().device
 
 
 def check_images(paths: list[Path]) -> None:
@@ -106,9 +115,9 @@ def identify_forget_class(cfg: TrainingConfig, paths: list[Path], sigma_range: t
         else ClassConditionalDiffusionPipeline.from_pretrained(str(teacher))
     )
     without_label_dropout(pipe.network)
+    pipe.to(process_device())
     net = pipe.network.eval()
-    size = net.config.sample_size * pipe.vae_scale_factor
-    channels = (pipe.vae or net).config.in_channels
+    size, channels = pipe.image_format()
     images = torch.stack([read_image(p, size, channels) for p in paths])
     denoiser = Denoiser(net, pipe.scheduler.config)  # unguided: each class's own denoising loss
     ranking = rank_classes_for_images(pipe, denoiser, images, *sigma_range, seed=cfg.seed)
@@ -171,15 +180,19 @@ def add_placeholder_token(pipe) -> list[torch.nn.Parameter]:
     returns the encoders' input-embedding weights, of which only the new rows will learn."""
     weights = []
     for tokenizer, encoder in text_pairs(pipe):
+        encoder.requires_grad_(False)
         tokenizer.add_tokens([PLACEHOLDER])
         token = tokenizer.convert_tokens_to_ids(PLACEHOLDER)
+        if getattr(getattr(encoder, "text_model", None), "eos_token_id", None) == 2:
+            # legacy CLIP configs pool at argmax(input ids), which the new (highest) id would take from EOS
+            encoder.text_model.eos_token_id = encoder.config.eos_token_id = tokenizer.eos_token_id
         table = encoder.get_input_embeddings()
+        mean = table.weight.detach()[: min(table.num_embeddings, token)].mean(0)
         if table.num_embeddings <= token:
-            mean = table.weight.detach().mean(0)
             encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
             table = encoder.get_input_embeddings()
-            with torch.no_grad():
-                table.weight[token] = mean
+        with torch.no_grad():
+            table.weight[token] = mean  # a fresh start, also when the token is already there
         mask = torch.zeros_like(table.weight[:, :1])
         mask[token] = 1
         table.weight.requires_grad_(True)
@@ -236,6 +249,7 @@ def learn_token(pipe, images: torch.Tensor, sigma_range, seed: int, steps: int =
         opt.step()
     for weight in weights:
         weight.requires_grad_(False)
+        weight.grad = None
     return losses + [token_loss(pipe, denoiser, images, sigma_range, seed)]
 
 
@@ -267,22 +281,22 @@ def invert_text_concept(cfg: TrainingConfig, paths: list[Path], sigma_range: tup
 
     teacher = cfg.teacher
     if isinstance(teacher, TextToImageDiffusionPipeline):
-        pipe = teacher
+        pipe = copy.deepcopy(teacher)  # the caller's pipeline keeps its vocabulary
     else:
         pipe = load_text_to_image_teacher(str(teacher))
         pipe.register_to_config(_name_or_path=str(teacher))
+    pipe.to(process_device())
     if pipe.tokenizer is None:
         raise TrainingSetupError("--forget image= on a text teacher needs its tokenizer to add the learned token")
-    net = pipe.network.eval()
-    size = net.config.sample_size * pipe.vae_scale_factor
-    channels = (pipe.vae or net).config.in_channels
+    pipe.network.eval()
+    size, channels = pipe.image_format()
     images = torch.stack([read_image(p, size, channels) for p in paths])
     before, after = learn_token(pipe, images, sigma_range, cfg.seed)
     words = nearest_words(pipe)
     denoiser = Denoiser(pipe.network, pipe.scheduler.config)
     word_loss = {w: round(token_loss(pipe, denoiser, images, sigma_range, cfg.seed, word=w), 5) for w, _ in words}
-    best = min(word_loss, key=word_loss.get)  # of the nearest words, the one that explains the image best
-    concepts = [PLACEHOLDER, best]
+    # of the nearest words, the one that explains the image best (none: the token alone)
+    concepts = [PLACEHOLDER] + ([min(word_loss, key=word_loss.get)] if word_loss else [])
     logger.warning(
         f"--forget image: learned the token {PLACEHOLDER!r} from {len(paths)} image(s) in {INVERSION_STEPS} steps "
         f"(denoising loss of the image {before:.4g} → {after:.4g}); nearest words {words}, their denoising loss "

@@ -9,8 +9,14 @@ import re
 from pathlib import Path
 
 from ..core.precision import resolve_mixed_precision
-from ..pipelines.denoiser import is_edm
-from .conditioning import inspect, teacher_kind, teacher_scheduler_config, teacher_sigma_range
+from ..pipelines.denoiser import is_edm, is_flow_matching
+from .conditioning import (
+    check_teacher_family,
+    inspect,
+    teacher_kind,
+    teacher_scheduler_config,
+    teacher_sigma_range,
+)
 from .config import TrainingConfig, TrainingSetupError
 from .hub import check_can_push
 from .image_forget import check_images, identify_forget_class, image_paths, invert_text_concept
@@ -24,6 +30,7 @@ def default_output_dir(forget_names) -> str:
 
 def validate(cfg: TrainingConfig, require_forget: bool = True):
     """Every check that needs no weights; fills `cfg.output_dir`, `cfg.guidance_scale` and `cfg.mixed_precision`.
+    `--forget image=` loads the teacher (after the files and the teacher's family are checked) to read the image.
 
     Args:
         cfg: the run's options.
@@ -48,6 +55,7 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
     paths = image_paths(cfg.forget)
     if paths is not None:  # `image=`: the teacher names the class it sees (loads the teacher; files checked first)
         check_images(paths)
+        check_teacher_family(cfg.teacher)
         lo, hi = teacher_sigma_range(cfg.teacher)
         sigma_range = (max(cfg.sigma_min, lo), min(cfg.sigma_max, hi))
         if teacher_kind(cfg.teacher) == "class":  # the class the teacher sees in the image
@@ -59,10 +67,11 @@ def validate(cfg: TrainingConfig, require_forget: bool = True):
     task.check_judge(cfg)
     spec = task.spec
     lo, hi = teacher_sigma_range(cfg.teacher)
-    if cfg.regression_weight > 0 and is_edm(teacher_scheduler_config(cfg.teacher)):
+    scheduler_cfg = teacher_scheduler_config(cfg.teacher)
+    if cfg.regression_weight > 0 and (is_edm(scheduler_cfg) or is_flow_matching(scheduler_cfg)):
         raise TrainingSetupError(
             "regression_weight > 0 solves the teacher's ODE with a DDPM-family DPM-Solver; it is not "
-            "available for EDM-style teachers yet: set regression_weight 0"
+            "available for EDM-style or flow-matching teachers yet: set regression_weight 0"
         )
     if max(cfg.sigma_min, lo) >= min(cfg.sigma_max, hi):  # the trainer clamps the range to the teacher's
         raise TrainingSetupError(

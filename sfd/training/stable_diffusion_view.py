@@ -47,20 +47,20 @@ def stock_scheduler(scheduler_config, sigma_init: float):
 def view_support(index: dict, network_config: dict, scheduler_config: dict) -> str | None:
     """None when a text teacher or export with these configs (model_index.json, the network's config.json with its
     `_class_name`, the scheduler's) can be viewed as a stock StableDiffusionPipeline, else the reason it cannot."""
+    from ..core.loading import has_component
     from ..pipelines.conditions import extra_condition_width
     from ..pipelines.denoiser import is_edm, is_flow_matching
 
-    present = lambda name: (index.get(name) or [None])[0] is not None  # noqa: E731
-    if not present("text_encoder"):
+    if not has_component(index, "text_encoder"):
         return "it is not a text-to-image model"
-    if not present("vae"):
+    if not has_component(index, "vae"):
         return "the model is pixel-space (no VAE); StableDiffusionPipeline needs a VAE"
     if network_config.get("_class_name") != "UNet2DConditionModel" or extra_condition_width(network_config):
         name = network_config.get("_class_name")
         return f"the denoiser is an SDXL / SD3-style {name}; StableDiffusionPipeline needs an SD 1.x / 2.x UNet"
     if is_edm(scheduler_config) or is_flow_matching(scheduler_config):
-        return f"the teacher's scheduler is a {scheduler_config.get('_class_name')}; StableDiffusionPipeline's stock "
-        "view needs a DDPM-family one"
+        name = scheduler_config.get("_class_name")
+        return f"the teacher's scheduler is a {name}; StableDiffusionPipeline's stock view needs a DDPM-family one"
     return None
 
 
