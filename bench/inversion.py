@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 
-from bench.common import PROJECT, RESULTS, write_result
+from bench.common import PROJECT, RESULTS, RUNS, cached, slug, write_result
 from bench.robustness import MODELS, NAMES, ensure_esd
 from sfd.core.paths import DEFAULT_CLASSIFIER
 from sfd.core.precision import describe_machine
@@ -46,7 +45,6 @@ def main(argv=None) -> None:
     p.add_argument("--attack_seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS / "inversion"))
     args = p.parse_args(argv)
-    previous = json.loads((RESULTS / "inversion.json").read_text()) if (RESULTS / "inversion.json").exists() else {}
     judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
     settings = dict(
         checkpoints=[int(s) for s in args.steps.split(",")],
@@ -60,13 +58,15 @@ def main(argv=None) -> None:
     curves = {}
     for model, path in MODELS.items():
         for name, attack in attacks(model, args.images).items():
-            done = previous.get("curves", {}).get(model, {}).get(name)
-            if done is None:
+
+            def compute(model=model, path=path, name=name, attack=attack):
                 if model == "esd":
                     ensure_esd(PROJECT / path, args.forget)
                 print(f"[invert] {model} {name}", flush=True)
-                done = inversion_curve(str(PROJECT / path), args.forget, **attack, **settings)
-            curves.setdefault(model, {})[name] = done
+                return inversion_curve(str(PROJECT / path), args.forget, **attack, **settings)
+
+            # each curve is kept under bench/runs/inversion/ as it finishes, and reused by a rerun
+            curves.setdefault(model, {})[name] = cached(RUNS / "inversion" / f"{model}-{slug(name)}.json", compute)
     record = {
         "date": dt.date.today().isoformat(),
         "forget": args.forget,
