@@ -424,7 +424,7 @@ def test_edm_teacher_bad_parameterisation_and_regression_are_refused_before_load
 
     monkeypatch.setattr(trainer.SFDTrainer, "__init__", lambda *a, **k: pytest.fail("model loaded"))
     teacher = str(make_teacher(tmp_path / "edm", edm=True))
-    with pytest.raises(SystemExit, match="regression_weight > 0 .* not available for EDM-style teachers"):
+    with pytest.raises(SystemExit, match="regression_weight > 0 .* not available for EDM-style or flow-matching"):
         train_main(["--teacher", teacher, "--forget", "class=dog", "--regression_weight", "1"])
     sample = str(make_teacher(tmp_path / "edm-sample", prediction_type="sample", edm=True))
     with pytest.raises(SystemExit, match="teacher's scheduler: unsupported prediction_type 'sample' for an EDM"):
