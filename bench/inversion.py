@@ -43,6 +43,7 @@ def main(argv=None) -> None:
     p.add_argument("--eval_samples", type=int, default=100)
     p.add_argument("--seed", type=int, default=1234, help="evaluation seed")
     p.add_argument("--attack_seed", type=int, default=0)
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=["teacher", "gold", "sfd", "esd"])
     p.add_argument("--out", default=str(RESULTS / "inversion"))
     args = p.parse_args(argv)
     judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
@@ -56,7 +57,8 @@ def main(argv=None) -> None:
         progress=False,
     )
     curves = {}
-    for model, path in MODELS.items():
+    for model in args.models:
+        path = MODELS[model]
         for name, attack in attacks(model, args.images).items():
 
             def compute(model=model, path=path, name=name, attack=attack):
@@ -72,13 +74,13 @@ def main(argv=None) -> None:
         "forget": args.forget,
         "machine": describe_machine(),
         **{k: v for k, v in settings.items() if k not in ("classifier", "progress")},
-        "models": MODELS,
+        "models": {m: MODELS[m] for m in args.models},
         "curves": curves,
     }
     gaps = {
         name: max(s - g for s, g in zip(c["forget_accuracy"], curves["gold"][name]["forget_accuracy"]))
-        for name, c in curves["sfd"].items()
-        if name in curves["gold"]
+        for name, c in curves.get("sfd", {}).items()
+        if "gold" in curves and name in curves["gold"]
     }
     record["sfd_minus_gold_max"] = gaps
     steps = settings["checkpoints"]
