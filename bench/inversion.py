@@ -5,8 +5,8 @@
 Every model of the relearning benchmark (bench/robustness.py: the teacher, the gold retrain without trouser, the
 ESD-style fine-tune, the shipped SFD model with `--override auto`) is attacked by `sfd.evaluation.inversion`:
 all weights frozen, one new embedding per class table learned from n = 1, 10, 100 real training images of trouser,
-starting from trouser's own row; and, at n = 10, from the mean row of every class (an attacker who does not reuse the
-erased row; on the teacher, the check that the attack can find trouser at all). Forget accuracy (share of 100
+starting from trouser's own row; and, at n = 10, from the mean row of the other classes (an attacker who does not
+reuse the erased row; on the teacher, the check that the attack can find trouser at all). Forget accuracy (share of 100
 samples the classifier calls trouser, seed 1234) after 0, 25, 50, 100, 200 Adam steps (lr 0.05, batch 16,
 attacker seed 0). Target: SFD's rate ≤ the gold model's + 10 points at every budget.
 Writes bench/results/inversion.{json,md,png}.
@@ -105,7 +105,7 @@ def main(argv=None) -> None:
 Forget accuracy (share of {args.eval_samples} samples the shipped classifier labels as the forgotten class, seed
 {args.seed}) after the attacker's steps; every weight frozen, one learned embedding per class table (Adam lr
 {args.learning_rate}, batch 16, attacker seed {args.attack_seed}); n = real training images of the class; the
-embedding starts from the class's own row, or from the mean row of every class. Multi-step models sample with their
+embedding starts from the class's own row, or from the mean row of the other classes. Multi-step models sample with their
 default steps; the SFD generator is attacked at σ_init through its one-step map. {describe_machine()}.
 
 {chr(10).join(lines)}
