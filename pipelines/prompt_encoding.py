@@ -47,8 +47,7 @@ def sd_condition(pipe, prompts: list[str]) -> torch.Tensor:
 
 def sdxl_condition(pipe, prompts: list[str], height: int, width: int) -> torch.Tensor:
     """SDXL: [h₁ ‖ h₂] penultimate states, the second encoder's pooled projection, time ids (h, w, 0, 0, h, w)."""
-    pairs = [(t, e) for t, e in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)) if e]
-    states = [clip_states(tok, enc, prompts) for tok, enc in pairs]
+    states = [clip_states(tok, enc, prompts) for tok, enc in pipe.text_pairs()]
     hidden = torch.cat([h for h, _ in states], dim=-1)
     pooled = states[-1][1].to(hidden)
     time_ids = hidden.new_tensor([height, width, 0, 0, height, width]).expand(len(prompts), SDXL_TIME_IDS)

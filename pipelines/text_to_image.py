@@ -45,6 +45,11 @@ class PromptLatentMixin(NetworkMixin):
         modules = dict(unet=unet, transformer=transformer, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae)
         self.register_modules(scheduler=scheduler, **modules, **dict(zip(TEXT_COMPONENTS, extra)))
 
+    def text_pairs(self) -> list[tuple]:
+        """The (tokenizer, text encoder) pairs present: one for SD, two for SDXL, two or three for SD3."""
+        pairs = [("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"), ("tokenizer_3", "text_encoder_3")]
+        return [(getattr(self, t), getattr(self, e)) for t, e in pairs if getattr(self, e, None) is not None]
+
     @torch.no_grad()
     def encode_prompt(
         self, prompt: str | Sequence[str], height: Optional[int] = None, width: Optional[int] = None

@@ -825,8 +825,7 @@ def sd_condition(pipe, prompts: list[str]) -> torch.Tensor:
 
 def sdxl_condition(pipe, prompts: list[str], height: int, width: int) -> torch.Tensor:
     """SDXL: [h₁ ‖ h₂] penultimate states, the second encoder's pooled projection, time ids (h, w, 0, 0, h, w)."""
-    pairs = [(t, e) for t, e in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)) if e]
-    states = [clip_states(tok, enc, prompts) for tok, enc in pairs]
+    states = [clip_states(tok, enc, prompts) for tok, enc in pipe.text_pairs()]
     hidden = torch.cat([h for h, _ in states], dim=-1)
     pooled = states[-1][1].to(hidden)
     time_ids = hidden.new_tensor([height, width, 0, 0, height, width]).expand(len(prompts), SDXL_TIME_IDS)
@@ -1008,6 +1007,11 @@ class PromptLatentMixin(NetworkMixin):
             raise ValueError("a text-to-image pipeline needs a `scheduler`, a `text_encoder` and a `tokenizer`")
         modules = dict(unet=unet, transformer=transformer, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae)
         self.register_modules(scheduler=scheduler, **modules, **dict(zip(TEXT_COMPONENTS, extra)))
+
+    def text_pairs(self) -> list[tuple]:
+        """The (tokenizer, text encoder) pairs present: one for SD, two for SDXL, two or three for SD3."""
+        pairs = [("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"), ("tokenizer_3", "text_encoder_3")]
+        return [(getattr(self, t), getattr(self, e)) for t, e in pairs if getattr(self, e, None) is not None]
 
     @torch.no_grad()
     def encode_prompt(

@@ -120,9 +120,7 @@ def representation_metrics(
     pipe = load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
     spec = ForgetSpec.parse(forget, None, pipe.id2label, allow_auto=False)
-    if len(spec.forget) != 1:
-        raise ValueError(f"--representation measures one forgotten class; {forget!r} names {len(spec.forget)}")
-    f = spec.forget[0]
+    (f,) = spec.forget  # one class: check_representation_request
     label_map = judge.match_labels(spec.id2label)
     if pool is None:
         size, channels = pipe.image_format()

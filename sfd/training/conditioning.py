@@ -87,7 +87,7 @@ def _network_config(path: str, folder: str) -> dict:
         raise TrainingSetupError(f"cannot read the teacher's {folder}/config.json at {path}: {err}") from err
 
 
-def _loaded_network_config(pipe) -> dict:
+def loaded_network_config(pipe) -> dict:
     """A loaded pipeline's network config, with its class name as a saved config.json has it."""
     return {"_class_name": type(pipe.network).__name__, **dict(pipe.network.config)}
 
@@ -141,9 +141,9 @@ def inspect(cfg: TrainingConfig):
     """The conditioning kind of cfg.teacher with its spec parsed; configs only, no weights."""
     teacher = cfg.teacher
     if isinstance(teacher, ClassConditionalDiffusionPipeline):
-        return ClassConditioning.inspect(cfg, dict(teacher.config), _loaded_network_config(teacher))
+        return ClassConditioning.inspect(cfg, dict(teacher.config), loaded_network_config(teacher))
     if isinstance(teacher, TextToImageDiffusionPipeline):
-        return TextConditioning.inspect(cfg, dict(teacher.config), _loaded_network_config(teacher))
+        return TextConditioning.inspect(cfg, dict(teacher.config), loaded_network_config(teacher))
     index = _read_index(str(teacher))
     check_teacher_family(teacher)
     folder = "transformer" if has_component(index, "transformer") else "unet"
@@ -497,9 +497,8 @@ class TextConditioning(_Conditioning):
             else load_text_to_image_teacher(str(teacher), weight_dtype)
         )
         self.pipe = pipe
-        for encoder in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
-            if encoder is not None:
-                encoder.to(device).requires_grad_(False)
+        for _, encoder in pipe.text_pairs():
+            encoder.to(device).requires_grad_(False)
         if pipe.vae is not None:
             pipe.vae.requires_grad_(False)
         s = self.spec

@@ -1,13 +1,14 @@
-"""`--forget "image=PATH[,PATH…]"` for class teachers: forget the class the teacher itself sees in a picture.
+"""`--forget "image=PATH[,PATH…]"`: forget what a picture shows.
 
-Data-free, as a diffusion classifier (Li et al. 2023, "Your diffusion model is secretly a zero-shot classifier"):
+Class teachers forget the class the teacher itself sees in the picture, data-free, as a diffusion classifier (Li et al. 2023, "Your diffusion model is secretly a zero-shot classifier"):
 each class c is scored by how well the teacher's class-c denoiser reconstructs the image x,
 
     d(c) = E_{σ, ε} λ(σ)·‖D(x + σε, σ, c) − x‖²   (the denoising loss, a bound on −log p(x | c)),
 
 over the σ grid and weighting `--override auto` uses (`override_choice`), with the same noise for every class; several
 images average their d. The class with the smallest d is forgotten; the ranking, the relative margin to the runner-up
-and the choice go to the log, `training.json` and the model card, and a small margin warns.
+and the choice go to the log, `training.json` and the model card, and a small margin warns. Text teachers learn a new
+token from the picture instead (textual inversion, below) and forget it with the nearest word that explains it best.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from .config import TrainingConfig, TrainingSetupError
-from .override_choice import NUM_SIGMAS, class_errors
+from .override_choice import class_errors, sigma_grid
 
 logger = logging.getLogger(__name__)
 NOISE_DRAWS = 32  # ε per σ and image
@@ -65,8 +66,6 @@ def read_image(path: Path, size: int, channels: int) -> torch.Tensor:
     """One image as (C, size, size) in [-1, 1]; another size or channel count is converted, with a message."""
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
-        raise TrainingSetupError(f"--forget image not found: {path}")
     try:
         with Image.open(path) as img:
             img.load()
@@ -93,7 +92,7 @@ def rank_classes_for_images(
     with torch.no_grad():
         x = pipe.encode_images(images.to(device), torch.Generator(device).manual_seed(seed))
     classes = sorted(pipe.id2label)
-    sigmas = torch.logspace(math.log10(sigma_min), math.log10(sigma_max), NUM_SIGMAS).tolist()
+    sigmas = sigma_grid(sigma_min, sigma_max)
     d = torch.zeros(len(classes))
     for image in x.float():
         x0 = image.expand(draws, *image.shape)
@@ -104,7 +103,7 @@ def rank_classes_for_images(
 
 def identify_forget_class(cfg: TrainingConfig, paths: list[Path], sigma_range: tuple[float, float]) -> dict:
     """Load the class teacher, rank its classes for the images and return the evidence; `cfg.forget` becomes
-    "class=ID" of the chosen class. Text teachers are refused (textual inversion is not implemented)."""
+    "class=ID" of the chosen class and `cfg.teacher` the loaded teacher (training does not load it again)."""
     from ..pipelines import ClassConditionalDiffusionPipeline, Denoiser
     from .conditioning import without_label_dropout
 
@@ -142,7 +141,7 @@ def identify_forget_class(cfg: TrainingConfig, paths: list[Path], sigma_range: t
         )
     else:
         logger.info(message)
-    cfg.forget = f"class={best}"
+    cfg.teacher, cfg.forget = pipe, f"class={best}"
     return evidence
 
 
@@ -169,17 +168,11 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.stack(out)
 
 
-def text_pairs(pipe) -> list[tuple]:
-    """The (tokenizer, text encoder) pairs of a text pipeline: one for SD, two for SDXL, two or three for SD3."""
-    names = (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"), ("tokenizer_3", "text_encoder_3"))
-    return [(getattr(pipe, t), getattr(pipe, e)) for t, e in names if getattr(pipe, e, None) is not None]
-
-
 def add_placeholder_token(pipe) -> list[torch.nn.Parameter]:
     """Add `PLACEHOLDER` to every tokenizer and a row for it to every text encoder (the mean of its token embeddings);
     returns the encoders' input-embedding weights, of which only the new rows will learn."""
     weights = []
-    for tokenizer, encoder in text_pairs(pipe):
+    for tokenizer, encoder in pipe.text_pairs():
         encoder.requires_grad_(False)
         tokenizer.add_tokens([PLACEHOLDER])
         token = tokenizer.convert_tokens_to_ids(PLACEHOLDER)
@@ -204,7 +197,7 @@ def add_placeholder_token(pipe) -> list[torch.nn.Parameter]:
 def nearest_words(pipe, k: int = 5) -> list[tuple[str, float]]:
     """The vocabulary words (whole-word tokens of the first tokenizer) whose input embeddings are closest in cosine to
     the learned token's."""
-    tokenizer, encoder = text_pairs(pipe)[0]
+    tokenizer, encoder = pipe.text_pairs()[0]
     table = encoder.get_input_embeddings().weight.detach()
     token = tokenizer.convert_tokens_to_ids(PLACEHOLDER)
     cos = torch.nn.functional.cosine_similarity(table, table[token : token + 1], dim=-1)
@@ -219,7 +212,9 @@ def nearest_words(pipe, k: int = 5) -> list[tuple[str, float]]:
     return ranked
 
 
-def learn_token(pipe, images: torch.Tensor, sigma_range, seed: int, steps: int = INVERSION_STEPS) -> list[float]:
+def learn_token(
+    pipe, images: torch.Tensor, sigma_range, seed: int, steps: int = INVERSION_STEPS
+) -> tuple[float, float]:
     """Textual inversion: the placeholder's embedding rows minimise the teacher's denoising loss
     E λ(σ)·‖D(x + σε, σ, text(template(PLACEHOLDER))) − x‖² over light augmentations x of the images; returns
     `token_loss` before and after."""
@@ -234,7 +229,7 @@ def learn_token(pipe, images: torch.Tensor, sigma_range, seed: int, steps: int =
     device = next(network.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     lo, hi = (math.log(s) for s in sigma_range)
-    losses = [token_loss(pipe, denoiser, images, sigma_range, seed)]  # the fixed check, before
+    before = token_loss(pipe, denoiser, images, sigma_range, seed)  # the fixed check
     for _ in range(steps):
         pick = torch.randint(len(images), (INVERSION_BATCH,), generator=gen)
         x = pipe.encode_images(augment(images[pick], gen).to(device), gen).float().detach()
@@ -250,7 +245,7 @@ def learn_token(pipe, images: torch.Tensor, sigma_range, seed: int, steps: int =
     for weight in weights:
         weight.requires_grad_(False)
         weight.grad = None
-    return losses + [token_loss(pipe, denoiser, images, sigma_range, seed)]
+    return before, token_loss(pipe, denoiser, images, sigma_range, seed)
 
 
 @torch.no_grad()
@@ -265,7 +260,7 @@ def token_loss(
     gen = torch.Generator().manual_seed(seed)
     x = pipe.encode_images(images.to(device), torch.Generator(device).manual_seed(seed)).float()
     x0 = x.repeat_interleave(draws, dim=0)
-    sigmas = torch.logspace(math.log10(sigma_range[0]), math.log10(sigma_range[1]), NUM_SIGMAS).tolist()
+    sigmas = sigma_grid(*sigma_range)
     noises = [torch.randn(x0.shape, generator=gen).to(device) for _ in sigmas]
     cond = encode_prompts(pipe, [TEMPLATES[0].format(word)]).float().expand(len(x0), -1, -1)
     wrapped = lambda x_t, sigma, _labels: denoiser(x_t, sigma, cond)  # noqa: E731  (class_errors passes labels)

@@ -24,6 +24,11 @@ SAMPLES_PER_CLASS = 32  # teacher images per forgotten class
 NUM_SIGMAS = 8  # geometric grid over the training σ range
 
 
+def sigma_grid(sigma_min: float, sigma_max: float, n: int = NUM_SIGMAS) -> list[float]:
+    """n noise levels spread geometrically over [σ_min, σ_max]."""
+    return torch.logspace(math.log10(sigma_min), math.log10(sigma_max), n).tolist()
+
+
 @torch.no_grad()
 def denoising_distances(
     pipe,
@@ -46,7 +51,7 @@ def denoising_distances(
     x0 = images if latent else images * 2 - 1  # back to the model's space ([-1, 1] for pixels)
     device = next(denoiser.parameters()).device
     x0 = x0.to(device).view(len(forget), n, *images.shape[1:])
-    sigmas = torch.logspace(math.log10(sigma_min), math.log10(sigma_max), num_sigmas).tolist()
+    sigmas = sigma_grid(sigma_min, sigma_max, num_sigmas)
     gen = torch.Generator().manual_seed(seed)
     noises = [torch.randn(x0.shape[1:], generator=gen).to(device) for _ in sigmas]  # shared by every class pair
     return torch.stack([class_errors(denoiser, x0[i], candidates, sigmas, noises) for i in range(len(forget))])

@@ -67,11 +67,11 @@ def view_support(index: dict, network_config: dict, scheduler_config: dict) -> s
 def stable_diffusion_support(pipe) -> str | None:
     """None when the loaded `pipe` can be viewed as a stock StableDiffusionPipeline, else the reason it cannot."""
     from ..pipelines import OneStepTextToImagePipeline
+    from .conditioning import loaded_network_config
 
     if not isinstance(pipe, OneStepTextToImagePipeline):
         return f"a {type(pipe).__name__} is not a one-step text-to-image pipeline"
-    network = {"_class_name": type(pipe.network).__name__, **dict(pipe.network.config)}
-    return view_support(dict(pipe.config), network, dict(pipe.scheduler.config))
+    return view_support(dict(pipe.config), loaded_network_config(pipe), dict(pipe.scheduler.config))
 
 
 def stable_diffusion_pipeline(pipe):

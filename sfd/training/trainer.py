@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import shutil
 import time
@@ -53,6 +52,7 @@ from .config import TrainingConfig
 from .contrastive import contrastive_loss, teacher_features
 from .hub import push_to_hub
 from .model_card import SAMPLES_FILE, save_sample_grid, teacher_name, write_model_card
+from .override_choice import sigma_grid
 from .regression import PairBank
 from .stable_diffusion_view import VIEW_FOLDER, stable_diffusion_support, write_stable_diffusion_view
 
@@ -374,7 +374,7 @@ class SFDTrainer:
         with self.accelerator.autocast():
             x_g = self.generate(self.gen_local, z, c).float()
             out = {}
-            for sigma in torch.logspace(math.log10(self.sigma_min), math.log10(self.sigma_max), levels).tolist():
+            for sigma in sigma_grid(self.sigma_min, self.sigma_max, levels):
                 x_t = x_g + sigma * eps
                 for name, net, cond in (("psi", self.fake_local, c), ("teacher", self.teacher, c_teacher)):
                     error = (net(x_t, sigma, cond, uncond=uncond).float() - x_g).pow(2).mean()
