@@ -240,7 +240,6 @@ def unpack_condition(cond: torch.Tensor, width: int) -> tuple[torch.Tensor, torc
 
 UNET_CLASSES = ("UNet2DModel", "UNet2DConditionModel")
 TRANSFORMER_CLASSES = ("DiTTransformer2DModel", "Transformer2DModel")
-TEXT_TRANSFORMER_CLASSES = ("SD3Transformer2DModel",)
 
 
 def is_class_transformer(config) -> bool:
@@ -347,7 +346,7 @@ class NetworkMixin:
 
 
 def check_one_network(unet, transformer) -> None:
-    """A class pipeline denoises with exactly one network: a UNet or a DiT."""
+    """A pipeline denoises with exactly one network: a UNet, or a transformer (a DiT, SD3's MMDiT)."""
     if (unet is None) == (transformer is None):
         raise ValueError(
             "pass exactly one denoising network: `unet` (a UNet2DModel or UNet2DConditionModel) or `transformer` (a "

@@ -207,7 +207,8 @@ class _Conditioning:
     def __init__(self, spec, guidance_scale: float):
         self.spec, self.guidance_scale = spec, guidance_scale
         self.pipe = None
-        self.forget_image = None  # `--forget image=`: the class ranking that chose the forgotten class
+        self.forget_image = None  # `--forget image=`: how the forgotten class or concept was read from the image
+        self.teacher_configs = ({}, {})  # (model_index.json, the network's config.json), as `inspect` read them
 
     @property
     def unet(self):

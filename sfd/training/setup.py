@@ -104,8 +104,7 @@ def check_stable_diffusion_view(cfg: TrainingConfig, task) -> None:
         raise TrainingSetupError(
             "unet_single_file is written with the stable-diffusion/ view: set stable_diffusion_view"
         )
-    index, network = getattr(task, "teacher_configs", ({}, {}))
-    reason = view_support(index, network, teacher_scheduler_config(cfg.teacher))
+    reason = view_support(*task.teacher_configs, teacher_scheduler_config(cfg.teacher))
     if reason is not None:
         raise TrainingSetupError(
             "unet_single_file needs a Stable Diffusion 1.x / 2.x-layout teacher (text encoder, UNet2DConditionModel, "
