@@ -23,11 +23,18 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..core.losses import denoising_loss, sampling_level_loss
 from ..pipelines.denoiser import scheduler_of_family
-from .relearn import area_under_curve, attack_target, attacker_latents, check_budgets, forget_rates, steps_to_reach
+from .relearn import (
+    area_under_curve,
+    attack_loop,
+    attack_target,
+    attacker_latents,
+    check_budgets,
+    forget_rates,
+    steps_to_reach,
+)
 
 DEFAULT_INVERSION_STEPS = (0, 25, 50, 100, 200)
 
@@ -133,26 +140,14 @@ def inversion_curve(
         loss_fn = lambda x0, c, g: denoising_loss(network, scheduler, x0, c, g)  # noqa: E731
     call = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
     gen = torch.Generator().manual_seed(seed)
-    rates, step, start = [], 0, time.time()
+    start = time.time()
+    measure = lambda: forget_rates(pipe, judge, [target], label_map, eval_samples, eval_seed, **call)[0]  # noqa: E731
     others = [c for c in sorted(spec.id2label) if c != target]  # "mean": the erased row left out
     try:
         with inverted_class(network, target, init, others) as vectors:
             initial = [v.detach().clone() for v in vectors]
             opt = torch.optim.Adam(vectors, lr=learning_rate)
-            bar = tqdm(total=checkpoints[-1], desc="invert", disable=not progress)
-            for budget in checkpoints:
-                while step < budget:
-                    idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen)
-                    loss = loss_fn(x[idx], y[idx], gen)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    step += 1
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
-                with torch.no_grad():
-                    rates.append(forget_rates(pipe, judge, [target], label_map, eval_samples, eval_seed, **call)[0])
-            bar.close()
+            rates = attack_loop(loss_fn, opt, x, y, checkpoints, batch_size, gen, measure, "invert", progress)
             moved = float(sum((v.detach() - v0).norm() ** 2 for v, v0 in zip(vectors, initial)) ** 0.5)
     finally:
         for p, flag in zip(network.parameters(), trainable):

@@ -125,6 +125,33 @@ def attacker_latents(pipe, attacked, n_images, seed, label_map, pool=None, datas
     return x, y
 
 
+def attack_loop(
+    loss_fn, opt, x, y, checkpoints, batch_size: int, gen, measure, desc: str, progress: bool, network=None
+):
+    """The attacker's Adam steps on batches of (x, y), `measure()` after each budget in `checkpoints`; returns the
+    measurements. `network` (if given) trains in train mode and is measured in eval mode."""
+    rates, step = [], 0
+    bar = tqdm(total=checkpoints[-1], desc=desc, disable=not progress)
+    for budget in checkpoints:
+        if network is not None:
+            network.train()
+        while step < budget:
+            idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen)
+            loss = loss_fn(x[idx], y[idx], gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        if network is not None:
+            network.eval()
+        with torch.no_grad():
+            rates.append(measure())
+    bar.close()
+    return rates
+
+
 def forget_rates(
     pipe,
     judge: ImageClassifierJudge,
@@ -212,16 +239,16 @@ def relearn_curve(
     if attack is not None and benign:
         raise ValueError("pass either attack classes or benign=True, not both")
     pipe, spec, judge, label_map = attack_target(model, forget, classifier)
+    if at_sampling_level and "sigma_init" not in pipe.config:
+        raise ValueError(
+            "at_sampling_level attacks a one-step generator (sampled at σ_init); this model samples in many steps"
+        )
     if attack is not None:
         attacked = resolve_classes(attack.partition("=")[2].split(","), spec.id2label, "--attack")
     else:
         attacked = list(spec.remaining if benign else spec.forget)
     x, y = attacker_latents(pipe, attacked, n_images, seed, label_map, pool, dataset, image_column, label_column)
 
-    if at_sampling_level and "sigma_init" not in pipe.config:
-        raise ValueError(
-            "at_sampling_level attacks a one-step generator (sampled at σ_init); this model samples in many steps"
-        )
     component = pipe.network_component  # "unet", or "transformer" for a DiT
     released = pipe.network
     unet = copy.deepcopy(released).float()
@@ -235,23 +262,10 @@ def relearn_curve(
     opt = torch.optim.Adam(unet.parameters(), lr=learning_rate)
     gen = torch.Generator().manual_seed(seed)
     call = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
-    rates, step, start = [], 0, time.time()
+    start = time.time()
+    measure = lambda: forget_rates(pipe, judge, spec.forget, label_map, eval_samples, eval_seed, **call)  # noqa: E731
     try:
-        bar = tqdm(total=checkpoints[-1], desc="relearn", disable=not progress)
-        for budget in checkpoints:
-            unet.train()
-            while step < budget:
-                idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen)
-                loss = loss_fn(x[idx], y[idx], gen)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            unet.eval()
-            rates.append(forget_rates(pipe, judge, spec.forget, label_map, eval_samples, eval_seed, **call))
-        bar.close()
+        rates = attack_loop(loss_fn, opt, x, y, checkpoints, batch_size, gen, measure, "relearn", progress, unet)
     finally:
         setattr(pipe, component, released)
     per_class = {spec.id2label[c]: [r[i] for r in rates] for i, c in enumerate(spec.forget)}

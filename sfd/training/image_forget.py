@@ -1,7 +1,8 @@
 """`--forget "image=PATH[,PATH…]"`: forget what a picture shows.
 
-Class teachers forget the class the teacher itself sees in the picture, data-free, as a diffusion classifier (Li et al. 2023, "Your diffusion model is secretly a zero-shot classifier"):
-each class c is scored by how well the teacher's class-c denoiser reconstructs the image x,
+Class teachers forget the class the teacher itself sees in the picture, data-free, as a diffusion classifier (Li et
+al. 2023, "Your diffusion model is secretly a zero-shot classifier"): each class c is scored by how well the
+teacher's class-c denoiser reconstructs the image x,
 
     d(c) = E_{σ, ε} λ(σ)·‖D(x + σε, σ, c) − x‖²   (the denoising loss, a bound on −log p(x | c)),
 
