@@ -7,7 +7,7 @@ The models of the relearning benchmark (bench/robustness.py: teacher, gold retra
 with `--override auto`) are measured by `sfd.evaluation.representation.representation_metrics` for trouser (200 + 200
 real test images for the probe, 100 samples for the separation, seed 0); the relearning figure is the steps the
 relearning attack (n = 10 real images) needed to pass 50% forget accuracy, read from
-bench/results/robustness-relearn-2026-11-25.json (measured there, not here). Writes
+bench/results/robustness-relearn-2026-11-25.json (read from that file, not re-measured). Writes
 bench/results/representation.{json,md}.
 """
 
