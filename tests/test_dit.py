@@ -275,5 +275,5 @@ def test_the_relearning_attack_fine_tunes_a_dit_on_latents_of_a_local_dataset_an
             ]
         )
     text = make_t2i_teacher(tmp_path / "t2i")
-    with pytest.raises(SystemExit, match="TextToImageDiffusionPipeline is not one .*not supported by sfd-attack"):
+    with pytest.raises(SystemExit, match="TextToImageDiffusionPipeline is not one .*sfd-attack invert"):
         attack_main(["relearn", "--model", text, "--forget", "class=dog"])

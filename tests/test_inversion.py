@@ -9,7 +9,7 @@ from diffusers import DDPMScheduler
 from sfd.cli.attack import main as attack_main
 from sfd.evaluation.inversion import class_embedding_tables, inversion_curve, inverted_class
 from sfd.pipelines import ClassConditionalDiffusionPipeline, OneStepClassConditionalPipeline
-from tests.helpers import NAMES, make_dit_teacher, tiny_dit, tiny_unet
+from tests.helpers import NAMES, make_dit_teacher, make_t2i_teacher, tiny_dit, tiny_unet
 from tests.test_robustness import tiny_pool
 
 
@@ -78,3 +78,97 @@ def test_sfd_attack_invert_writes_a_report_for_a_dit(tmp_path):
     (curve,) = json.loads((report / "invert.json").read_text())
     assert curve["init"] == "mean" and curve["steps"] == [0, 2] and curve["embedding_tables"] == 1
     assert (report / "invert.png").exists() and "sfd-attack invert" in (report / "invert.md").read_text()
+
+
+# ---- text-to-image models: a new token ----------------------------------------------------------------------------
+
+
+def text_pool():
+    """Tiny 8×8 grayscale images labelled by name, as `load_images` returns them."""
+    x, y = tiny_pool()
+    return x, y, tuple(NAMES.values())
+
+
+def test_the_new_token_starts_from_the_concepts_own_row_and_only_its_row_learns(tmp_path):
+    from sfd.core.tokens import PLACEHOLDER, add_placeholder_token
+    from sfd.pipelines import TextToImageDiffusionPipeline
+    from sfd.pipelines.prompt_encoding import encode_prompts
+
+    pipe = TextToImageDiffusionPipeline.from_pretrained(make_t2i_teacher(tmp_path / "t2i"))
+    before = pipe.text_encoder.get_input_embeddings().weight.detach().clone()
+    (table,) = add_placeholder_token(pipe, start="dog")
+    with torch.no_grad():  # a one-token word: the new word encodes exactly as the word it starts from
+        assert torch.equal(
+            encode_prompts(pipe, [f"a photo of a {PLACEHOLDER}"]), encode_prompts(pipe, ["a photo of a dog"])
+        )
+    encode_prompts(pipe, [f"a {PLACEHOLDER}"]).sum().backward()
+    grad = table.grad.abs().sum(-1)
+    token = pipe.tokenizer.convert_tokens_to_ids(PLACEHOLDER)
+    assert grad[token] > 0 and grad[:token].sum() == 0  # the old rows get no gradient
+    assert torch.equal(table[: len(before)].detach(), before)
+    assert not any(p.requires_grad for n, p in pipe.text_encoder.named_parameters() if "token_embedding" not in n)
+
+
+@pytest.mark.parametrize("one_step", [False, True])
+def test_text_inversion_learns_only_a_new_token_and_leaves_the_callers_pipeline_as_it_was(
+    tmp_path, tiny_classifier, one_step
+):
+    from sfd.pipelines import OneStepTextToImagePipeline, TextToImageDiffusionPipeline
+
+    pipe = TextToImageDiffusionPipeline.from_pretrained(make_t2i_teacher(tmp_path / "t2i"))
+    if one_step:
+        pipe = OneStepTextToImagePipeline(
+            pipe.unet, pipe.text_encoder, pipe.tokenizer, pipe.scheduler, sigma_init=2.5, concepts=list(NAMES.values())
+        )
+    weights = {k: v.clone() for k, v in pipe.unet.state_dict().items()} | {
+        k: v.clone() for k, v in pipe.text_encoder.state_dict().items()
+    }
+    vocabulary = len(pipe.tokenizer)
+    kw = dict(classifier=tiny_classifier, eval_samples=4, pool=text_pool(), progress=False, n_images=5)
+    kw["num_inference_steps"] = None if one_step else 2
+    curve = inversion_curve(pipe, "concept=dog", checkpoints=[3, 0], learning_rate=0.1, **kw)
+    assert curve["steps"] == [0, 3] and len(curve["forget_accuracy"]) == 2 and curve["attacked"] == ["dog"]
+    assert curve["attack"].startswith("concept inversion, new token")
+    assert curve["attack"].endswith("(one-step: at σ_init)") == one_step
+    assert curve["judge"] == "classifier label 'dog'" and curve["embedding_tables"] == 1
+    assert curve["embedding_change_norm"] > 0  # the token's row moved
+    state = pipe.unet.state_dict() | pipe.text_encoder.state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in state.items())  # no weight of the caller's pipeline changed
+    assert len(pipe.tokenizer) == vocabulary  # and it did not gain the word
+    with pytest.raises(ValueError, match="one concept at a time"):
+        inversion_curve(pipe, "concept=dog,cat", checkpoints=[0], **kw)
+
+
+def test_text_inversion_judges_with_clip_when_the_classifier_does_not_know_the_concept(
+    tmp_path, tiny_classifier, tiny_t2i_options
+):
+    from sfd.evaluation.token_inversion import concept_judge
+    from sfd.pipelines import TextToImageDiffusionPipeline
+
+    pipe = TextToImageDiffusionPipeline.from_pretrained(make_t2i_teacher(tmp_path / "t2i"))
+    rate, judged_by = concept_judge(pipe, "zebra", tiny_classifier, clip=None)
+    assert judged_by == "CLIP zero-shot among 4 prompts"  # zebra and the model's three concepts
+    images = torch.rand(6, 1, 8, 8)
+    assert 0 <= rate(images) <= 1
+    rate, judged_by = concept_judge(pipe, "dog", tiny_classifier, clip=str(tmp_path / "clip"))
+    assert judged_by.startswith("CLIP")  # an explicit CLIP wins over the classifier
+
+
+def test_sfd_attack_invert_attacks_a_text_model_folder(tmp_path, tiny_classifier):
+    import numpy as np
+    from datasets import ClassLabel, Dataset, Image
+
+    teacher = make_t2i_teacher(tmp_path / "t2i")
+    rows = {"image": [np.zeros((8, 8), dtype=np.uint8)] * 6, "label": [0, 1, 2] * 2}
+    data = Dataset.from_dict(rows).cast_column("image", Image()).cast_column("label", ClassLabel(names=["Cat", "Dog", "Bird"]))  # fmt: skip
+    data.save_to_disk(str(tmp_path / "data"))
+    report = tmp_path / "report"
+    attack_main(
+        ["invert", "--model", teacher, "--forget", "concept=dog", "--images", "2", "--steps", "0,2"]
+        + ["--eval_samples", "2", "--num_inference_steps", "2", "--classifier", tiny_classifier]
+        + ["--dataset", str(tmp_path / "data"), "--init", "mean", "--report", str(report)]
+    )
+    (curve,) = json.loads((report / "invert.json").read_text())
+    assert curve["init"] == "mean" and curve["steps"] == [0, 2] and curve["attacked"] == ["dog"]
+    with pytest.raises(SystemExit, match="text-to-image: forget a concept"):
+        attack_main(["invert", "--model", teacher, "--forget", "class=dog", "--classifier", tiny_classifier])

@@ -4,11 +4,13 @@
     sfd-attack relearn --model OUT_DIR --forget "class=trouser" --benign      # resurgence test
 
     sfd-attack invert --model OUT_DIR --forget "class=trouser" --images 1 10 100   # concept inversion
+    sfd-attack invert --model T2I_DIR --forget "concept=sneaker" --images 10        # … with a new token
 
 `relearn` fine-tunes a copy of the model on a few real images of the forgotten class (or of the remaining
 classes only, `--benign`) with the standard denoising loss and reports the forget accuracy after each
 budget of steps, its area and the steps needed to pass 50% (see `sfd.evaluation.relearn`). `invert` keeps every
-weight frozen and learns a new embedding for the forgotten class from the images (see `sfd.evaluation.inversion`).
+weight frozen and learns a new embedding for the forgotten class from the images, or a new token for a text-to-image
+model's forgotten concept (see `sfd.evaluation.inversion`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from ..evaluation.relearn import DEFAULT_CHECKPOINTS, relearn_curve
 def _common_arguments(r, default_steps, default_lr: float) -> None:
     """What both attacks take: the model, the class, the attacker's images and budgets, the judge, the report."""
     r.add_argument("--model", required=True, help="pipeline folder (multi-step or one-step)")
-    r.add_argument("--forget", required=True, help='the erased class(es), e.g. "class=trouser"')
+    r.add_argument(
+        "--forget",
+        required=True,
+        help='the erased class(es), e.g. "class=trouser" (invert, text models: "concept=NAME")',
+    )
     r.add_argument(
         "--images", type=int, nargs="+", default=[10], help="real images per attacked class (one curve each)"
     )
@@ -75,7 +81,14 @@ def parse_args(argv=None):
         "--init",
         choices=INITS,
         default="class",
-        help="the embedding's start: the class's own row (step 0 = the released model) or the mean of every row",
+        help="the embedding's start: the class's own row (step 0 = the released model) or the mean of the other "
+        "rows; text models: the concept's token rows or the vocabulary's mean",
+    )
+    i.add_argument(
+        "--clip",
+        default=None,
+        help="text models: judge with this CLIP folder (default: the classifier when it names the concept, else "
+        "assets/clip)",
     )
     return p.parse_args(argv)
 
@@ -111,7 +124,7 @@ def attack_call(args, n_images: int) -> dict:
         label_column=args.label_column,
     )
     if args.command == "invert":
-        return inversion_curve(args.model, args.forget, init=args.init, **kw)
+        return inversion_curve(args.model, args.forget, init=args.init, clip=args.clip, **kw)
     return relearn_curve(
         args.model,
         args.forget,

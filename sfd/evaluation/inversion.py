@@ -10,11 +10,13 @@ used wherever the forgotten class's id is given (its own row is the starting poi
 
 for a multi-step model; a one-step generator G(z) = D(σ_init·z, σ_init, c) is attacked at the one σ it is evaluated
 at, through the full one-step map: min_e E ‖D(x + σ_init·ε, σ_init, e) − x‖². After each budget the class is sampled
-with the learned embedding and judged, as in the relearning attack (`relearn`).
+with the learned embedding and judged, as in the relearning attack (`relearn`). A text-to-image model is attacked
+with a new token instead (`token_inversion`).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.loading import load_pipeline
 from ..core.losses import denoising_loss, sampling_level_loss
 from ..pipelines.denoiser import scheduler_of_family
 from .relearn import (
@@ -35,6 +38,7 @@ from .relearn import (
     forget_rates,
     steps_to_reach,
 )
+from .token_inversion import token_inversion_curve
 
 DEFAULT_INVERSION_STEPS = (0, 25, 50, 100, 200)
 
@@ -100,12 +104,14 @@ def inversion_curve(
     label_column: str | None = None,
     init: str = "class",
     progress: bool = True,
+    clip=None,
 ) -> dict:
-    """Concept inversion of one forgotten class: the forget accuracy after each budget of embedding steps.
+    """Concept inversion of one forgotten class or concept: the forget accuracy after each budget of embedding steps.
 
     Args:
-        model: the attacked pipeline (folder or loaded; multi-step or one-step). Its weights are not modified.
-        forget: `"class=NAME"`, the one erased class to recover.
+        model: the attacked pipeline (folder or loaded; multi-step or one-step; class-conditional or text-to-image).
+            Its weights are not modified.
+        forget: `"class=NAME"` (`"concept=NAME"` for a text-to-image model), the one erased class to recover.
         n_images: the attacker's real images of it.
         checkpoints: the budgets (steps, increasing) at which to measure.
         learning_rate, batch_size: the attacker's Adam on the embedding vectors, and batch.
@@ -115,15 +121,28 @@ def inversion_curve(
         num_inference_steps: multi-step models: sampler steps (default: the pipeline's own).
         pool, dataset, image_column, label_column: the attacker's images, as for `relearn.relearn_curve`.
         init: where the embedding starts: the class's own row ("class", step 0 is the released model) or the mean
-            row of the other classes ("mean").
+            row of the other classes ("mean"); for a text model the concept's own token rows or the vocabulary's mean.
         progress: show a progress bar.
+        clip: text-to-image models: a CLIP judge (or its folder) to judge the samples with instead of the classifier;
+            default: the classifier when its labels name the concept, else the shipped CLIP.
 
     Returns:
         A dict with the curve: `steps`, `forget_accuracy` per step, its `area` and `steps_to_50pct`, the norm of the
         learned embedding's change, and the settings.
     """
     checkpoints = check_budgets(checkpoints, n_images)
-    pipe, spec, judge, label_map = attack_target(model, forget, classifier)
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
+    name = str(model) if isinstance(model, (str, os.PathLike)) else None
+    pipe = load_pipeline(model)
+    if hasattr(pipe, "text_pairs"):  # a text-to-image model: a new token; a caller's pipeline keeps its vocabulary
+        text = dict(classifier=classifier, clip=clip, num_inference_steps=num_inference_steps, pool=pool)
+        return token_inversion_curve(
+            pipe if name else copy.deepcopy(pipe), name or type(pipe).__name__, forget, n_images, checkpoints,
+            learning_rate, batch_size, eval_samples, seed, eval_seed, dataset=dataset, image_column=image_column,
+            label_column=label_column, init=init, progress=progress, **text,
+        )  # fmt: skip
+    pipe, spec, judge, label_map = attack_target(pipe, forget, classifier)
     if len(spec.forget) != 1:
         raise ValueError(f"concept inversion recovers one class at a time; {forget!r} names {len(spec.forget)}")
     target = spec.forget[0]
@@ -153,7 +172,7 @@ def inversion_curve(
         for p, flag in zip(network.parameters(), trainable):
             p.requires_grad_(flag)
     return {
-        "model": str(model) if isinstance(model, (str, os.PathLike)) else type(pipe).__name__,
+        "model": name or type(pipe).__name__,
         "attack": "concept inversion (one-step: at σ_init)" if one_step else "concept inversion",
         "forget": spec.describe()["forget"],
         "attacked": spec.describe()["forget"],

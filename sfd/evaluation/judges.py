@@ -64,6 +64,10 @@ class ImageClassifierJudge:
             )
         return mapping
 
+    def label_of(self, name: str) -> int | None:
+        """The classifier's id of a class name (compared as `match_labels` does), or None when it has no such label."""
+        return _label_map(self.id2label, {0: name})[0].get(0)
+
 
 def _label_map(judge_id2label: Mapping[int, str], generator_id2label: Mapping[int, str]):
     """(generator class id → judge class id for the names both know, the generator's names the judge lacks); names

@@ -97,8 +97,8 @@ def attack_target(model, forget: str, classifier=None):
     pipe = load_pipeline(model)
     if not isinstance(pipe, (ClassConditionalDiffusionPipeline, OneStepClassConditionalPipeline)):
         raise ValueError(
-            f"the attacks fine-tune class-conditional models; {type(pipe).__name__} is not one (text-to-image "
-            "models are not supported by sfd-attack yet)"
+            f"the relearning attack fine-tunes class-conditional models; {type(pipe).__name__} is not one (a "
+            'text-to-image model can be attacked by concept inversion: sfd-attack invert --forget "concept=NAME")'
         )
     pipe.set_progress_bar_config(disable=True)
     spec = ForgetSpec.parse(forget, None, pipe.id2label)

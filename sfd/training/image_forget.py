@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.prompts import DEFAULT_TEMPLATES as TEMPLATES
+from ..core.tokens import PLACEHOLDER, add_placeholder_token, nearest_words
 from .config import TrainingConfig, TrainingSetupError
 from .override_choice import class_errors, sigma_grid
 
@@ -148,8 +150,6 @@ def identify_forget_class(cfg: TrainingConfig, paths: list[Path], sigma_range: t
 
 # ---- text teachers: textual inversion (Gal et al. 2023) of the image into a new token ----------------------------
 
-PLACEHOLDER = "sfdconcept"  # the learned token; a plain word so prompts and rewrite rules treat it as one
-TEMPLATES = ("a photo of a {}", "a picture of a {}", "an image of a {}", "a {}")
 INVERSION_STEPS = 300
 INVERSION_LR = 5e-3
 INVERSION_BATCH = 4
@@ -167,50 +167,6 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         crop = padded[i, :, dy : dy + h, dx : dx + w]
         out.append(crop.flip(-1) if torch.rand((), generator=gen) < 0.5 else crop)
     return torch.stack(out)
-
-
-def add_placeholder_token(pipe) -> list[torch.nn.Parameter]:
-    """Add `PLACEHOLDER` to every tokenizer and a row for it to every text encoder (the mean of its token embeddings);
-    returns the encoders' input-embedding weights, of which only the new rows will learn."""
-    weights = []
-    for tokenizer, encoder in pipe.text_pairs():
-        encoder.requires_grad_(False)
-        tokenizer.add_tokens([PLACEHOLDER])
-        token = tokenizer.convert_tokens_to_ids(PLACEHOLDER)
-        if getattr(getattr(encoder, "text_model", None), "eos_token_id", None) == 2:
-            # legacy CLIP configs pool at argmax(input ids), which the new (highest) id would take from EOS
-            encoder.text_model.eos_token_id = encoder.config.eos_token_id = tokenizer.eos_token_id
-        table = encoder.get_input_embeddings()
-        mean = table.weight.detach()[: min(table.num_embeddings, token)].mean(0)
-        if table.num_embeddings <= token:
-            encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-            table = encoder.get_input_embeddings()
-        with torch.no_grad():
-            table.weight[token] = mean  # a fresh start, also when the token is already there
-        mask = torch.zeros_like(table.weight[:, :1])
-        mask[token] = 1
-        table.weight.requires_grad_(True)
-        table.weight.register_hook(lambda grad, mask=mask: grad * mask.to(grad))  # only the new row learns
-        weights.append(table.weight)
-    return weights
-
-
-def nearest_words(pipe, k: int = 5) -> list[tuple[str, float]]:
-    """The vocabulary words (whole-word tokens of the first tokenizer) whose input embeddings are closest in cosine to
-    the learned token's."""
-    tokenizer, encoder = pipe.text_pairs()[0]
-    table = encoder.get_input_embeddings().weight.detach()
-    token = tokenizer.convert_tokens_to_ids(PLACEHOLDER)
-    cos = torch.nn.functional.cosine_similarity(table, table[token : token + 1], dim=-1)
-    ranked = []
-    for i in cos.argsort(descending=True).tolist():
-        word = tokenizer.convert_ids_to_tokens(i)
-        if i == token or not word.endswith("</w>") or not word[:-4].isalpha() or len(word) < 6:  # 2+ letters
-            continue
-        ranked.append((word[:-4], round(float(cos[i]), 4)))
-        if len(ranked) == k:
-            break
-    return ranked
 
 
 def learn_token(
