@@ -1,24 +1,29 @@
 """Concept inversion against the Fashion-MNIST default: can a learned class embedding bring "trouser" back?
 
-    python -m bench.inversion        # ~30 min on a 2-core CPU
+    python -m bench.inversion          # ~1 h on a 2-core CPU (each curve is cached under bench/runs/inversion/)
+    python -m bench.inversion --text   # the text-to-image models: a new token against "sneaker"
 
 Every model of the relearning benchmark (bench/robustness.py: the teacher, the gold retrain without trouser, the
-ESD-style fine-tune, the shipped SFD model with `--override auto`) is attacked by `sfd.evaluation.inversion`:
+ESD-style fine-tune, the shipped SFD model with `--override auto`) and SFD with `--override far` and `random` (trained
+first when absent, `bench.robustness.ensure_model`) is attacked by `sfd.evaluation.inversion`:
 all weights frozen, one new embedding per class table learned from n = 1, 10, 100 real training images of trouser,
 starting from trouser's own row; and, at n = 10, from the mean row of the other classes (an attacker who does not
 reuse the erased row; on the teacher, the check that the attack can find trouser at all). Forget accuracy (share of 100
 samples the classifier calls trouser, seed 1234) after 0, 25, 50, 100, 200 Adam steps (lr 0.05, batch 16,
 attacker seed 0). Target: SFD's rate ≤ the gold model's + 10 points at every budget.
-Writes bench/results/inversion.{json,md,png}.
+Writes bench/results/inversion.{json,md,png}. `--text` attacks the embedded text teacher and the shipped SFD model
+that forgot "sneaker" with a new token instead (`sfd.evaluation.token_inversion`, judged by the classifier) and writes
+bench/results/inversion-text.{json,md,png}; no gold text model exists to compare with.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+from pathlib import Path
 
 from bench.common import PROJECT, RESULTS, RUNS, cached, slug, write_result
-from bench.robustness import MODELS, NAMES, ensure_esd
+from bench.robustness import ERASERS, NAMES, ensure_model
 from sfd.core.paths import DEFAULT_CLASSIFIER
 from sfd.core.precision import describe_machine
 from sfd.evaluation.inversion import inversion_curve
@@ -26,26 +31,34 @@ from sfd.evaluation.judges import ImageClassifierJudge
 from sfd.evaluation.plots import plot_curves
 
 TARGET_POINTS = 0.10
+CLASS_MODELS = ["teacher", "gold", "sfd", "esd", "sfd-far", "sfd-random"]
+TEXT_MODELS = {"t2i-teacher": "assets/t2i-teacher", "sfd-t2i": "assets/sfd-t2i-sneaker"}
+TEXT_NAMES = {"t2i-teacher": "Text teacher (multi-step)", "sfd-t2i": "SFD, sneaker → sandal (one step)"}
 
 
 def attacks(model: str, images) -> dict:
-    """Curve name → inversion settings; the teacher's own row draws trouser already: one class-row curve for it."""
-    own = {f"n={n}": dict(n_images=n, init="class") for n in (images if model != "teacher" else images[1:2])}
+    """Curve name → inversion settings; a teacher's own row draws the class already: one class-row curve for it."""
+    own = {f"n={n}": dict(n_images=n, init="class") for n in (images if "teacher" not in model else images[1:2])}
     return own | {"n=10 from the mean row": dict(n_images=10, init="mean")}
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--forget", default="class=trouser")
+    p.add_argument("--text", action="store_true", help="attack the text-to-image models (a new token)")
+    p.add_argument("--forget", default=None, help='default: "class=trouser", with --text "concept=sneaker"')
     p.add_argument("--images", type=int, nargs="+", default=[1, 10, 100])
     p.add_argument("--steps", default="0,25,50,100,200")
     p.add_argument("--learning_rate", type=float, default=5e-2)
     p.add_argument("--eval_samples", type=int, default=100)
     p.add_argument("--seed", type=int, default=1234, help="evaluation seed")
     p.add_argument("--attack_seed", type=int, default=0)
-    p.add_argument("--models", nargs="+", choices=list(MODELS), default=["teacher", "gold", "sfd", "esd"])
-    p.add_argument("--out", default=str(RESULTS / "inversion"))
+    p.add_argument("--models", nargs="+", choices=CLASS_MODELS + list(TEXT_MODELS), default=None)
+    p.add_argument("--out", default=None, help="default: bench/results/inversion[-text]")
     args = p.parse_args(argv)
+    args.forget = args.forget or ("concept=sneaker" if args.text else "class=trouser")
+    args.models = args.models or (list(TEXT_MODELS) if args.text else CLASS_MODELS)
+    args.out = args.out or str(RESULTS / ("inversion-text" if args.text else "inversion"))
+    paths, names = (TEXT_MODELS, TEXT_NAMES) if args.text else (ERASERS, NAMES)
     judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
     settings = dict(
         checkpoints=[int(s) for s in args.steps.split(",")],
@@ -58,14 +71,12 @@ def main(argv=None) -> None:
     )
     curves = {}
     for model in args.models:
-        path = MODELS[model]
         for name, attack in attacks(model, args.images).items():
 
-            def compute(model=model, path=path, name=name, attack=attack):
-                if model == "esd":
-                    ensure_esd(PROJECT / path, args.forget)
+            def compute(model=model, name=name, attack=attack):
+                path = PROJECT / paths[model] if args.text else ensure_model(model)
                 print(f"[invert] {model} {name}", flush=True)
-                return inversion_curve(str(PROJECT / path), args.forget, **attack, **settings)
+                return inversion_curve(str(path), args.forget, **attack, **settings)
 
             # each curve is kept under bench/runs/inversion/ as it finishes, and reused by a rerun
             curves.setdefault(model, {})[name] = cached(RUNS / "inversion" / f"{model}-{slug(name)}.json", compute)
@@ -74,13 +85,16 @@ def main(argv=None) -> None:
         "forget": args.forget,
         "machine": describe_machine(),
         **{k: v for k, v in settings.items() if k not in ("classifier", "progress")},
-        "models": {m: MODELS[m] for m in args.models},
+        "models": {m: paths[m] for m in args.models},
         "curves": curves,
     }
-    gaps = {
-        name: max(s - g for s, g in zip(c["forget_accuracy"], curves["gold"][name]["forget_accuracy"]))
-        for name, c in curves.get("sfd", {}).items()
-        if "gold" in curves and name in curves["gold"]
+    gold = curves.get("gold", {})
+    gaps = {  # every SFD model's largest excess over the gold model, per attack
+        f"{model} {name}": max(s - g for s, g in zip(c["forget_accuracy"], gold[name]["forget_accuracy"]))
+        for model, named in curves.items()
+        if model.startswith("sfd") and model in ERASERS
+        for name, c in named.items()
+        if name in gold
     }
     record["sfd_minus_gold_max"] = gaps
     steps = settings["checkpoints"]
@@ -91,26 +105,38 @@ def main(argv=None) -> None:
     for model, named in curves.items():
         for name, c in named.items():
             rates = " | ".join(f"{v:.1%}" for v in c["forget_accuracy"])
-            lines.append(f"| {NAMES[model]} | {name} | {rates} | {c['area']:.3f} |")
-    verdict = "; ".join(
-        f"{name}: {gap * 100:+.1f} points {'✅' if gap <= TARGET_POINTS else '❌'}" for name, gap in gaps.items()
+            lines.append(f"| {names[model]} | {name} | {rates} | {c['area']:.3f} |")
+    verdict = (
+        "Largest SFD − gold gap over the budgets (target ≤ +10 points): "
+        + "; ".join(
+            f"{k}: {gap * 100:+.1f} points {'✅' if gap <= TARGET_POINTS else '❌'}" for k, gap in gaps.items()
+        )
+        + "."
+        if gaps
+        else "No gold model was attacked (none exists for the text models): the curves only."
     )
     plot = plot_curves(
         {f"{m} {n}": c for m, named in curves.items() for n, c in named.items()},
-        RESULTS / "inversion.png",
+        Path(args.out).with_suffix(".png"),
         f"concept inversion of {args.forget}",
+    )
+    learned = (
+        "one learned token row per text encoder (the word in the templates of `sfd.core.prompts`); the row starts from "
+        "the concept's own token rows, or from the vocabulary's mean; samples of \"a photo of a sfdconcept\""
+        if args.text
+        else "one learned embedding per class table; the embedding starts from the class's own row, or from the mean "
+        "row of the other classes"
     )
     markdown = f"""# Concept inversion of `{args.forget}`
 
 Forget accuracy (share of {args.eval_samples} samples the shipped classifier labels as the forgotten class, seed
-{args.seed}) after the attacker's steps; every weight frozen, one learned embedding per class table (Adam lr
-{args.learning_rate}, batch 16, attacker seed {args.attack_seed}); n = real training images of the class; the
-embedding starts from the class's own row, or from the mean row of the other classes. Multi-step models sample with their
-default steps; the SFD generator is attacked at σ_init through its one-step map. {describe_machine()}.
+{args.seed}) after the attacker's steps; every weight frozen, {learned} (Adam lr {args.learning_rate}, batch 16,
+attacker seed {args.attack_seed}); n = real training images of the class. Multi-step models sample with their default
+steps; SFD generators are attacked at σ_init through their one-step map. {describe_machine()}.
 
 {chr(10).join(lines)}
 
-Largest SFD − gold gap over the budgets (target ≤ +10 points): {verdict}.
+{verdict}
 
 ![inversion curves]({plot.name})
 """

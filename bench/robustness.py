@@ -35,11 +35,21 @@ MODELS = {
     "esd": "bench/runs/esd",
     "sfd": "assets/sfd-trouser",
 }
+# the representation check and concept inversion also measure SFD with the other override choices and the contrastive
+# term's trial, each trained on trouser by `ensure_model` when it is not on disk
+ERASERS = MODELS | {
+    "sfd-far": "bench/runs/other-trouser-to-far",
+    "sfd-random": "bench/runs/other-trouser",
+    "sfd-contrastive": "bench/runs/contrastive-w1",
+}
 NAMES = {
     "teacher": "Teacher (multi-step)",
     "gold": "Gold retrain (multi-step)",
     "esd": "ESD-style (multi-step)",
     "sfd": "SFD (one step)",
+    "sfd-far": "SFD, `--override far` (one step)",
+    "sfd-random": "SFD, `--override random` (one step)",
+    "sfd-contrastive": "SFD, contrastive weight 1.0 (one step)",
     "oneshot": "SFD, one-shot",
     "layered": "SFD, layered",
 }
@@ -62,6 +72,24 @@ def ensure_esd(path: Path, forget: str) -> None:
         from sfd.baselines.esd import esd_finetune
 
         esd_finetune("assets/teacher", forget, output_dir=str(path))
+
+
+def ensure_model(name: str) -> Path:
+    """The folder of eraser `name` (of `ERASERS`, forgetting trouser), trained first when it is not on disk: the
+    ESD-style baseline as above, SFD `far` / `random` with bench/other_classes.py's recipe (the defaults otherwise),
+    the contrastive trial with `contrastive_weight=1.0`."""
+    path = PROJECT / ERASERS[name]
+    if name == "esd":
+        ensure_esd(path, "class=trouser")
+    elif name in ("sfd-far", "sfd-random"):
+        from bench.other_classes import train
+
+        train("trouser:far" if name == "sfd-far" else "trouser", path.parent)
+    elif name == "sfd-contrastive" and not (path / "model_index.json").exists():
+        from sfd import forget
+
+        forget(forget="class=trouser", output_dir=str(path), contrastive_weight=1.0, overwrite_output_dir=True)
+    return path
 
 
 def relearn_part(args, judge, previous: dict) -> dict:
