@@ -10,8 +10,8 @@ PLACEHOLDER = "sfdconcept"  # the learned token; a plain word so prompts and rew
 
 
 def start_row(tokenizer, table: torch.Tensor, token: int, start: str | None) -> torch.Tensor:
-    """Where the new row starts: the mean of `start`'s token rows (a one-token word: that word's own row), or the mean
-    of the whole vocabulary before the new token."""
+    """Where the new row (id `token`) starts: the mean of `start`'s token rows (a one-token word: that word's own row),
+    or the mean of the vocabulary's rows before it."""
     if start is None:
         return table[: min(len(table), token)].mean(0)
     ids = tokenizer(start, add_special_tokens=False).input_ids
@@ -26,9 +26,9 @@ def add_placeholder_token(pipe, start: str | None = None) -> list[torch.nn.Param
     weights = []
     for tokenizer, encoder in pipe.text_pairs():
         encoder.requires_grad_(False)
-        initial = start_row(tokenizer, encoder.get_input_embeddings().weight.detach(), len(tokenizer), start)
         tokenizer.add_tokens([PLACEHOLDER])
         token = tokenizer.convert_tokens_to_ids(PLACEHOLDER)
+        initial = start_row(tokenizer, encoder.get_input_embeddings().weight.detach(), token, start)
         if getattr(getattr(encoder, "text_model", None), "eos_token_id", None) == 2:
             # legacy CLIP configs pool at argmax(input ids), which the new (highest) id would take from EOS
             encoder.text_model.eos_token_id = encoder.config.eos_token_id = tokenizer.eos_token_id
