@@ -58,24 +58,36 @@ def test_inversion_learns_only_the_embedding_and_measures_every_budget(
         inversion_curve(pipe, "class=dog,cat", checkpoints=[0], **kw)
 
 
-def test_sfd_attack_invert_writes_a_report_for_a_dit(tmp_path):
+def save_dataset(path, names, shape) -> str:
+    """Six blank images of `shape` labelled 0, 1, 2 twice, as a `datasets` folder with class names `names`."""
     import numpy as np
     from datasets import ClassLabel, Dataset, Image
 
+    rows = {"image": [np.zeros(shape, dtype=np.uint8)] * 6, "label": [0, 1, 2] * 2}
+    data = Dataset.from_dict(rows).cast_column("image", Image()).cast_column("label", ClassLabel(names=names))
+    data.save_to_disk(str(path))
+    return str(path)
+
+
+def invert_with_the_cli(model, forget, classifier, data, report) -> dict:
+    """`sfd-attack invert` from the vocabulary's / other rows' mean with 2 images and budgets 0, 2; its one curve."""
+    attack_main(
+        ["invert", "--model", model, "--forget", forget, "--images", "2", "--steps", "0,2"]
+        + ["--eval_samples", "2", "--num_inference_steps", "2", "--classifier", classifier]
+        + ["--dataset", data, "--init", "mean", "--report", str(report)]
+    )
+    (curve,) = json.loads((report / "invert.json").read_text())
+    return curve
+
+
+def test_sfd_attack_invert_writes_a_report_for_a_dit(tmp_path):
     from tests.helpers import DIT_NAMES, make_classifier
 
     teacher = make_dit_teacher(tmp_path / "dit")
-    rows = {"image": [np.zeros((8, 8, 3), dtype=np.uint8)] * 6, "label": [0, 1, 2] * 2}
-    data = Dataset.from_dict(rows).cast_column("image", Image()).cast_column("label", ClassLabel(names=["cat", "dog, puppy", "bird"]))  # fmt: skip
-    data.save_to_disk(str(tmp_path / "data"))
+    data = save_dataset(tmp_path / "data", ["cat", "dog, puppy", "bird"], (8, 8, 3))
     classifier = str(make_classifier(tmp_path / "classifier", DIT_NAMES))
     report = tmp_path / "report"
-    attack_main(
-        ["invert", "--model", teacher, "--forget", "class=puppy", "--images", "2", "--steps", "0,2"]
-        + ["--eval_samples", "2", "--num_inference_steps", "2", "--classifier", classifier]
-        + ["--dataset", str(tmp_path / "data"), "--init", "mean", "--report", str(report)]
-    )
-    (curve,) = json.loads((report / "invert.json").read_text())
+    curve = invert_with_the_cli(teacher, "class=puppy", classifier, data, report)
     assert curve["init"] == "mean" and curve["steps"] == [0, 2] and curve["embedding_tables"] == 1
     assert (report / "invert.png").exists() and "sfd-attack invert" in (report / "invert.md").read_text()
 
@@ -155,20 +167,10 @@ def test_text_inversion_judges_with_clip_when_the_classifier_does_not_know_the_c
 
 
 def test_sfd_attack_invert_attacks_a_text_model_folder(tmp_path, tiny_classifier):
-    import numpy as np
-    from datasets import ClassLabel, Dataset, Image
-
     teacher = make_t2i_teacher(tmp_path / "t2i")
-    rows = {"image": [np.zeros((8, 8), dtype=np.uint8)] * 6, "label": [0, 1, 2] * 2}
-    data = Dataset.from_dict(rows).cast_column("image", Image()).cast_column("label", ClassLabel(names=["Cat", "Dog", "Bird"]))  # fmt: skip
-    data.save_to_disk(str(tmp_path / "data"))
-    report = tmp_path / "report"
-    attack_main(
-        ["invert", "--model", teacher, "--forget", "concept=dog", "--images", "2", "--steps", "0,2"]
-        + ["--eval_samples", "2", "--num_inference_steps", "2", "--classifier", tiny_classifier]
-        + ["--dataset", str(tmp_path / "data"), "--init", "mean", "--report", str(report)]
-    )
-    (curve,) = json.loads((report / "invert.json").read_text())
+    data = save_dataset(tmp_path / "data", ["Cat", "Dog", "Bird"], (8, 8))
+    curve = invert_with_the_cli(teacher, "concept=dog", tiny_classifier, data, tmp_path / "report")
     assert curve["init"] == "mean" and curve["steps"] == [0, 2] and curve["attacked"] == ["dog"]
+    assert curve["attack"] == "concept inversion, new token" and curve["judge"] == "classifier label 'dog'"
     with pytest.raises(SystemExit, match="text-to-image: forget a concept"):
         attack_main(["invert", "--model", teacher, "--forget", "class=dog", "--classifier", tiny_classifier])
