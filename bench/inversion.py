@@ -40,9 +40,8 @@ def attacks(model: str, images, text: bool = False) -> dict:
     """Curve name → inversion settings. A teacher's own row draws the class already: one class-row curve for the class
     teacher, none for the text teacher (whose curve from the vocabulary's mean shows the attack can find the concept)."""
     sizes = images if "teacher" not in model else [] if text else images[1:2]
-    return {f"n={n}": dict(n_images=n, init="class") for n in sizes} | {
-        "n=10 from the mean row": dict(n_images=10, init="mean")
-    }
+    mean = "n=10 from the vocabulary's mean" if text else "n=10 from the mean row"
+    return {f"n={n}": dict(n_images=n, init="class") for n in sizes} | {mean: dict(n_images=10, init="mean")}
 
 
 def main(argv=None) -> None:
@@ -140,8 +139,8 @@ def main(argv=None) -> None:
     markdown = f"""# Concept inversion of `{args.forget}`
 
 Forget accuracy (share of {args.eval_samples} samples the shipped classifier labels as the forgotten class, seed
-{args.seed}) after the attacker's steps; every weight frozen, {learned} (Adam lr {args.learning_rate}, batch 16,
-attacker seed {args.attack_seed}); n = real training images of the class. Multi-step models sample with their default
+{args.seed}) after the attacker's steps (Adam lr {args.learning_rate}, batch 16, attacker seed {args.attack_seed}),
+every weight frozen: {learned}. n = real training images of the class. Multi-step models sample with their default
 steps; SFD generators are attacked at σ_init through their one-step map. {describe_machine()}.
 
 {chr(10).join(lines)}
