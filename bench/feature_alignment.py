@@ -4,11 +4,14 @@
 
 The contrastive term (`sfd.training.contrastive`) pulls the generator's pooled middle-block features under the
 forgotten label towards the teacher's under the override and pushes them from the teacher's under the forgotten
-label, at the generator's input σ_init·z. This script measures, for every model of bench/representation.py that is
-on disk (the gold retrain as a reference), on 256 noises z (seed 0) at σ_init = 2.5: the per-row cosine between the
-model's features under trouser and the frozen teacher's under each class; the nearest teacher class; L_con (τ 0.1)
-towards that class; and, as the scale of "aligned", the mean cosine of the model's features under each remaining class
-with the teacher's under the same class. Beside it, each model's relearning steps from bench/results/representation.json.
+label, at the generator's input σ_init·z. This script measures, for the one-step SFD models of
+bench/representation.py (`auto`, `far`, `random`, the contrastive trial) and the gold retrain (a reference), on 256
+noises z (seed 0) at σ_init = 2.5: the per-row cosine between the model's features under trouser and the frozen
+teacher's under each class; the nearest other teacher class; L_con (τ 0.1) with the override as its positive (the
+run's override from its training.json; for a per-sample override, the nearest class of its pool; for the gold
+retrain, the nearest class); and, as the scale of "aligned", the mean cosine of the model's features under each
+remaining class with the teacher's under the same class. Beside it, each model's relearning steps from
+bench/results/representation.json.
 Writes bench/results/feature-alignment.{json,md}.
 """
 
@@ -44,6 +47,18 @@ def class_features(pipe, x: torch.Tensor, sigma: float, classes) -> dict[int, to
     return out
 
 
+def override_class(path, id2label: dict, target: int, cos: dict) -> int:
+    """The class the run bound the forgotten label to (its training.json), or, for a per-sample override (`far`,
+    `random`) or a model without one (the gold retrain), the class of that pool nearest in `cos`."""
+    training = path / "training.json"
+    record = json.loads(training.read_text()) if training.exists() else {}
+    ids = {v: k for k, v in id2label.items()}
+    if record.get("override") in ids:
+        return ids[record["override"]]
+    pool = [ids[n] for n in record.get("override_pool") or []] or [c for c in id2label if c != target]
+    return max(pool, key=cos.get)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--forget", default="class=trouser")
@@ -69,27 +84,30 @@ def main(argv=None) -> None:
         own = class_features(load_pipeline(str(path)), x, args.sigma, classes)
         cos = {c: float(torch.cosine_similarity(own[target], reference[c], dim=-1).mean()) for c in classes}
         nearest = max((c for c in classes if c != target), key=cos.get)
+        positive = override_class(path, teacher.id2label, target, cos)
         kept = [float(torch.cosine_similarity(own[c], reference[c], dim=-1).mean()) for c in classes if c != target]
         rows[model] = {
             "cosine_to_teacher_class": {teacher.id2label[c]: round(v, 4) for c, v in cos.items()},
             "nearest_class": teacher.id2label[nearest],
-            "contrastive_loss_to_nearest": float(
-                contrastive_loss(own[target], reference[nearest], reference[target], args.temperature)
+            "override": teacher.id2label[positive],
+            "contrastive_loss": float(
+                contrastive_loss(own[target], reference[positive], reference[target], args.temperature)
             ),
             "kept_classes_mean_cosine": sum(kept) / len(kept),
             "relearn_steps_to_50pct_n10": relearn.get(model, {}).get("relearn_steps_to_50pct_n10"),
         }
     name = teacher.id2label[target]
     lines = [
-        f"| model | cos to teacher's {name} | nearest teacher class (cos) | L_con to it | kept classes: cos to teacher's "
-        "same class | relearning: steps to 50% (n = 10) |",
-        "|---|---|---|---|---|---|",
+        f"| model | cos to teacher's {name} | nearest other teacher class (cos) | override (cos) | L_con | kept classes: "
+        "cos to teacher's same class | relearning: steps to 50% (n = 10) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for model, r in rows.items():
         steps = r["relearn_steps_to_50pct_n10"]
         lines.append(
             f"| {NAMES[model]} | {r['cosine_to_teacher_class'][name]:.3f} | {r['nearest_class']} "
-            f"({r['cosine_to_teacher_class'][r['nearest_class']]:.3f}) | {r['contrastive_loss_to_nearest']:.3f} | "
+            f"({r['cosine_to_teacher_class'][r['nearest_class']]:.3f}) | {r['override']} "
+            f"({r['cosine_to_teacher_class'][r['override']]:.3f}) | {r['contrastive_loss']:.3f} | "
             f"{r['kept_classes_mean_cosine']:.3f} | {'> 200' if steps is None else f'{steps:.0f}'} |"
         )
     record = {"forget": args.forget, "sigma": args.sigma, "noises": args.noises, "seed": args.seed, "models": rows}
@@ -97,7 +115,8 @@ def main(argv=None) -> None:
 
 Per-row cosine between each model's pooled middle-block features under {name} and the frozen teacher's under each
 class, at the generator input σ·z (σ = {args.sigma}, {args.noises} noises, seed {args.seed}); L_con is the contrastive
-term (τ = {args.temperature}) with the nearest other class as its positive and the teacher's {name} as its negative.
+term (τ = {args.temperature}) with the teacher's features under the override as its positive (a per-sample override:
+the nearest class of its pool; the gold retrain: the nearest class) and under {name} as its negative.
 "Kept classes": the same cosine for every remaining label against the teacher's same label (how aligned a kept class
 is). Relearning from `representation.json`. {describe_machine()}.
 

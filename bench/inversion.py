@@ -44,6 +44,23 @@ def attacks(model: str, images, text: bool = False) -> dict:
     return {f"n={n}": dict(n_images=n, init="class") for n in sizes} | {mean: dict(n_images=10, init="mean")}
 
 
+def check_settings(curve: dict, cache, forget: str, attack: dict, settings: dict) -> None:
+    """A cached curve must have been measured with this run's settings; else say which file to delete."""
+    wanted = {
+        "forget": [forget.partition("=")[2].strip()],
+        "steps": settings["checkpoints"],
+        "learning_rate": settings["learning_rate"],
+        "eval_samples": settings["eval_samples"],
+        "seed": settings["seed"],
+        "eval_seed": settings["eval_seed"],
+        "images_per_class": attack["n_images"],
+        "init": attack["init"],
+    }
+    differ = [k for k, v in wanted.items() if str(curve.get(k)).lower() != str(v).lower()]
+    if differ:
+        raise SystemExit(f"{cache} was measured with other {', '.join(differ)}: delete it to measure it again")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--text", action="store_true", help="attack the text-to-image models (a new token)")
@@ -62,6 +79,12 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     args.forget = args.forget or ("concept=sneaker" if args.text else "class=trouser")
     args.models = args.models or (list(TEXT_MODELS) if args.text else CLASS_MODELS)
+    wrong = [m for m in args.models if (m in TEXT_MODELS) != args.text]
+    if wrong:
+        p.error(
+            f"{', '.join(wrong)}: {'class' if args.text else 'text'} model(s); "
+            + ("drop --text" if args.text else "add --text")
+        )
     args.out = args.out or str(RESULTS / ("inversion-text" if args.text else "inversion"))
     paths, names = (TEXT_MODELS, TEXT_NAMES) if args.text else (ERASERS, NAMES)
     judge = ImageClassifierJudge.from_pretrained(DEFAULT_CLASSIFIER)
@@ -83,12 +106,14 @@ def main(argv=None) -> None:
                 continue
 
             def compute(model=model, name=name, attack=attack):
-                path = PROJECT / paths[model] if args.text else ensure_model(model)
+                path = PROJECT / paths[model] if args.text else ensure_model(model, args.forget)
                 print(f"[invert] {model} {name}", flush=True)
                 return inversion_curve(str(path), args.forget, **attack, **settings)
 
             # each curve is kept under bench/runs/inversion/ as it finishes, and reused by a rerun
-            curves.setdefault(model, {})[name] = cached(cache, compute)
+            curve = cached(cache, compute)
+            check_settings(curve, cache, args.forget, attack, settings)
+            curves.setdefault(model, {})[name] = curve
     record = {
         "date": dt.date.today().isoformat(),
         "forget": args.forget,
@@ -122,7 +147,9 @@ def main(argv=None) -> None:
         )
         + "."
         if gaps
-        else "No gold model was attacked (none exists for the text models): the curves only."
+        else "No gold model exists for the text models: the curves only."
+        if args.text
+        else "The gold model was not attacked: no gap to the target."
     )
     plot = plot_curves(
         {f"{m} {n}": c for m, named in curves.items() for n, c in named.items()},

@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     recorded = json.loads(RELEARN.read_text())["curves"]
     rows = {}
     for model in args.models:
-        path = ensure_model(model)
+        path = ensure_model(model, args.forget)
         print(f"[representation] {model}", flush=True)
         rows[model] = cached(
             RUNS / "representation" / f"{model}-seed{args.seed}.json",

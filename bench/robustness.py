@@ -74,10 +74,12 @@ def ensure_esd(path: Path, forget: str) -> None:
         esd_finetune("assets/teacher", forget, output_dir=str(path))
 
 
-def ensure_model(name: str) -> Path:
-    """The folder of eraser `name` (of `ERASERS`, forgetting trouser), trained first when it is not on disk: the
+def ensure_model(name: str, forget: str = "class=trouser") -> Path:
+    """The folder of eraser `name` (of `ERASERS`, which forget trouser), trained first when it is not on disk: the
     ESD-style baseline as above, SFD `far` / `random` with bench/other_classes.py's recipe (the defaults otherwise),
     the contrastive trial with `contrastive_weight=1.0`."""
+    if forget.replace(" ", "").lower() != "class=trouser":
+        raise SystemExit(f"the benchmark's erasers forget trouser; {forget!r} would measure them on another class")
     path = PROJECT / ERASERS[name]
     if name == "esd":
         ensure_esd(path, "class=trouser")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from .prompts import DEFAULT_TEMPLATES
+
 PLACEHOLDER = "sfdconcept"  # the learned token; a plain word so prompts and rewrite rules treat it as one
 
 
@@ -20,38 +22,52 @@ def start_row(tokenizer, table: torch.Tensor, token: int, start: str | None) -> 
     return table[ids].mean(0)
 
 
-def add_placeholder_token(pipe, start: str | None = None) -> list[torch.nn.Parameter]:
-    """Add `PLACEHOLDER` to every tokenizer and a row for it to every text encoder, starting from `start_row`; every
-    encoder weight is frozen and the encoders' input-embedding tables are returned, of which only the new rows learn."""
-    weights = []
-    for tokenizer, encoder in pipe.text_pairs():
-        encoder.requires_grad_(False)
-        tokenizer.add_tokens([PLACEHOLDER])
-        token = tokenizer.convert_tokens_to_ids(PLACEHOLDER)
-        initial = start_row(tokenizer, encoder.get_input_embeddings().weight.detach(), token, start)
-        if getattr(getattr(encoder, "text_model", None), "eos_token_id", None) == 2:
-            # legacy CLIP configs pool at argmax(input ids), which the new (highest) id would take from EOS
-            encoder.text_model.eos_token_id = encoder.config.eos_token_id = tokenizer.eos_token_id
-        table = encoder.get_input_embeddings()
-        if table.num_embeddings <= token:
-            encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+class PlaceholderToken:
+    """`PLACEHOLDER` added to every tokenizer of a text-to-image pipeline, with one learnable fp32 row per text encoder
+    (`rows`, starting from `start_row`) looked up wherever the word appears, through a forward hook on the encoder's
+    input embeddings. Every encoder weight is frozen, so only the rows learn (and an optimiser keeps state for them
+    alone, in fp32 whatever the encoders' dtype); `store()` writes them into the embedding tables and removes the
+    hooks."""
+
+    def __init__(self, pipe, start: str | None = None):
+        self.pipe, self.rows, self._hooks = pipe, [], []
+        for tokenizer, encoder in pipe.text_pairs():
+            encoder.requires_grad_(False)
+            tokenizer.add_tokens([PLACEHOLDER])
+            token = tokenizer.convert_tokens_to_ids(PLACEHOLDER)
+            if getattr(getattr(encoder, "text_model", None), "eos_token_id", None) == 2:
+                # legacy CLIP configs pool at argmax(input ids), which the new (highest) id would take from EOS
+                encoder.text_model.eos_token_id = encoder.config.eos_token_id = tokenizer.eos_token_id
             table = encoder.get_input_embeddings()
+            row = start_row(tokenizer, table.weight.detach(), token, start).float().clone()
+            if table.num_embeddings <= token:
+                encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+                table = encoder.get_input_embeddings()
+            self.rows.append(torch.nn.Parameter(row))
+            self._hooks.append(table.register_forward_hook(self._lookup(token, self.rows[-1])))
+
+    @staticmethod
+    def _lookup(token: int, row: torch.Tensor):
+        def replace(module, inputs, output):
+            return torch.where((inputs[0] == token).unsqueeze(-1), row.to(output), output)
+
+        return replace
+
+    def store(self) -> None:
+        """Write the learned rows into the encoders' tables (the word then works without the hooks) and remove them."""
         with torch.no_grad():
-            table.weight[token] = initial  # a fresh start, also when the token is already there
-        mask = torch.zeros_like(table.weight[:, :1])
-        mask[token] = 1
-        table.weight.requires_grad_(True)
-        table.weight.register_hook(lambda grad, mask=mask: grad * mask.to(grad))  # only the new row learns
-        weights.append(table.weight)
-    return weights
+            for (tokenizer, encoder), row in zip(self.pipe.text_pairs(), self.rows):
+                table = encoder.get_input_embeddings().weight
+                table[tokenizer.convert_tokens_to_ids(PLACEHOLDER)] = row.to(table)
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
 
 
-def placeholder_rows(pipe) -> list[torch.Tensor]:
-    """The learned token's current embedding row in every text encoder (detached copies)."""
-    return [
-        encoder.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids(PLACEHOLDER)].detach().clone()
-        for tokenizer, encoder in pipe.text_pairs()
-    ]
+def placeholder_prompts(n: int, gen: torch.Generator) -> list[str]:
+    """`n` prompts of the learned word, each in a template (`prompts.DEFAULT_TEMPLATES`) drawn with `gen`."""
+    picks = torch.randint(len(DEFAULT_TEMPLATES), (n,), generator=gen).tolist()
+    return [DEFAULT_TEMPLATES[i].format(PLACEHOLDER) for i in picks]
 
 
 def nearest_words(pipe, k: int = 5) -> list[tuple[str, float]]:

@@ -16,29 +16,31 @@ with a new token instead (`token_inversion`).
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from contextlib import contextmanager
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..core.loading import load_pipeline
-from ..core.losses import denoising_loss, sampling_level_loss
-from ..pipelines.denoiser import scheduler_of_family
+from ..core.sampling import sample_prompts
+from ..core.tokens import PLACEHOLDER, PlaceholderToken, placeholder_prompts
+from ..pipelines.prompt_encoding import encode_prompts
 from .relearn import (
     area_under_curve,
     attack_loop,
+    attack_loss,
     attack_target,
     attacker_latents,
     check_budgets,
     forget_rates,
     steps_to_reach,
 )
-from .token_inversion import token_inversion_curve
+from .token_inversion import EVAL_PROMPT, concept_images, concept_judge, concept_of, with_own_text_modules
 
 DEFAULT_INVERSION_STEPS = (0, 25, 50, 100, 200)
 
@@ -110,21 +112,23 @@ def inversion_curve(
 
     Args:
         model: the attacked pipeline (folder or loaded; multi-step or one-step; class-conditional or text-to-image).
-            Its weights are not modified.
+            Its weights are not modified (a loaded text-to-image pipeline's tokenizers and encoders are copied).
         forget: `"class=NAME"` (`"concept=NAME"` for a text-to-image model), the one erased class to recover.
         n_images: the attacker's real images of it.
         checkpoints: the budgets (steps, increasing) at which to measure.
         learning_rate, batch_size: the attacker's Adam on the embedding vectors, and batch.
         eval_samples, eval_seed: samples of the class at each budget, and their seed.
         seed: the attacker's image choice and noise.
-        classifier: the judge (default: the shipped classifier).
+        classifier: the judge (default: the shipped classifier; for a text model, when it names the concept and
+            takes the model's image channels).
         num_inference_steps: multi-step models: sampler steps (default: the pipeline's own).
-        pool, dataset, image_column, label_column: the attacker's images, as for `relearn.relearn_curve`.
+        pool, dataset, image_column, label_column: the attacker's images, as for `relearn.relearn_curve` (for a text
+            model `pool` is (images, labels, class names) and the concept is matched by name).
         init: where the embedding starts: the class's own row ("class", step 0 is the released model) or the mean
             row of the other classes ("mean"); for a text model the concept's own token rows or the vocabulary's mean.
         progress: show a progress bar.
         clip: text-to-image models: a CLIP judge (or its folder) to judge the samples with instead of the classifier;
-            default: the classifier when its labels name the concept, else the shipped CLIP.
+            default: the classifier when it can judge the concept, else the shipped CLIP.
 
     Returns:
         A dict with the curve: `steps`, `forget_accuracy` per step, its `area` and `steps_to_50pct`, the norm of the
@@ -135,47 +139,27 @@ def inversion_curve(
         raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
     name = str(model) if isinstance(model, (str, os.PathLike)) else None
     pipe = load_pipeline(model)
-    if hasattr(pipe, "text_pairs"):  # a text-to-image model: a new token; a caller's pipeline keeps its vocabulary
-        text = dict(classifier=classifier, clip=clip, num_inference_steps=num_inference_steps, pool=pool)
-        return token_inversion_curve(
-            pipe if name else copy.deepcopy(pipe), name or type(pipe).__name__, forget, n_images, checkpoints,
-            learning_rate, batch_size, eval_samples, seed, eval_seed, dataset=dataset, image_column=image_column,
-            label_column=label_column, init=init, progress=progress, **text,
-        )  # fmt: skip
-    pipe, spec, judge, label_map = attack_target(pipe, forget, classifier)
-    if len(spec.forget) != 1:
-        raise ValueError(f"concept inversion recovers one class at a time; {forget!r} names {len(spec.forget)}")
-    target = spec.forget[0]
-    x, y = attacker_latents(pipe, [target], n_images, seed, label_map, pool, dataset, image_column, label_column)
-    network = pipe.network
-    trainable = [p.requires_grad for p in network.parameters()]
-    network.requires_grad_(False)  # only the embedding vectors learn
-    one_step = "sigma_init" in pipe.config
-    if one_step:
-        denoiser, sigma = pipe.generator_network(), pipe.config.sigma_init
-        loss_fn = lambda x0, c, g: sampling_level_loss(denoiser, sigma, x0, c, g)  # noqa: E731
-    else:
-        scheduler = scheduler_of_family(pipe.scheduler.config)
-        loss_fn = lambda x0, c, g: denoising_loss(network, scheduler, x0, c, g)  # noqa: E731
+    images = dict(n_images=n_images, seed=seed, pool=pool, dataset=dataset, image_column=image_column,
+                  label_column=label_column)  # fmt: skip
     call = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
-    gen = torch.Generator().manual_seed(seed)
     start = time.time()
-    measure = lambda: forget_rates(pipe, judge, [target], label_map, eval_samples, eval_seed, **call)[0]  # noqa: E731
-    others = [c for c in sorted(spec.id2label) if c != target]  # "mean": the erased row left out
-    try:
-        with inverted_class(network, target, init, others) as vectors:
-            initial = [v.detach().clone() for v in vectors]
-            opt = torch.optim.Adam(vectors, lr=learning_rate)
-            rates = attack_loop(loss_fn, opt, x, y, checkpoints, batch_size, gen, measure, "invert", progress)
-            moved = float(sum((v.detach() - v0).norm() ** 2 for v, v0 in zip(vectors, initial)) ** 0.5)
-    finally:
-        for p, flag in zip(network.parameters(), trainable):
-            p.requires_grad_(flag)
+    text = hasattr(pipe, "text_pairs")
+    gen = torch.Generator().manual_seed(seed)  # the attacker's batches, noise (and a text model's templates)
+    judging = dict(classifier=classifier, clip=clip, eval_samples=eval_samples, eval_seed=eval_seed, call=call)
+    with (token_attack if text else class_attack)(pipe if name or not text else with_own_text_modules(pipe), forget,
+          init, images, gen, **judging) as attack:  # fmt: skip
+        initial = [v.detach().clone() for v in attack.vectors]
+        opt = torch.optim.Adam(attack.vectors, lr=learning_rate)
+        x, y = attack.x, attack.y
+        rates = attack_loop(attack.loss, opt, x, y, checkpoints, batch_size, gen, attack.measure, "invert", progress)
+        moved = float(sum((v.detach() - v0).norm() ** 2 for v, v0 in zip(attack.vectors, initial)) ** 0.5)
+    one_step = "sigma_init" in pipe.config
     return {
         "model": name or type(pipe).__name__,
-        "attack": "concept inversion (one-step: at σ_init)" if one_step else "concept inversion",
-        "forget": spec.describe()["forget"],
-        "attacked": spec.describe()["forget"],
+        "attack": f"concept inversion{', new token' if text else ''}{' (one-step: at σ_init)' if one_step else ''}",
+        "forget": attack.names,
+        "attacked": attack.names,
+        "judge": attack.judged_by,
         "images_per_class": n_images,
         "learning_rate": learning_rate,
         "init": init,
@@ -184,7 +168,7 @@ def inversion_curve(
         "eval_seed": eval_seed,
         "eval_samples": eval_samples,
         "num_inference_steps": num_inference_steps,
-        "embedding_tables": len(class_embedding_tables(network)),
+        "embedding_tables": len(attack.vectors),
         "embedding_change_norm": moved,
         "steps": checkpoints,
         "forget_accuracy": rates,
@@ -193,3 +177,64 @@ def inversion_curve(
         "mean_forget_accuracy": float(np.mean(rates)),
         "seconds": time.time() - start,
     }
+
+
+@dataclass
+class Attack:
+    """What the attacker optimises and how a budget is judged: the learnable `vectors`, the attacker's images `x`
+    (with labels `y`) in the network's space, the `loss` of a batch, `measure()` (the forget accuracy now), the
+    attacked `names` and the judge's description."""
+
+    vectors: list
+    x: torch.Tensor
+    y: torch.Tensor
+    loss: Callable
+    measure: Callable[[], float]
+    names: list
+    judged_by: str
+
+
+@contextmanager
+def class_attack(pipe, forget, init, images, gen, classifier, clip, eval_samples, eval_seed, call):
+    """A class-conditional model: one vector per class-embedding table for the forgotten id (`inverted_class`);
+    judged by the classifier. The network's `requires_grad` flags are restored afterwards; `gen` is unused (the
+    batches and noise are drawn by the loop)."""
+    if clip is not None:
+        raise ValueError("--clip judges text-to-image models; a class-conditional model is judged by its classifier")
+    pipe, spec, judge, label_map = attack_target(pipe, forget, classifier)
+    if len(spec.forget) != 1:
+        raise ValueError(f"concept inversion recovers one class at a time; {forget!r} names {len(spec.forget)}")
+    target = spec.forget[0]
+    n, seed = images.pop("n_images"), images.pop("seed")
+    x, y = attacker_latents(pipe, [target], n, seed, label_map, **images)
+    network = pipe.network
+    trainable = [p.requires_grad for p in network.parameters()]
+    network.requires_grad_(False)  # only the embedding vectors learn
+    others = [c for c in sorted(spec.id2label) if c != target]  # "mean": the erased row left out
+    measure = lambda: forget_rates(pipe, judge, [target], label_map, eval_samples, eval_seed, **call)[0]  # noqa: E731
+    try:
+        with inverted_class(network, target, init, others) as vectors:
+            loss = attack_loss(pipe, "sigma_init" in pipe.config)
+            yield Attack(vectors, x, y, loss, measure, spec.describe()["forget"], "classifier")
+    finally:
+        for p, flag in zip(network.parameters(), trainable):
+            p.requires_grad_(flag)
+
+
+@contextmanager
+def token_attack(pipe, forget, init, images, gen, classifier, clip, eval_samples, eval_seed, call):
+    """A text-to-image model: a new word (`PlaceholderToken`, one row per text encoder; `pipe` gains it), in prompt
+    templates drawn with `gen`; "a photo of a PLACEHOLDER" judged by `token_inversion.concept_judge`."""
+    concept = concept_of(forget)
+    if pipe.tokenizer is None:
+        raise ValueError("concept inversion of a text-to-image model needs its tokenizer to add the learned token")
+    pipe.set_progress_bar_config(disable=True)
+    rate, judged_by = concept_judge(pipe, concept, classifier, clip)
+    x = concept_images(pipe, concept, **images)
+    token = PlaceholderToken(pipe, start=concept if init == "class" else None)
+    pipe.network.requires_grad_(False)
+    condition = lambda c: encode_prompts(pipe, placeholder_prompts(len(c), gen)).float()  # noqa: E731
+    loss = attack_loss(pipe, "sigma_init" in pipe.config, condition)
+    prompts = [EVAL_PROMPT.format(PLACEHOLDER)] * eval_samples
+    measure = lambda: rate(sample_prompts(pipe, prompts, 100, eval_seed, False, **call)[0])  # noqa: E731
+    yield Attack(token.rows, x, torch.zeros(len(x)), loss, measure, [concept], judged_by)

@@ -102,12 +102,34 @@ def attack_target(model, forget: str, classifier=None):
         )
     pipe.set_progress_bar_config(disable=True)
     spec = ForgetSpec.parse(forget, None, pipe.id2label)
-    judge = (
-        classifier
-        if isinstance(classifier, ImageClassifierJudge)
-        else ImageClassifierJudge.from_pretrained(*([classifier] if classifier else []))
-    )
+    judge = as_judge(classifier)
     return pipe, spec, judge, judge.match_labels(spec.id2label)
+
+
+def as_judge(classifier=None) -> ImageClassifierJudge:
+    """A classifier judge, its folder, or None for the shipped classifier."""
+    if isinstance(classifier, ImageClassifierJudge):
+        return classifier
+    return ImageClassifierJudge.from_pretrained(*([classifier] if classifier else []))
+
+
+def in_network_space(pipe, x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Images in [-1, 1] as the network sees them (the VAE's latents for a latent model), float32 on the CPU."""
+    with torch.no_grad():
+        return pipe.encode_images(x.to(pipe.device), torch.Generator(pipe.device).manual_seed(seed)).float().cpu()
+
+
+def attack_loss(pipe, at_sampling_level: bool, condition=None):
+    """The attacker's loss of a batch (x₀, labels, generator) on `pipe`'s current network: at σ_init through the
+    one-step map (`sampling_level_loss`, the one level a one-step generator is sampled at) or the schedule's denoising
+    loss over all timesteps; `condition` turns a batch's labels into the network's condition (default: the labels)."""
+    condition = condition or (lambda c: c)
+    if at_sampling_level:
+        denoiser, sigma = pipe.generator_network(), pipe.config.sigma_init
+        return lambda x0, c, g: sampling_level_loss(denoiser, sigma, x0, condition(c), g)
+    scheduler = scheduler_of_family(pipe.scheduler.config)  # its training parameterisation (DDPM family or EDM)
+    network = pipe.network
+    return lambda x0, c, g: denoising_loss(network, scheduler, x0, condition(c), g)
 
 
 def attacker_latents(pipe, attacked, n_images, seed, label_map, pool=None, dataset=None, image_column=None,
@@ -120,9 +142,7 @@ def attacker_latents(pipe, attacked, n_images, seed, label_map, pool=None, datas
         images, labels, names = attack_pool(pipe, dataset, image_column, label_column)
         pool_map = dataset_label_map(pipe.id2label, attacked, names, dataset) if dataset else label_map
         x, y = attacker_images((images, labels), attacked, n_images, seed, pool_map)
-    with torch.no_grad():  # a latent model is attacked on the VAE's latents of the images
-        x = pipe.encode_images(x.to(pipe.device), torch.Generator(pipe.device).manual_seed(seed)).float().cpu()
-    return x, y
+    return in_network_space(pipe, x, seed), y  # a latent model is attacked on the VAE's latents of the images
 
 
 def attack_loop(
@@ -253,12 +273,7 @@ def relearn_curve(
     released = pipe.network
     unet = copy.deepcopy(released).float()
     setattr(pipe, component, unet)
-    scheduler = scheduler_of_family(pipe.scheduler.config)  # its training parameterisation (DDPM family or EDM)
-    if at_sampling_level:
-        denoiser, sigma = pipe.generator_network(), pipe.config.sigma_init
-        loss_fn = lambda x0, c, g: sampling_level_loss(denoiser, sigma, x0, c, g)  # noqa: E731
-    else:
-        loss_fn = lambda x0, c, g: denoising_loss(unet, scheduler, x0, c, g)  # noqa: E731
+    loss_fn = attack_loss(pipe, at_sampling_level)  # on the copy
     opt = torch.optim.Adam(unet.parameters(), lr=learning_rate)
     gen = torch.Generator().manual_seed(seed)
     call = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..core.prompts import DEFAULT_TEMPLATES as TEMPLATES
-from ..core.tokens import PLACEHOLDER, add_placeholder_token, nearest_words
+from ..core.tokens import PLACEHOLDER, PlaceholderToken, nearest_words, placeholder_prompts
 from .config import TrainingConfig, TrainingSetupError
 from .override_choice import class_errors, sigma_grid
 
@@ -179,8 +179,8 @@ def learn_token(
     from ..pipelines import Denoiser
     from ..pipelines.prompt_encoding import encode_prompts
 
-    weights = add_placeholder_token(pipe)
-    opt = torch.optim.Adam(weights, lr=INVERSION_LR)
+    token = PlaceholderToken(pipe)
+    opt = torch.optim.Adam(token.rows, lr=INVERSION_LR)
     network = pipe.network.requires_grad_(False)
     denoiser = Denoiser(network, pipe.scheduler.config)
     device = next(network.parameters()).device
@@ -190,7 +190,7 @@ def learn_token(
     for _ in range(steps):
         pick = torch.randint(len(images), (INVERSION_BATCH,), generator=gen)
         x = pipe.encode_images(augment(images[pick], gen).to(device), gen).float().detach()
-        prompts = [TEMPLATES[i].format(PLACEHOLDER) for i in torch.randint(len(TEMPLATES), (len(x),), generator=gen)]
+        prompts = placeholder_prompts(len(x), gen)
         sigma = torch.exp(lo + (hi - lo) * torch.rand(len(x), generator=gen)).to(device).view(-1, 1, 1, 1)
         noise = torch.randn(x.shape, generator=gen).to(device)
         cond = encode_prompts(pipe, prompts).float()
@@ -199,9 +199,7 @@ def learn_token(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    for weight in weights:
-        weight.requires_grad_(False)
-        weight.grad = None
+    token.store()
     return before, token_loss(pipe, denoiser, images, sigma_range, seed)
 
 
