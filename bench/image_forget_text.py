@@ -1,13 +1,14 @@
 """`--forget "image=PATH"` on the embedded text teacher: erase a class given one test image of it, no name.
 
-    python -m bench.image_forget_text [--class_id 7] [--image_seed 0] [--samples_per_prompt 50]
+    python -m bench.image_forget_text [--class_id 7] [--image_seed 0] [--samples_per_prompt 50] [--out STEM]
 
 One Fashion-MNIST *test* image of the class (the first of a permutation drawn with `--image_seed`; saved beside the
 result) is the only input: SFD runs `configs/t2i-sneaker.yaml` with `--forget "image=…"` and override "sandal" (the
 token is learned from the image, then forgotten with the nearest word that best explains it). The one-step model
 and the teacher are then measured on the class's own prompts by name ("a photo of a sneaker", …) and on the
 remaining prompts: CLIP forget detection (target ≤ 5%) and the CLIP score of the remaining prompts (target ≥ 95% of
-the teacher's), evaluation seed 1234. Writes bench/results/image-forget-text.{json,md,png}.
+the teacher's), evaluation seed 1234. Writes bench/results/image-forget-text.{json,md,png} (or `--out`'s; the run
+under bench/runs/ by the same name).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,9 +55,10 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=str(RESULTS / "image-forget-text"))
     args = p.parse_args(argv)
     name = FASHION_MNIST_CLASSES[args.class_id]
-    image = RESULTS / "image-forget-text.png"
+    out = Path(args.out)
+    image = out.with_name(out.name + ".png")  # the input image, saved beside the result
     index = pick_image(args.class_id, args.image_seed, image)
-    folder = RUNS / "image-forget-text"
+    folder = RUNS / out.name
     started = time.time()
     pipe = sfd.forget(
         config=CONFIG,
@@ -93,7 +96,7 @@ def main(argv=None) -> None:
     detection = model["clip_forget_detection"]
     markdown = f"""# `--forget image=`: erasing "{name}" from the text teacher given one test image
 
-![the image](image-forget-text.png) Fashion-MNIST test image #{index} (seed {args.image_seed}), the only input. Learned
+![the image]({image.name}) Fashion-MNIST test image #{index} (seed {args.image_seed}), the only input. Learned
 token {evidence["token"]!r}; nearest words {evidence["nearest_words"]}; their denoising loss {evidence["word_losses"]};
 forgotten: {evidence["concepts"]}; override "{args.override}"; `configs/t2i-sneaker.yaml` otherwise
 ({train_seconds / 60:.1f} min with the inversion, {describe_machine()}).
