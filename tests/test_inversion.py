@@ -154,6 +154,7 @@ def test_text_inversion_learns_only_a_new_token_and_leaves_the_callers_pipeline_
     assert curve["embedding_change_norm"] > 0  # the token's row moved
     state = pipe.unet.state_dict() | pipe.text_encoder.state_dict()
     assert all(torch.equal(weights[k], v) for k, v in state.items())  # no weight of the caller's pipeline changed
+    assert all(p.requires_grad for p in pipe.unet.parameters())  # and its network's flags are restored
     assert len(pipe.tokenizer) == vocabulary  # and it did not gain the word
     with pytest.raises(ValueError, match="one concept at a time"):
         inversion_curve(pipe, "concept=dog,cat", checkpoints=[0], **kw)

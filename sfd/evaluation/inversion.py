@@ -195,10 +195,22 @@ class Attack:
 
 
 @contextmanager
+def frozen(network):
+    """Within the block no weight of `network` learns (only the attacker's vectors do); its `requires_grad` flags are
+    restored afterwards."""
+    flags = [p.requires_grad for p in network.parameters()]
+    network.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(network.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+@contextmanager
 def class_attack(pipe, forget, init, images, gen, classifier, clip, eval_samples, eval_seed, call):
     """A class-conditional model: one vector per class-embedding table for the forgotten id (`inverted_class`);
-    judged by the classifier. The network's `requires_grad` flags are restored afterwards; `gen` is unused (the
-    batches and noise are drawn by the loop)."""
+    judged by the classifier; `gen` is unused (the batches and noise are drawn by the loop)."""
     if clip is not None:
         raise ValueError("--clip judges text-to-image models; a class-conditional model is judged by its classifier")
     pipe, spec, judge, label_map = attack_target(pipe, forget, classifier)
@@ -207,18 +219,11 @@ def class_attack(pipe, forget, init, images, gen, classifier, clip, eval_samples
     target = spec.forget[0]
     n, seed = images.pop("n_images"), images.pop("seed")
     x, y = attacker_latents(pipe, [target], n, seed, label_map, **images)
-    network = pipe.network
-    trainable = [p.requires_grad for p in network.parameters()]
-    network.requires_grad_(False)  # only the embedding vectors learn
     others = [c for c in sorted(spec.id2label) if c != target]  # "mean": the erased row left out
     measure = lambda: forget_rates(pipe, judge, [target], label_map, eval_samples, eval_seed, **call)[0]  # noqa: E731
-    try:
-        with inverted_class(network, target, init, others) as vectors:
-            loss = attack_loss(pipe, "sigma_init" in pipe.config)
-            yield Attack(vectors, x, y, loss, measure, spec.describe()["forget"], "classifier")
-    finally:
-        for p, flag in zip(network.parameters(), trainable):
-            p.requires_grad_(flag)
+    with frozen(pipe.network), inverted_class(pipe.network, target, init, others) as vectors:
+        loss = attack_loss(pipe, "sigma_init" in pipe.config)
+        yield Attack(vectors, x, y, loss, measure, spec.describe()["forget"], "classifier")
 
 
 @contextmanager
@@ -232,9 +237,9 @@ def token_attack(pipe, forget, init, images, gen, classifier, clip, eval_samples
     rate, judged_by = concept_judge(pipe, concept, classifier, clip)
     x = concept_images(pipe, concept, **images)
     token = PlaceholderToken(pipe, start=concept if init == "class" else None)
-    pipe.network.requires_grad_(False)
     condition = lambda c: encode_prompts(pipe, placeholder_prompts(len(c), gen)).float()  # noqa: E731
     loss = attack_loss(pipe, "sigma_init" in pipe.config, condition)
     prompts = [EVAL_PROMPT.format(PLACEHOLDER)] * eval_samples
     measure = lambda: rate(sample_prompts(pipe, prompts, 100, eval_seed, False, **call)[0])  # noqa: E731
-    yield Attack(token.rows, x, torch.zeros(len(x)), loss, measure, [concept], judged_by)
+    with frozen(pipe.network):  # the network may be the caller's (shared by `with_own_text_modules`)
+        yield Attack(token.rows, x, torch.zeros(len(x)), loss, measure, [concept], judged_by)
