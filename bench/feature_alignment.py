@@ -24,27 +24,20 @@ import torch
 
 from bench.common import PROJECT, RESULTS, write_result
 from bench.robustness import ERASERS, NAMES
-from sfd.core.features import middle_features
 from sfd.core.loading import load_pipeline
 from sfd.core.precision import describe_machine
 from sfd.core.spec import ForgetSpec
 from sfd.pipelines import Denoiser
-from sfd.training.contrastive import contrastive_loss
+from sfd.training.contrastive import contrastive_loss, teacher_features
 
 MODELS = ["gold", "sfd", "sfd-far", "sfd-random", "sfd-contrastive"]
 
 
-@torch.no_grad()
 def class_features(pipe, x: torch.Tensor, sigma: float, classes) -> dict[int, torch.Tensor]:
-    """Pooled middle-block features of the network at (x, σ) under each class (unguided)."""
+    """Pooled middle-block features of the network at (x, σ) under each class (unguided), as the contrastive term
+    reads the teacher's."""
     denoiser = Denoiser(pipe.network, pipe.scheduler.config)
-    out = {}
-    with middle_features(pipe.network) as captured:
-        for c in classes:
-            captured.clear()
-            denoiser(x, sigma, torch.full((len(x),), c))
-            out[c] = captured[0]
-    return out
+    return {c: teacher_features(denoiser, pipe.network, x, sigma, torch.full((len(x),), c)) for c in classes}
 
 
 def override_class(path, id2label: dict, target: int, cos: dict) -> int:
